@@ -1,0 +1,3 @@
+package dev.loralego.cli;
+
+public final class LoraLegoCommand { public static void main(String[] a) {} }
