@@ -1,3 +1,49 @@
 package dev.loralego.cli;
 
-public final class LoraLegoCommand { public static void main(String[] a) {} }
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The one executable of the project: {@code java -jar lora-lego.jar <subcommand>}. Thin: every subcommand
+ * parses its options, calls the library and prints the outcome.
+ */
+@Command(name = "lora-lego",
+        mixinStandardHelpOptions = true,
+        versionProvider = VersionProvider.class,
+        description = "Merges PEFT LoRA adapters with LoRA-LEGO (arXiv 2409.16167), offline or as a Kafka Streams service.",
+        subcommands = {
+                MergeCommand.class,
+                SynthCommand.class,
+                CommandLine.HelpCommand.class
+        })
+public final class LoraLegoCommand implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    /** Builds the command line with the project's shared settings (used by {@link #main} and by tests). */
+    public static CommandLine commandLine() {
+        CommandLine cl = new CommandLine(new LoraLegoCommand());
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
+        cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
+            commandLine.getErr().println(commandLine.getColorScheme().errorText("error: " + messageOf(ex)));
+            if (Boolean.getBoolean("loralego.stacktrace")) ex.printStackTrace(commandLine.getErr());
+            return 1;
+        });
+        return cl;
+    }
+
+    private static String messageOf(Throwable ex) {
+        String m = ex.getMessage();
+        return m == null ? ex.getClass().getSimpleName() : m;
+    }
+
+    public static void main(String[] args) {
+        System.exit(commandLine().execute(args));
+    }
+}
