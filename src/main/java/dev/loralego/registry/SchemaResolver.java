@@ -2,6 +2,8 @@ package dev.loralego.registry;
 
 import org.apache.avro.Schema;
 
+import java.util.Map;
+
 /**
  * Maps Avro schemas to the integer ids of Confluent's wire format and back.
  *
@@ -31,4 +33,19 @@ public interface SchemaResolver {
      *         (e.g. registry unreachable); such a failure says nothing about the record
      */
     Schema byId(int id);
+
+    /**
+     * The resolver a configuration asks for: a {@link RegistrySchemaResolver} when
+     * {@code schema.registry.url} is set, otherwise a new {@link EmbeddedSchemaResolver}.
+     *
+     * @param config service or client configuration
+     * @return the resolver
+     */
+    static SchemaResolver fromConfig(Map<String, ?> config) {
+        Object url = config.get(RegistrySchemaResolver.URL_CONFIG);
+        if (url == null || url.toString().isBlank()) {
+            return new EmbeddedSchemaResolver();
+        }
+        return RegistrySchemaResolver.fromConfig(config);
+    }
 }
