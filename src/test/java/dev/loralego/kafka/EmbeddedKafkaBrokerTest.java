@@ -2,6 +2,7 @@ package dev.loralego.kafka;
 
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -11,6 +12,7 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -80,8 +82,15 @@ class EmbeddedKafkaBrokerTest {
             assertEquals(List.of("k1=v1"), readAll(broker, "persist", 1, "read_uncommitted"));
         }
 
-        try (EmbeddedKafkaBroker again = EmbeddedKafkaBroker.start(dir, 0)) {
+        int raised = 32 * 1024 * 1024;
+        try (EmbeddedKafkaBroker again = EmbeddedKafkaBroker.start(dir, 0,
+                Map.of("message.max.bytes", Integer.toString(raised)))) {
             try (Admin admin = admin(again)) {
+                ConfigResource node = new ConfigResource(ConfigResource.Type.BROKER,
+                        Integer.toString(EmbeddedKafkaBroker.NODE_ID));
+                Config config = admin.describeConfigs(List.of(node)).all().get(10, TimeUnit.SECONDS).get(node);
+                assertEquals(Integer.toString(raised), config.get("message.max.bytes").value(), "extra props override");
+                assertEquals("false", config.get("auto.create.topics.enable").value());
                 assertEquals(firstClusterId, admin.describeCluster().clusterId().get(10, TimeUnit.SECONDS),
                         "restart must not re-format the directory");
                 assertTrue(admin.listTopics().names().get(10, TimeUnit.SECONDS).contains("persist"));
@@ -166,6 +175,20 @@ class EmbeddedKafkaBrokerTest {
         try (Admin admin = admin(shared)) {
             Set<String> names = admin.listTopics().names().get(10, TimeUnit.SECONDS);
             assertFalse(names.contains("never-created"), names.toString());
+        }
+    }
+
+    @Test
+    void sharedBrokerHasTheSingleNodeDefaults() throws Exception {
+        try (Admin admin = admin(shared)) {
+            ConfigResource node = new ConfigResource(ConfigResource.Type.BROKER,
+                    Integer.toString(EmbeddedKafkaBroker.NODE_ID));
+            Config c = admin.describeConfigs(List.of(node)).all().get(10, TimeUnit.SECONDS).get(node);
+            assertEquals(Integer.toString(EmbeddedKafkaBroker.DEFAULT_MAX_MESSAGE_BYTES), c.get("message.max.bytes").value());
+            assertEquals("1", c.get("transaction.state.log.replication.factor").value());
+            assertEquals("1", c.get("transaction.state.log.min.isr").value());
+            assertEquals("1", c.get("offsets.topic.replication.factor").value());
+            assertEquals("0", c.get("group.initial.rebalance.delay.ms").value());
         }
     }
 
