@@ -1,0 +1,222 @@
+package dev.loralego.registry;
+
+import org.apache.avro.Schema;
+import org.apache.avro.SchemaNormalization;
+import org.apache.kafka.clients.consumer.Consumer;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.producer.Producer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.PartitionInfo;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.SerializationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * The schema source of the embedded default: no server. A schema's id is derived from its content, so
+ * every process computes the same ids without talking to anyone:
+ * <pre>
+ *   fp = CRC-64-AVRO fingerprint of the schema's Parsing Canonical Form   (Avro spec, "Schema Fingerprints")
+ *   id = (int) (fp ^ (fp &gt;&gt;&gt; 32)) &amp; 0x7fffffff, or 1 if that is 0
+ * </pre>
+ * The canonical form drops docs, defaults and aliases, which do not change the binary encoding, so two
+ * schemas that differ only there share an id; that is harmless for decoding (defaults come from the
+ * reader schema).
+ *
+ * <p>It knows every schema this application ships (the generated classes of {@code dev.loralego.avro})
+ * and any schema passed to {@link #register}. So that a reader holding only the Kafka log can decode
+ * records written with schemas it does not ship (an older or newer writer), {@link #publishSchemas}
+ * writes every known schema to a compacted topic (key = id as decimal string, value = schema JSON) and
+ * {@link #loadFrom} reads them back. Thread-safe.
+ */
+public final class EmbeddedSchemaResolver implements SchemaResolver {
+
+    /** Schemas of the generated classes ({@link ShippedAvroClasses#SCHEMAS}). */
+    public static final List<Schema> SHIPPED_SCHEMAS = ShippedAvroClasses.SCHEMAS;
+
+    private static final Logger LOG = LoggerFactory.getLogger(EmbeddedSchemaResolver.class);
+    private static final long SEND_TIMEOUT_SECONDS = 60;
+
+    /** id -> schema; a sorted map so publishing order is fixed. Guarded by {@code this}. */
+    private final SortedMap<Integer, Schema> schemas = new TreeMap<>();
+    /** id -> parsing canonical form, to detect (astronomically unlikely) id collisions. */
+    private final Map<Integer, String> canonical = new TreeMap<>();
+
+    /** A resolver that knows {@link #SHIPPED_SCHEMAS}. */
+    public EmbeddedSchemaResolver() {
+        for (Schema s : SHIPPED_SCHEMAS) {
+            add(s);
+        }
+    }
+
+    /**
+     * The id of {@code schema}: 31 bits of its Parsing-Canonical-Form fingerprint, never 0.
+     *
+     * @param schema any schema
+     * @return a positive id that depends only on the schema's canonical form
+     */
+    public static int idOf(Schema schema) {
+        long fp = SchemaNormalization.parsingFingerprint64(Objects.requireNonNull(schema, "schema"));
+        int id = (int) (fp ^ (fp >>> 32)) & 0x7fffffff;
+        return id == 0 ? 1 : id;
+    }
+
+    /**
+     * Adds {@code schema} (if new) and returns its id; the subject plays no part in the id.
+     *
+     * @throws SerializationException if another schema already has the same id (a fingerprint collision)
+     */
+    @Override
+    public int register(String subject, Schema schema) {
+        Objects.requireNonNull(subject, "subject");
+        return add(schema);
+    }
+
+    @Override
+    public synchronized Schema byId(int id) {
+        Schema s = schemas.get(id);
+        if (s == null) {
+            throw new UnknownSchemaIdException(id, "not shipped with this application and not loaded from the "
+                    + "schemas topic");
+        }
+        return s;
+    }
+
+    /** Ids of every known schema, ascending. */
+    public synchronized List<Integer> knownIds() {
+        return List.copyOf(schemas.keySet());
+    }
+
+    /**
+     * Writes every known schema to {@code topic} (compacted; key = id, value = schema JSON) and waits until
+     * the broker has them.
+     *
+     * @param producer a producer of strings; not closed
+     * @param topic    the schemas topic, e.g. {@code lora.schemas}
+     * @return the number of schemas written
+     * @throws SerializationException if a write fails or does not finish within a minute
+     */
+    public int publishSchemas(Producer<String, String> producer, String topic) {
+        Objects.requireNonNull(producer, "producer");
+        Objects.requireNonNull(topic, "topic");
+        SortedMap<Integer, Schema> snapshot;
+        synchronized (this) {
+            snapshot = new TreeMap<>(schemas);
+        }
+        List<Future<?>> sends = new ArrayList<>();
+        snapshot.forEach((id, schema) ->
+                sends.add(producer.send(new ProducerRecord<>(topic, Integer.toString(id), schema.toString()))));
+        producer.flush();
+        for (Future<?> f : sends) {
+            try {
+                f.get(SEND_TIMEOUT_SECONDS, TimeUnit.SECONDS);
+            } catch (ExecutionException e) {
+                throw new SerializationException("publishing schemas to " + topic + " failed: "
+                        + e.getCause().getMessage(), e.getCause());
+            } catch (TimeoutException e) {
+                throw new SerializationException("publishing schemas to " + topic + " did not finish within "
+                        + SEND_TIMEOUT_SECONDS + " s", e);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new SerializationException("interrupted while publishing schemas to " + topic, e);
+            }
+        }
+        return snapshot.size();
+    }
+
+    /**
+     * Reads {@code topic} from the beginning up to its current end and adds every schema in it. Entries
+     * whose value does not parse, or whose key is not the id of the schema in the value, are skipped with
+     * a warning (their records will then fail with "unknown schema id"). Tombstones are ignored.
+     *
+     * @param consumer a consumer of strings without subscriptions; it is assigned the topic's partitions,
+     *                 and left assigned (not closed)
+     * @param topic    the schemas topic
+     * @param timeout  how long to wait for the topic's metadata and records
+     * @return the number of schemas that were not known before
+     * @throws SerializationException if the topic does not exist or cannot be read to its end in time
+     */
+    public int loadFrom(Consumer<String, String> consumer, String topic, Duration timeout) {
+        Objects.requireNonNull(consumer, "consumer");
+        Objects.requireNonNull(topic, "topic");
+        long deadline = System.nanoTime() + timeout.toNanos();
+        List<PartitionInfo> infos = consumer.partitionsFor(topic, timeout);
+        if (infos == null || infos.isEmpty()) {
+            throw new SerializationException("schemas topic " + topic + " does not exist");
+        }
+        List<TopicPartition> parts = infos.stream().map(i -> new TopicPartition(topic, i.partition())).toList();
+        consumer.assign(parts);
+        consumer.seekToBeginning(parts);
+        Map<TopicPartition, Long> endOffsets = consumer.endOffsets(parts, timeout);
+        int added = 0;
+        while (!reachedEnd(consumer, parts, endOffsets)) {
+            if (System.nanoTime() > deadline) {
+                throw new SerializationException("reading the schemas topic " + topic + " did not reach its end"
+                        + " within " + timeout.toMillis() + " ms");
+            }
+            for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(100))) {
+                if (r.value() == null) {
+                    continue;
+                }
+                Schema schema;
+                try {
+                    schema = new Schema.Parser().parse(r.value());
+                } catch (RuntimeException e) {
+                    LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: not a schema ({})", r.key(), r.topic(),
+                            r.partition(), r.offset(), e.getMessage());
+                    continue;
+                }
+                int id = idOf(schema);
+                if (!Integer.toString(id).equals(r.key())) {
+                    LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: the schema's id is {}", r.key(),
+                            r.topic(), r.partition(), r.offset(), id);
+                    continue;
+                }
+                synchronized (this) {
+                    if (!schemas.containsKey(id)) {
+                        add(schema);
+                        added++;
+                    }
+                }
+            }
+        }
+        return added;
+    }
+
+    private static boolean reachedEnd(Consumer<String, String> consumer, List<TopicPartition> parts,
+                                      Map<TopicPartition, Long> endOffsets) {
+        for (TopicPartition tp : parts) {
+            if (consumer.position(tp) < endOffsets.getOrDefault(tp, 0L)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private synchronized int add(Schema schema) {
+        Objects.requireNonNull(schema, "schema");
+        int id = idOf(schema);
+        String form = SchemaNormalization.toParsingForm(schema);
+        String known = canonical.get(id);
+        if (known == null) {
+            canonical.put(id, form);
+            schemas.put(id, schema);
+        } else if (!known.equals(form)) {
+            throw new SerializationException("schema id collision: " + schema.getFullName() + " and "
+                    + schemas.get(id).getFullName() + " both map to id " + id);
+        }
+        return id;
+    }
+}

@@ -1,0 +1,155 @@
+package dev.loralego.registry;
+
+import dev.loralego.avro.DeadLetter;
+import dev.loralego.avro.ModuleRef;
+import dev.loralego.kafka.EmbeddedKafkaBroker;
+import org.apache.avro.Schema;
+import org.apache.avro.SchemaNormalization;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericDatumWriter;
+import org.apache.avro.io.BinaryEncoder;
+import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificData;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.errors.SerializationException;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Ids, lookups and the schemas topic of {@link EmbeddedSchemaResolver}. */
+class EmbeddedSchemaResolverTest {
+
+    @Test
+    void knowsEveryShippedSchemaUnderItsFingerprintId() {
+        EmbeddedSchemaResolver r = new EmbeddedSchemaResolver();
+        Set<Integer> ids = new HashSet<>();
+        for (Schema s : EmbeddedSchemaResolver.SHIPPED_SCHEMAS) {
+            int id = AvroSerdeTest.expectedId(s);
+            assertEquals(id, EmbeddedSchemaResolver.idOf(s), s.getFullName());
+            assertEquals(s, r.byId(id), s.getFullName());
+            ids.add(id);
+        }
+        assertEquals(11, ids.size(), "distinct ids");
+        assertEquals(ids, new HashSet<>(r.knownIds()));
+    }
+
+    @Test
+    void unknownIdIsAClearError() {
+        UnknownSchemaIdException e = assertThrows(UnknownSchemaIdException.class,
+                () -> new EmbeddedSchemaResolver().byId(5));
+        assertTrue(e.getMessage().startsWith("unknown schema id 5"), e.getMessage());
+        assertEquals(5, e.id());
+    }
+
+    @Test
+    void registrationIsIdempotentIndependentOfSubjectAndIgnoresDocs() {
+        EmbeddedSchemaResolver r = new EmbeddedSchemaResolver();
+        Schema s = ModuleRef.getClassSchema();
+        int id = r.register("a-value", s);
+        assertEquals(id, r.register("b-value", s));
+        assertEquals(EmbeddedSchemaResolver.idOf(s), id);
+        Schema undocumented = new Schema.Parser().parse(SchemaNormalization.toParsingForm(s));
+        assertEquals(id, r.register("c-value", undocumented), "docs do not change the encoding or the id");
+        Schema other = AvroSerdeTest.variant(s, Set.of("digest"), null);
+        int otherId = r.register("a-value", other);
+        assertNotEquals(id, otherId);
+        assertEquals(other, r.byId(otherId));
+        assertEquals(12, r.knownIds().size());
+    }
+
+    @Test
+    void aReaderWithOnlyTheLogDecodesSchemasItDoesNotShip(@TempDir Path tmp) throws Exception {
+        String topic = "lora.schemas";
+        try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start(tmp.resolve("kafka"), 0)) {
+            Properties ap = new Properties();
+            ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+            try (Admin admin = Admin.create(ap)) {
+                admin.createTopics(List.of(new NewTopic(topic, 1, (short) 1)
+                        .configs(Map.of("cleanup.policy", "compact")))).all().get(30, TimeUnit.SECONDS);
+            }
+
+            // The writer knows a newer DeadLetter with an extra field and publishes everything it knows.
+            EmbeddedSchemaResolver writer = new EmbeddedSchemaResolver();
+            Schema newer = AvroSerdeTest.variant(DeadLetter.getClassSchema(), Set.of(),
+                    new Schema.Field("attempts", Schema.create(Schema.Type.INT), null, null));
+            int newerId = writer.register("lora.deadletter-value", newer);
+            DeadLetter letter = AvroSamples.deadLetter(new SplittableRandom(3));
+            byte[] record = encode(newer, newerId, letter, 4);
+
+            Properties pp = new Properties();
+            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+            try (KafkaProducer<String, String> producer =
+                         new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+                assertEquals(12, writer.publishSchemas(producer, topic));
+                // entries a reader must skip: not a schema; a schema under a key that is not its id
+                producer.send(new ProducerRecord<>(topic, "123", "not json")).get(30, TimeUnit.SECONDS);
+                producer.send(new ProducerRecord<>(topic, "999", ModuleRef.getClassSchema().toString()))
+                        .get(30, TimeUnit.SECONDS);
+                producer.send(new ProducerRecord<>(topic, "77", null)).get(30, TimeUnit.SECONDS);
+            }
+
+            EmbeddedSchemaResolver reader = new EmbeddedSchemaResolver();
+            AvroSerde<DeadLetter> serde = new AvroSerde<>(DeadLetter.class, reader);
+            BadRecordException before = assertThrows(BadRecordException.class,
+                    () -> serde.deserialize("lora.deadletter", record));
+            assertTrue(before.reason().startsWith("unknown schema id " + newerId), before.reason());
+
+            Properties cp = new Properties();
+            cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+            try (KafkaConsumer<String, String> consumer =
+                         new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+                assertEquals(1, reader.loadFrom(consumer, topic, Duration.ofSeconds(30)), "only the newer schema is new");
+            }
+            assertEquals(letter, serde.deserialize("lora.deadletter", record));
+            assertThrows(UnknownSchemaIdException.class, () -> reader.byId(999));
+            assertThrows(UnknownSchemaIdException.class, () -> reader.byId(123));
+
+            try (KafkaConsumer<String, String> consumer =
+                         new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer())) {
+                SerializationException missing = assertThrows(SerializationException.class,
+                        () -> reader.loadFrom(consumer, "no.such.topic", Duration.ofSeconds(3)));
+                assertTrue(missing.getMessage().contains("no.such.topic"), missing.getMessage());
+            }
+        }
+    }
+
+    private static byte[] encode(Schema writer, int id, DeadLetter letter, int attempts) throws Exception {
+        GenericData.Record r = new GenericData.Record(writer);
+        for (Schema.Field f : writer.getFields()) {
+            Schema.Field mine = letter.getSchema().getField(f.name());
+            r.put(f.name(), mine == null ? Integer.valueOf(attempts) : letter.get(mine.pos()));
+        }
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        byte[] header = new byte[5];
+        ConfluentWireFormat.writeHeader(header, id);
+        out.writeBytes(header);
+        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
+        new GenericDatumWriter<Object>(writer, SpecificData.get()).write(r, enc);
+        enc.flush();
+        return out.toByteArray();
+    }
+}
