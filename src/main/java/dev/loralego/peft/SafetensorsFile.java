@@ -177,8 +177,15 @@ public final class SafetensorsFile implements AutoCloseable {
             if (t != JsonToken.END_OBJECT) {
                 throw new SafetensorsFormatException(source + ": malformed header JSON near " + p.currentLocation());
             }
-            if (p.nextToken() != null) {
-                throw new SafetensorsFormatException(source + ": unexpected content after the header's JSON object");
+            boolean trailing;
+            try {
+                trailing = p.nextToken() != null;
+            } catch (JsonProcessingException e) {
+                trailing = true;
+            }
+            if (trailing) {
+                throw new SafetensorsFormatException(source + ": unexpected content after the header's JSON object"
+                        + " (only space padding may follow it)");
             }
         } catch (SafetensorsFormatException e) {
             throw e;
