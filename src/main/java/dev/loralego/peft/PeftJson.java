@@ -1,5 +1,6 @@
 package dev.loralego.peft;
 
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.util.DefaultIndenter;
 import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
@@ -9,6 +10,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -34,16 +36,51 @@ final class PeftJson {
     private PeftJson() {
     }
 
-    /** Pretty JSON, 2-space indent, {@code ": "} between key and value, LF line ends, no trailing newline. */
+    /**
+     * Pretty JSON as Python's {@code json.dumps(obj, indent=2)} writes it: 2-space indent, {@code ": "} between
+     * key and value, LF line ends, empty containers as <code>{}</code> and {@code []}, no trailing newline.
+     */
     static String pretty(JsonNode node) {
-        DefaultPrettyPrinter printer = new DefaultPrettyPrinter(
-                Separators.createDefaultInstance().withObjectFieldValueSpacing(Separators.Spacing.AFTER))
-                .withObjectIndenter(new DefaultIndenter("  ", "\n"))
-                .withArrayIndenter(new DefaultIndenter("  ", "\n"));
         try {
-            return MAPPER.writer(printer).writeValueAsString(node);
+            return MAPPER.writer(new PythonStylePrinter()).writeValueAsString(node);
         } catch (IOException e) {
             throw new IllegalStateException("cannot serialise JSON", e);
+        }
+    }
+
+    /** Jackson's default printer, but without the space it puts inside empty objects and arrays. */
+    private static final class PythonStylePrinter extends DefaultPrettyPrinter {
+        private static final long serialVersionUID = 1L;
+
+        PythonStylePrinter() {
+            super(Separators.createDefaultInstance().withObjectFieldValueSpacing(Separators.Spacing.AFTER));
+            indentObjectsWith(new DefaultIndenter("  ", "\n"));
+            indentArraysWith(new DefaultIndenter("  ", "\n"));
+        }
+
+        @Override
+        public DefaultPrettyPrinter createInstance() {
+            return new PythonStylePrinter();
+        }
+
+        @Override
+        public void writeEndObject(JsonGenerator g, int nrOfEntries) throws IOException {
+            if (nrOfEntries == 0) {
+                _nesting--;
+                g.writeRaw('}');
+            } else {
+                super.writeEndObject(g, nrOfEntries);
+            }
+        }
+
+        @Override
+        public void writeEndArray(JsonGenerator g, int nrOfValues) throws IOException {
+            if (nrOfValues == 0) {
+                _nesting--;
+                g.writeRaw(']');
+            } else {
+                super.writeEndArray(g, nrOfValues);
+            }
         }
     }
 
@@ -56,7 +93,7 @@ final class PeftJson {
                 + TEMP_COUNTER.incrementAndGet() + ".tmp");
         try {
             try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8));
+                ByteBuffer b = ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8));
                 while (b.hasRemaining()) {
                     ch.write(b);
                 }

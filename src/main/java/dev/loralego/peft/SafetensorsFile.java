@@ -16,12 +16,14 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
@@ -368,9 +370,9 @@ public final class SafetensorsFile implements AutoCloseable {
     public void readFloats(String name, long first, float[] dst, int off, int n) throws IOException {
         TensorInfo t = tensor(name);
         checkElementRange(t, first, n);
-        java.util.Objects.checkFromIndexSize(off, n, dst.length);
+        Objects.checkFromIndexSize(off, n, dst.length);
         int size = t.dtype().byteSize();
-        byte[] scratch = new byte[Math.min(COPY_BLOCK_BYTES, Math.max(size, n * size))];
+        byte[] scratch = new byte[(int) Math.min(COPY_BLOCK_BYTES, Math.max(size, (long) n * size))];
         int perBlock = scratch.length / size;
         long pos = dataSectionOffset + t.dataStart() + first * size;
         for (int done = 0; done < n; ) {
@@ -386,9 +388,9 @@ public final class SafetensorsFile implements AutoCloseable {
     public void readDoubles(String name, long first, double[] dst, int off, int n) throws IOException {
         TensorInfo t = tensor(name);
         checkElementRange(t, first, n);
-        java.util.Objects.checkFromIndexSize(off, n, dst.length);
+        Objects.checkFromIndexSize(off, n, dst.length);
         int size = t.dtype().byteSize();
-        byte[] scratch = new byte[Math.min(COPY_BLOCK_BYTES, Math.max(size, n * size))];
+        byte[] scratch = new byte[(int) Math.min(COPY_BLOCK_BYTES, Math.max(size, (long) n * size))];
         int perBlock = scratch.length / size;
         long pos = dataSectionOffset + t.dataStart() + first * size;
         for (int done = 0; done < n; ) {
@@ -470,7 +472,7 @@ public final class SafetensorsFile implements AutoCloseable {
     public void close() throws IOException {
         closed = true;
         synchronized (chunks) {
-            java.util.Arrays.fill(chunks, null);
+            Arrays.fill(chunks, null);
         }
         channel.close();
     }

@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -372,16 +371,5 @@ public final class SafetensorsWriter implements AutoCloseable {
             abort();
             throw e;
         }
-    }
-
-    /** For messages and tests. */
-    Map<String, Long> offsets() {
-        Map<String, Long> m = new LinkedHashMap<>();
-        long o = 0;
-        for (TensorSpec s : order) {
-            m.put(s.name(), o);
-            o += s.byteLength();
-        }
-        return m;
     }
 }
