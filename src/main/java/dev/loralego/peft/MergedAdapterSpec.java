@@ -1,0 +1,48 @@
+package dev.loralego.peft;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.util.Collections;
+import java.util.Objects;
+import java.util.SortedMap;
+import java.util.TreeMap;
+
+/**
+ * Everything {@link PeftAdapterWriter} needs to write a merged adapter as a PEFT directory.
+ *
+ * @param baseModel   {@code base_model_name_or_path} (from the inputs)
+ * @param taskType    {@code task_type} (from the inputs), or {@code null}
+ * @param fanInFanOut {@code fan_in_fan_out} (from the inputs)
+ * @param dtype       stored dtype of the factors
+ * @param modules     factors by full module name (without {@code base_model.model.}); copied into a sorted map
+ * @param extraConfig extra {@code adapter_config.json} fields to carry (e.g. {@code lora_dropout},
+ *                    {@code modules_to_save}); the fields the writer computes win over them; nullable, copied
+ */
+public record MergedAdapterSpec(String baseModel, String taskType, boolean fanInFanOut, DType dtype,
+                                SortedMap<String, ModuleFactors> modules, ObjectNode extraConfig) {
+
+    /** Checks non-null fields and at least one valid module name; copies the map and the extra config. */
+    public MergedAdapterSpec {
+        Objects.requireNonNull(dtype, "dtype");
+        Objects.requireNonNull(modules, "modules");
+        if (modules.isEmpty()) {
+            throw new IllegalArgumentException("a merged adapter needs at least one module");
+        }
+        for (String m : modules.keySet()) {
+            if (m.isEmpty() || m.startsWith(".") || m.endsWith(".") || m.startsWith(PeftAdapter.NAME_PREFIX)
+                    || m.contains("..")) {
+                throw new IllegalArgumentException("invalid module name '" + m
+                        + "' (full module name without the base_model.model. prefix expected)");
+            }
+            Objects.requireNonNull(modules.get(m), "factors of module " + m);
+        }
+        modules = Collections.unmodifiableSortedMap(new TreeMap<>(modules));
+        extraConfig = extraConfig == null ? null : extraConfig.deepCopy();
+    }
+
+    /** A copy of the extra config fields, or {@code null}. */
+    @Override
+    public ObjectNode extraConfig() {
+        return extraConfig == null ? null : extraConfig.deepCopy();
+    }
+}

@@ -1,0 +1,267 @@
+package dev.loralego.peft;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+/** Reading safetensors files assembled byte by byte from the format description, valid and malformed. */
+class SafetensorsFileTest {
+
+    @TempDir
+    Path dir;
+
+    /** u64 LE length + header (optionally space-padded to 8) + data. */
+    static byte[] assemble(String headerJson, boolean pad, byte[] data) {
+        byte[] json = headerJson.getBytes(StandardCharsets.UTF_8);
+        int padding = pad ? (8 - json.length % 8) % 8 : 0;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(json.length + padding);
+        out.writeBytes(len.array());
+        out.writeBytes(json);
+        for (int i = 0; i < padding; i++) {
+            out.write(' ');
+        }
+        out.writeBytes(data);
+        return out.toByteArray();
+    }
+
+    private Path writeFile(String name, byte[] bytes) throws IOException {
+        Path p = dir.resolve(name);
+        Files.write(p, bytes);
+        return p;
+    }
+
+    private static byte[] bytes(int... v) {
+        byte[] b = new byte[v.length];
+        for (int i = 0; i < v.length; i++) {
+            b[i] = (byte) v[i];
+        }
+        return b;
+    }
+
+    @Test
+    void readsAHandBuiltFileOfEveryDtype() throws IOException {
+        // a: F32 [2] = {1.5, -2}; b: F16 [2] = {1, -0.5}; c: BF16 [1,1] = {-3}; d: F64 [] (scalar) = 0.25
+        String header = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"hand\"},"
+                + "\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[8,12]},"
+                + "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                + "\"c\":{\"dtype\":\"BF16\",\"shape\":[1,1],\"data_offsets\":[12,14]},"
+                + "\"d\":{\"dtype\":\"F64\",\"shape\":[],\"data_offsets\":[14,22]}}";
+        byte[] data = bytes(
+                0x00, 0x00, 0xC0, 0x3F, 0x00, 0x00, 0x00, 0xC0,   // 1.5f = 0x3FC00000, -2f = 0xC0000000
+                0x00, 0x3C, 0x00, 0xB8,                           // half 1 = 0x3C00, -0.5 = 0xB800
+                0x40, 0xC0,                                       // bf16 -3 = 0xC040
+                0, 0, 0, 0, 0, 0, 0xD0, 0x3F);                    // 0.25 = 0x3FD0000000000000
+        for (boolean pad : new boolean[]{true, false}) {
+            Path p = writeFile("hand-" + pad + ".safetensors", assemble(header, pad, data));
+            try (SafetensorsFile f = SafetensorsFile.open(p)) {
+                assertEquals(Map.of("format", "pt", "note", "hand"), f.metadata());
+                assertEquals(List.of("a", "b", "c", "d"), List.copyOf(f.tensors().keySet()));
+                assertArrayEquals(new float[]{1.5f, -2f}, f.readFloats("a"));
+                assertArrayEquals(new double[]{1.0, -0.5}, f.readDoubles("b"));
+                assertArrayEquals(new float[]{-3f}, f.readFloats("c"));
+                assertArrayEquals(new double[]{0.25}, f.readDoubles("d"));
+                assertArrayEquals(new long[]{1, 1}, f.tensor("c").shape());
+                assertEquals(DType.F16, f.tensor("b").dtype());
+                assertEquals(8, f.tensor("b").dataStart());
+                assertEquals(12, f.tensor("b").dataEnd());
+                assertArrayEquals(bytes(0x00, 0x3C, 0x00, 0xB8), f.readRawBytes("b"));
+                assertEquals(f.fileSize() - 22, f.dataSectionOffset());
+                assertEquals(1, f.tensor("d").elementCount());
+            }
+        }
+    }
+
+    @Test
+    void readsAcrossMappedChunkBoundaries() throws IOException {
+        // unpadded header so elements straddle chunk boundaries of a tiny chunk size
+        int n = 1000;
+        double[] values = new double[n];
+        ByteBuffer data = ByteBuffer.allocate(n * 8).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < n; i++) {
+            values[i] = Math.sin(i) * 1e3;
+            data.putDouble(values[i]);
+        }
+        String header = "{\"x\":{\"dtype\":\"F64\",\"shape\":[10,100],\"data_offsets\":[0," + (n * 8) + "]}}";
+        Path p = writeFile("chunks.safetensors", assemble(header, false, data.array()));
+        try (SafetensorsFile f = SafetensorsFile.open(p, 13)) {
+            assertArrayEquals(values, f.readDoubles("x"));
+            double[] part = new double[7];
+            f.readDoubles("x", 500, part, 0, 7);
+            assertArrayEquals(Arrays.copyOfRange(values, 500, 507), part);
+            float[] fl = f.readFloats("x");
+            for (int i = 0; i < n; i++) {
+                assertEquals((float) values[i], fl[i]);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ malformed files
+
+    private String rejected(byte[] file) throws IOException {
+        Path p = writeFile("bad.safetensors", file);
+        SafetensorsFormatException e = assertThrows(SafetensorsFormatException.class, () -> SafetensorsFile.open(p).close());
+        assertTrue(e.getMessage().contains(p.toString()), "message names the file: " + e.getMessage());
+        return e.getMessage();
+    }
+
+    private static final String GOOD_HEADER = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+            + "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}";
+
+    @Test
+    void rejectsTruncatedFiles() throws IOException {
+        byte[] good = assemble(GOOD_HEADER, true, new byte[12]);
+        assertTrue(rejected(Arrays.copyOf(good, 5)).contains("truncated"), "shorter than the length prefix");
+        assertTrue(rejected(Arrays.copyOf(good, 30)).contains("truncated"), "cut inside the header");
+        String m = rejected(Arrays.copyOf(good, good.length - 2));
+        assertTrue(m.contains("truncated") && m.contains("'b'") && m.contains("outside the file"), m);
+    }
+
+    @Test
+    void rejectsHeaderOver100MB() throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(100_000_001L);
+        String m = rejected(b.array());
+        assertTrue(m.contains("100000001") && m.contains("100 MB"), m);
+        ByteBuffer huge = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(-1L);
+        assertTrue(rejected(huge.array()).contains("18446744073709551615"), "u64 shown unsigned");
+    }
+
+    @Test
+    void rejectsOverlappingOffsets() throws IOException {
+        String header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}";
+        String m = rejected(assemble(header, true, new byte[12]));
+        assertTrue(m.contains("overlapping") && m.contains("'b'") && m.contains("'a'"), m);
+    }
+
+    @Test
+    void rejectsGappedOffsets() throws IOException {
+        String header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}";
+        String m = rejected(assemble(header, true, new byte[12]));
+        assertTrue(m.contains("gap") && m.contains("[4, 8)") && m.contains("'b'"), m);
+        // trailing bytes after the last tensor are a gap too
+        String m2 = rejected(assemble(GOOD_HEADER, true, new byte[16]));
+        assertTrue(m2.contains("gap") && m2.contains("16 bytes"), m2);
+        // so is a first tensor that does not start at 0
+        String header3 = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+        assertTrue(rejected(assemble(header3, true, new byte[8])).contains("gap"));
+    }
+
+    @Test
+    void rejectsDuplicateNames() throws IOException {
+        String header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                + "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
+        String m = rejected(assemble(header, true, new byte[8]));
+        assertTrue(m.toLowerCase().contains("duplicate") && m.contains("'a'"), m);
+        String nested = "{\"a\":{\"dtype\":\"F32\",\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,4]}}";
+        assertTrue(rejected(assemble(nested, true, new byte[4])).toLowerCase().contains("duplicate"));
+    }
+
+    @Test
+    void rejectsUnknownDtype() throws IOException {
+        String header = "{\"a\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[0,4]}}";
+        String m = rejected(assemble(header, true, new byte[4]));
+        assertTrue(m.contains("'a'") && m.contains("unknown") && m.contains("I8"), m);
+    }
+
+    @Test
+    void rejectsShapeByteCountMismatch() throws IOException {
+        String header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}";
+        String m = rejected(assemble(header, true, new byte[8]));
+        assertTrue(m.contains("'a'") && m.contains("shape/byte-count mismatch") && m.contains("[3]"), m);
+    }
+
+    @Test
+    void rejectsOtherMalformedHeaders() throws IOException {
+        assertTrue(rejected(assemble("[1,2]", true, new byte[0])).contains("does not start with '{'"));
+        assertTrue(rejected(assemble("{\"a\":", true, new byte[0])).contains("not valid JSON"));
+        assertTrue(rejected(assemble("{\"__metadata__\":{\"k\":1}}", true, new byte[0])).contains("not a string"));
+        assertTrue(rejected(assemble("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,0]}}", true,
+                new byte[0])).contains("non-negative"));
+        assertTrue(rejected(assemble("{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", true, new byte[4]))
+                .contains("data_offsets"));
+        assertTrue(rejected(assemble("{} x", false, new byte[0])).contains("after the header"));
+        String outside = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[100,104]}}";
+        assertTrue(rejected(assemble(outside, true, new byte[4])).contains("outside the file"));
+    }
+
+    @Test
+    void emptyFileWithOnlyMetadataIsValid() throws IOException {
+        Path p = writeFile("empty.safetensors", assemble("{\"__metadata__\":{\"format\":\"pt\"}}", true, new byte[0]));
+        try (SafetensorsFile f = SafetensorsFile.open(p)) {
+            assertTrue(f.tensors().isEmpty());
+            assertEquals("pt", f.metadata().get("format"));
+        }
+    }
+
+    @Test
+    void unknownTensorNameIsAClearError() throws IOException {
+        Path p = writeFile("ok.safetensors", assemble(GOOD_HEADER, true, new byte[12]));
+        try (SafetensorsFile f = SafetensorsFile.open(p)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> f.readFloats("zz"));
+            assertTrue(e.getMessage().contains("'zz'"));
+        }
+    }
+
+    // ------------------------------------------------------------ beyond 2 GiB, sparse
+
+    @Test
+    void readsATensorBeyondFourGiBFromASparseFile() throws IOException {
+        // "big": BF16 [2^31] = 4 GiB of zeros (never written: a hole), then "small": F32 [4] at offset 2^32.
+        long bigBytes = 1L << 32;
+        String header = "{\"__metadata__\":{\"format\":\"pt\"},"
+                + "\"big\":{\"dtype\":\"BF16\",\"shape\":[2147483648],\"data_offsets\":[0," + bigBytes + "]},"
+                + "\"small\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[" + bigBytes + "," + (bigBytes + 16) + "]}}";
+        byte[] head = assemble(header, true, new byte[0]);
+        Path p = dir.resolve("sparse.safetensors");
+        float[] small = {1.25f, -7f, 3e-3f, Float.MAX_VALUE};
+        try (RandomAccessFile raf = new RandomAccessFile(p.toFile(), "rw")) {
+            try {
+                raf.setLength(head.length + bigBytes + 16);
+            } catch (IOException e) {
+                assumeTrue(false, "file system cannot create a 4 GiB sparse file: " + e.getMessage());
+            }
+            raf.seek(0);
+            raf.write(head);
+            ByteBuffer data = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+            for (float v : small) {
+                data.putFloat(v);
+            }
+            raf.seek(head.length + bigBytes);
+            raf.write(data.array());
+        }
+        assumeTrue(Files.getFileStore(p).getUsableSpace() > 0);
+        try (SafetensorsFile f = SafetensorsFile.open(p)) {
+            assertEquals(bigBytes, f.tensor("small").dataStart());
+            assertArrayEquals(small, f.readFloats("small"));
+            assertArrayEquals(new double[]{1.25, -7, (double) 3e-3f, (double) Float.MAX_VALUE}, f.readDoubles("small"));
+            // a slice of the hole reads as zeros, located by a long element offset
+            float[] zeros = new float[5];
+            Arrays.fill(zeros, 9f);
+            f.readFloats("big", (1L << 31) - 5, zeros, 0, 5);
+            assertArrayEquals(new float[5], zeros);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> f.readFloats("big"));
+            assertTrue(e.getMessage().contains("'big'") && e.getMessage().contains("Integer.MAX_VALUE"), e.getMessage());
+        } finally {
+            Files.deleteIfExists(p);
+        }
+    }
+}
