@@ -20,6 +20,7 @@ public final class SvdMerge {
      * @param k rank of the result, {@code ≥ 1}
      */
     public static MergedModule merge(String module, List<AdapterModule> adapters, int k) {
+        AdapterModule.requireCommonShape(module, adapters);
         if (k < 1) throw new IllegalArgumentException("module " + module + ": k must be >= 1, got " + k);
         MergedModule cat = ConcatenationMerge.cat(module, adapters);
         LowRankFactorisation.Factors f = LowRankFactorisation.ofProduct(cat.b(), cat.a(), cat.dOut(), cat.rank(), cat.dIn())

@@ -16,8 +16,9 @@ import java.util.List;
  *   <li>Factor: truncated SVD of the dense result to rank {@code min(k, dOut, dIn)}
  *       ({@link LowRankFactorisation#ofDense}, cost {@code O(dOut · dIn · min(dOut, dIn))}).</li>
  * </ol>
- * Memory: four dense {@code dOut × dIn} arrays whatever the number of adapters (each {@code τ_t} is rebuilt for the
- * second pass instead of being kept).
+ * Memory: four dense {@code dOut × dIn} double arrays and one int array whatever the number of adapters (each
+ * {@code τ_t} is rebuilt for the second pass instead of being kept). Time is dominated by the dense SVD: about
+ * 4 s for a gpt2 {@code c_attn} module (768 × 2304) on one core.
  */
 public final class TiesMerge {
 
