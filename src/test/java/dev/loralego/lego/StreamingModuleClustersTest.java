@@ -257,7 +257,7 @@ class StreamingModuleClustersTest {
     }
 
     @Test
-    void achangeOfTheAutomaticKRebuildsLikeTheBatchMerge() {
+    void aChangeOfTheAutomaticKRebuildsLikeTheBatchMerge() {
         LegoOptions o = options(0, CanonicalForm.SVD, FeatureNorm.NONE);
         StreamingModuleClusters s = new StreamingModuleClusters(MODULE, o, StreamingOptions.defaults());
         SplittableRandom rng = new SplittableRandom(21);
