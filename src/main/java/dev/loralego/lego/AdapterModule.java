@@ -1,5 +1,6 @@
 package dev.loralego.lego;
 
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -36,6 +37,45 @@ public record AdapterModule(String adapterId, double weight, double scaling, int
         }
         if (b.length != (long) dOut * rank) {
             throw new IllegalArgumentException("B has " + b.length + " values, expected dOut*r = " + dOut + "*" + rank);
+        }
+    }
+
+    /** Dense {@code ΔW = s · B A}, row-major {@code dOut × dIn}. For tests and small modules only. */
+    public double[] deltaW() {
+        double[] w = new double[dOut * dIn];
+        for (int o = 0; o < dOut; o++) {
+            int wr = o * dIn;
+            for (int j = 0; j < rank; j++) {
+                double bij = scaling * b[o * rank + j];
+                if (bij == 0) continue;
+                int ar = j * dIn;
+                for (int i = 0; i < dIn; i++) w[wr + i] += bij * a[ar + i];
+            }
+        }
+        return w;
+    }
+
+    /**
+     * Checks that a module's adapters are non-empty and agree on {@code dIn} and {@code dOut}.
+     *
+     * @param module   module name, used in the message
+     * @param adapters adapters targeting the module (not modified)
+     * @throws IllegalArgumentException naming the module and the first adapter whose shape differs
+     */
+    public static void requireCommonShape(String module, List<AdapterModule> adapters) {
+        Objects.requireNonNull(module, "module");
+        Objects.requireNonNull(adapters, "adapters");
+        if (adapters.isEmpty()) {
+            throw new IllegalArgumentException("module " + module + ": no adapters to merge");
+        }
+        AdapterModule first = Objects.requireNonNull(adapters.get(0), "adapter 0 of module " + module);
+        for (int t = 1; t < adapters.size(); t++) {
+            AdapterModule m = Objects.requireNonNull(adapters.get(t), "adapter " + t + " of module " + module);
+            if (m.dIn() != first.dIn() || m.dOut() != first.dOut()) {
+                throw new IllegalArgumentException("module " + module + ": adapter " + m.adapterId() + " has dIn x dOut = "
+                        + m.dIn() + " x " + m.dOut() + " but adapter " + first.adapterId() + " has "
+                        + first.dIn() + " x " + first.dOut());
+            }
         }
     }
 

@@ -1,0 +1,98 @@
+package dev.loralego.lego;
+
+import java.util.Objects;
+
+/**
+ * Dual reweighting of LoRA-LEGO (Zhao et al., arXiv 2409.16167, §3.3; ALGORITHM.md §4), turning the centroids of a
+ * {@link ClusteringResult} into the merged module's factors.
+ *
+ * <ol>
+ *   <li>Clusters that are empty, or whose centroid is exactly zero, are dropped (they add nothing to {@code ΔW} and
+ *       a zero centroid has no direction to rescale). {@code k'} = clusters kept, in cluster order.</li>
+ *   <li>Parameter reweighting (norm decay), unless {@link ParameterReweighting#OFF}:
+ *       {@code c_j ← c_j · (Σ_{i∈C_j} w_i ‖x_i‖ / Σ_{i∈C_j} w_i) / ‖c_j‖} with the L2 or L∞ norm of the whole
+ *       vector {@code [a ; b]}; {@code x_i} are the pool's (canonicalised, scaling-folded) raw units, also under
+ *       {@link FeatureNorm#HALVES}.</li>
+ *   <li>Output reweighting (variance expansion), when enabled: {@code γ = sqrt(r̄ / k')}, {@code r̄} the mean source
+ *       rank of the adapters targeting the module, folded as {@code sqrt(γ)} on each side.</li>
+ *   <li>Split: {@code ā_j} = first {@code dIn} entries (row {@code j} of {@code A}), {@code b̄_j} = last {@code dOut}
+ *       (column {@code j} of {@code B}); the result has scaling 1.</li>
+ * </ol>
+ * When every cluster is dropped (or the pool was empty) the result is a rank-1 module of zeros: {@code ΔW = 0} and
+ * still a valid PEFT LoRA.
+ */
+public final class DualReweighting {
+
+    private DualReweighting() {
+    }
+
+    /**
+     * Applies both reweightings and splits the centroids.
+     *
+     * @param clustering     clustering of {@code pool} (not modified)
+     * @param pool           the clustered units with their sample weights (not modified)
+     * @param meanSourceRank {@code r̄ > 0}
+     * @param parameter      norm used by the parameter reweighting, or OFF
+     * @param output         whether the output reweighting {@code γ} is applied
+     */
+    public static MergedModule apply(ClusteringResult clustering, UnitPool pool, double meanSourceRank,
+                                     ParameterReweighting parameter, boolean output) {
+        Objects.requireNonNull(clustering, "clustering");
+        Objects.requireNonNull(pool, "pool");
+        Objects.requireNonNull(parameter, "parameter");
+        if (!(meanSourceRank > 0) || !Double.isFinite(meanSourceRank)) {
+            throw new IllegalArgumentException("mean source rank must be finite and > 0, got " + meanSourceRank);
+        }
+        int n = pool.size(), dim = pool.dim(), dIn = pool.dIn(), dOut = pool.dOut(), k = clustering.k();
+        if (clustering.dim() != dim || clustering.assignment().length != n) {
+            throw new IllegalArgumentException("clustering (dim " + clustering.dim() + ", " + clustering.assignment().length
+                    + " units) does not belong to this pool (dim " + dim + ", " + n + " units)");
+        }
+        double[] x = pool.units(), w = pool.weights(), c = clustering.centroids();
+        int[] assign = clustering.assignment();
+        // Σ w_i and Σ w_i ‖x_i‖ per cluster, in unit order
+        double[] sumW = new double[k], sumWNorm = new double[k];
+        for (int i = 0; i < n; i++) {
+            int j = assign[i];
+            sumW[j] += w[i];
+            if (parameter != ParameterReweighting.OFF) sumWNorm[j] += w[i] * norm(x, i * dim, dim, parameter);
+        }
+        boolean[] keep = new boolean[k];
+        int kept = 0;
+        for (int j = 0; j < k; j++) {
+            keep[j] = sumW[j] > 0 && norm(c, j * dim, dim, ParameterReweighting.LINF) > 0;
+            if (keep[j]) kept++;
+        }
+        if (kept == 0) {
+            return new MergedModule(1, dIn, dOut, new double[dIn], new double[dOut], clustering.inertia(),
+                    clustering.iterations());
+        }
+        double halfGamma = output ? Math.sqrt(Math.sqrt(meanSourceRank / kept)) : 1.0;
+        double[] a = new double[kept * dIn];
+        double[] b = new double[dOut * kept];
+        int col = 0;
+        for (int j = 0; j < k; j++) {
+            if (!keep[j]) continue;
+            int cr = j * dim;
+            double factor = halfGamma;
+            if (parameter != ParameterReweighting.OFF) {
+                factor *= (sumWNorm[j] / sumW[j]) / norm(c, cr, dim, parameter);
+            }
+            for (int i = 0; i < dIn; i++) a[col * dIn + i] = c[cr + i] * factor;
+            for (int o = 0; o < dOut; o++) b[o * kept + col] = c[cr + dIn + o] * factor;
+            col++;
+        }
+        return new MergedModule(kept, dIn, dOut, a, b, clustering.inertia(), clustering.iterations());
+    }
+
+    private static double norm(double[] v, int off, int len, ParameterReweighting p) {
+        if (p == ParameterReweighting.LINF) {
+            double m = 0;
+            for (int d = 0; d < len; d++) m = Math.max(m, Math.abs(v[off + d]));
+            return m;
+        }
+        double s = 0;
+        for (int d = 0; d < len; d++) s += v[off + d] * v[off + d];
+        return Math.sqrt(s);
+    }
+}

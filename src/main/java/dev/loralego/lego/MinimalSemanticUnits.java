@@ -1,0 +1,263 @@
+package dev.loralego.lego;
+
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * The minimal semantic units (MSUs) of one adapter for one module (Zhao et al., "Merging LoRAs like Playing
+ * LEGO", arXiv 2409.16167, §3; ALGORITHM.md §1–§2), scaling folded in and put in a canonical form.
+ *
+ * <p>Unit {@code i} is row {@code i} of {@code A} paired with column {@code i} of {@code B}, stored as one vector
+ * {@code x = [a ; b] ∈ R^{dIn + dOut}}; all units of the adapter form a row-major {@code count × (dIn + dOut)}
+ * array. The adapter's PEFT scaling {@code s} is folded in as {@code sqrt(s)} on each side, so
+ * {@code ΔW = Σ_i b_i a_iᵀ} exactly. The merge weight {@code w} is NOT multiplied in: it is the sample weight of
+ * every unit in the clustering (ALGORITHM.md §1).
+ *
+ * <p>Canonical forms (ALGORITHM.md §2):
+ * <ul>
+ *   <li>{@link CanonicalForm#NONE}: the folded units as stored, all {@code r} of them (zero units included).</li>
+ *   <li>{@link CanonicalForm#BALANCED}: each unit rescaled to {@code ‖a‖ = ‖b‖}, then the sign rule. A unit with
+ *       {@code a = 0} or {@code b = 0} contributes nothing to {@code ΔW} and is dropped.</li>
+ *   <li>{@link CanonicalForm#SVD}: the balanced SVD factors of the adapter's {@code ΔW}
+ *       ({@link LowRankFactorisation#ofProduct}), in descending order of singular value, then the sign rule.
+ *       Singular values {@code σ ≤ max(p, q) · ulp(1) · σ_max} (numerically zero, the numpy {@code matrix_rank}
+ *       tolerance) and all of them when {@code σ_max = 0} are dropped: they contribute nothing, and their
+ *       directions are arbitrary.</li>
+ * </ul>
+ * Sign rule: the entry of largest magnitude of {@code b} (lowest index on ties) is made positive by negating the
+ * whole unit. {@link #rankIndex()} says which source rank (NONE, BALANCED) or singular index (SVD) each unit is.
+ * Immutable; arrays are owned by this object and never exposed for writing by the library.
+ */
+public final class MinimalSemanticUnits {
+
+    private final String adapterId;
+    private final double weight;
+    private final int sourceRank;
+    private final int dIn;
+    private final int dOut;
+    private final int count;
+    private final double[] units;
+    private final int[] rankIndex;
+
+    /**
+     * Wraps already-computed units (not copied). Used when restoring stored state.
+     *
+     * @param adapterId  provenance
+     * @param weight     merge weight {@code w > 0}
+     * @param sourceRank rank {@code r} of the source adapter (enters {@code r̄} of the output reweighting)
+     * @param units      row-major {@code count × (dIn + dOut)}
+     * @param rankIndex  length {@code count}
+     */
+    public MinimalSemanticUnits(String adapterId, double weight, int sourceRank, int dIn, int dOut,
+                                double[] units, int[] rankIndex) {
+        this.adapterId = Objects.requireNonNull(adapterId, "adapterId");
+        if (!(weight > 0) || !Double.isFinite(weight)) {
+            throw new IllegalArgumentException("merge weight of " + adapterId + " must be finite and > 0, got " + weight);
+        }
+        if (sourceRank < 1 || dIn < 1 || dOut < 1) {
+            throw new IllegalArgumentException("units of " + adapterId + ": rank, dIn, dOut must be >= 1, got "
+                    + sourceRank + ", " + dIn + ", " + dOut);
+        }
+        int dim = dIn + dOut;
+        if (units.length % dim != 0 || units.length / dim != rankIndex.length) {
+            throw new IllegalArgumentException("units of " + adapterId + ": " + units.length + " values and "
+                    + rankIndex.length + " rank indices do not fit dim " + dim);
+        }
+        this.weight = weight;
+        this.sourceRank = sourceRank;
+        this.dIn = dIn;
+        this.dOut = dOut;
+        this.count = rankIndex.length;
+        this.units = units;
+        this.rankIndex = rankIndex;
+    }
+
+    /**
+     * Extracts, folds and canonicalises the units of one adapter.
+     *
+     * @param m         the adapter's factors (not modified)
+     * @param canonical canonical form
+     * @throws IllegalArgumentException if a factor holds a non-finite value (names the adapter)
+     */
+    public static MinimalSemanticUnits of(AdapterModule m, CanonicalForm canonical) {
+        Objects.requireNonNull(m, "adapter");
+        Objects.requireNonNull(canonical, "canonical");
+        requireFinite(m.a(), "A", m.adapterId());
+        requireFinite(m.b(), "B", m.adapterId());
+        return switch (canonical) {
+            case NONE -> {
+                int[] idx = new int[m.rank()];
+                for (int i = 0; i < idx.length; i++) idx[i] = i;
+                yield new MinimalSemanticUnits(m.adapterId(), m.weight(), m.rank(), m.dIn(), m.dOut(), fold(m), idx);
+            }
+            case BALANCED -> balanced(m);
+            case SVD -> svd(m);
+        };
+    }
+
+    /**
+     * The folded units {@code [sqrt(s) a_i ; sqrt(s) b_i]} of an adapter, row-major {@code r × (dIn + dOut)}.
+     *
+     * @param m the adapter's factors (not modified)
+     */
+    public static double[] fold(AdapterModule m) {
+        int r = m.rank(), dIn = m.dIn(), dOut = m.dOut(), dim = dIn + dOut;
+        double h = Math.sqrt(m.scaling());
+        double[] x = new double[r * dim];
+        double[] a = m.a(), b = m.b();
+        for (int i = 0; i < r; i++) {
+            int row = i * dim;
+            for (int c = 0; c < dIn; c++) x[row + c] = h * a[i * dIn + c];
+            for (int o = 0; o < dOut; o++) x[row + dIn + o] = h * b[o * r + i];
+        }
+        return x;
+    }
+
+    /**
+     * Dense {@code Σ_i b_i a_iᵀ} of row-major units, {@code dOut × dIn}. For tests and small modules only.
+     *
+     * @param units row-major {@code n × (dIn + dOut)} (not modified)
+     */
+    public static double[] deltaW(double[] units, int n, int dIn, int dOut) {
+        int dim = dIn + dOut;
+        double[] w = new double[dOut * dIn];
+        for (int u = 0; u < n; u++) {
+            int row = u * dim;
+            for (int o = 0; o < dOut; o++) {
+                double bo = units[row + dIn + o];
+                if (bo == 0) continue;
+                int wr = o * dIn;
+                for (int i = 0; i < dIn; i++) w[wr + i] += bo * units[row + i];
+            }
+        }
+        return w;
+    }
+
+    /**
+     * The sign rule in unit layout, in place: negates unit {@code u} if the entry of largest magnitude of its
+     * {@code b} part (lowest index on ties) is negative.
+     */
+    static void fixSign(double[] units, int u, int dIn, int dOut) {
+        int dim = dIn + dOut;
+        int row = u * dim;
+        double best = 0, bestVal = 0;
+        for (int o = 0; o < dOut; o++) {
+            double v = units[row + dIn + o];
+            if (Math.abs(v) > best) {
+                best = Math.abs(v);
+                bestVal = v;
+            }
+        }
+        if (bestVal < 0) {
+            for (int c = 0; c < dim; c++) units[row + c] = -units[row + c];
+        }
+    }
+
+    private static MinimalSemanticUnits balanced(AdapterModule m) {
+        int r = m.rank(), dIn = m.dIn(), dOut = m.dOut(), dim = dIn + dOut;
+        double[] x = fold(m);
+        double[] out = new double[r * dim];
+        int[] idx = new int[r];
+        int kept = 0;
+        for (int i = 0; i < r; i++) {
+            int row = i * dim;
+            double na = 0, nb = 0;
+            for (int c = 0; c < dIn; c++) na += x[row + c] * x[row + c];
+            for (int c = dIn; c < dim; c++) nb += x[row + c] * x[row + c];
+            na = Math.sqrt(na);
+            nb = Math.sqrt(nb);
+            if (na == 0 || nb == 0) continue;
+            // a ← a·c, b ← b/c with c = sqrt(‖b‖/‖a‖): both halves get norm sqrt(‖a‖‖b‖)
+            double c = Math.sqrt(nb / na);
+            int dst = kept * dim;
+            for (int j = 0; j < dIn; j++) out[dst + j] = x[row + j] * c;
+            for (int j = dIn; j < dim; j++) out[dst + j] = x[row + j] / c;
+            fixSign(out, kept, dIn, dOut);
+            idx[kept++] = i;
+        }
+        return new MinimalSemanticUnits(m.adapterId(), m.weight(), r, dIn, dOut,
+                Arrays.copyOf(out, kept * dim), Arrays.copyOf(idx, kept));
+    }
+
+    private static MinimalSemanticUnits svd(AdapterModule m) {
+        int r = m.rank(), dIn = m.dIn(), dOut = m.dOut(), dim = dIn + dOut;
+        double h = Math.sqrt(m.scaling());
+        double[] a = m.a().clone(), b = m.b().clone();
+        for (int i = 0; i < a.length; i++) a[i] *= h;
+        for (int i = 0; i < b.length; i++) b[i] *= h;
+        LowRankFactorisation.Factors f = LowRankFactorisation.ofProduct(b, a, dOut, r, dIn);
+        double[] s = f.singularValues();
+        int p = Math.min(dOut, r), q = Math.min(dIn, r);
+        double tol = s.length == 0 ? 0 : s[0] * Math.max(p, q) * Math.ulp(1.0);
+        int kept = 0;
+        while (kept < s.length && s[kept] > 0 && s[kept] > tol) kept++;
+        double[] out = new double[kept * dim];
+        int[] idx = new int[kept];
+        for (int j = 0; j < kept; j++) {
+            int row = j * dim;
+            System.arraycopy(f.a(), j * dIn, out, row, dIn);
+            for (int o = 0; o < dOut; o++) out[row + dIn + o] = f.b()[o * f.rank() + j];
+            fixSign(out, j, dIn, dOut);
+            idx[j] = j;
+        }
+        return new MinimalSemanticUnits(m.adapterId(), m.weight(), r, dIn, dOut, out, idx);
+    }
+
+    private static void requireFinite(double[] v, String tensor, String adapterId) {
+        for (int i = 0; i < v.length; i++) {
+            if (!Double.isFinite(v[i])) {
+                throw new IllegalArgumentException("adapter " + adapterId + ": " + tensor + "[" + i + "] is " + v[i]);
+            }
+        }
+    }
+
+    /** Provenance: the source adapter's id. */
+    public String adapterId() {
+        return adapterId;
+    }
+
+    /** Merge weight {@code w} (sample weight of every unit). */
+    public double weight() {
+        return weight;
+    }
+
+    /** Rank {@code r} of the source adapter for this module (not necessarily {@link #count()}). */
+    public int sourceRank() {
+        return sourceRank;
+    }
+
+    /** Input dimension. */
+    public int dIn() {
+        return dIn;
+    }
+
+    /** Output dimension. */
+    public int dOut() {
+        return dOut;
+    }
+
+    /** {@code dIn + dOut}. */
+    public int dim() {
+        return dIn + dOut;
+    }
+
+    /** Number of units (≤ r; fewer when a canonical form dropped zero units). */
+    public int count() {
+        return count;
+    }
+
+    /** Row-major {@code count × (dIn + dOut)}; the internal array: do not modify. */
+    public double[] units() {
+        return units;
+    }
+
+    /** Source rank (NONE, BALANCED) or singular index (SVD) of each unit; the internal array: do not modify. */
+    public int[] rankIndex() {
+        return rankIndex;
+    }
+
+    /** Dense {@code ΔW = Σ_i b_i a_iᵀ} of these units. For tests and small modules only. */
+    public double[] deltaW() {
+        return deltaW(units, count, dIn, dOut);
+    }
+}

@@ -1,0 +1,356 @@
+package dev.loralego.lego;
+
+import java.util.Arrays;
+import java.util.Objects;
+import java.util.SplittableRandom;
+
+/**
+ * Rank-wise clustering of LoRA-LEGO (Zhao et al., arXiv 2409.16167, §3.2; ALGORITHM.md §3): weighted k-means with
+ * squared Euclidean distance on the pooled minimal semantic units of one module.
+ *
+ * <ul>
+ *   <li>Seeding: k-means++ (Arthur &amp; Vassilvitskii 2007) with sample weights: the first centre is drawn with
+ *       probability {@code ∝ w_i}, each further one {@code ∝ w_i D(x_i)²}. When every remaining {@code D²} is zero
+ *       (fewer distinct units than {@code k}) the draw falls back to {@code ∝ w_i}.</li>
+ *   <li>Randomness: one {@code SplittableRandom(seed)}, {@code split()} once per restart, in restart order.</li>
+ *   <li>Restarts: {@code nInit}; the lowest inertia wins, the earliest restart on ties.</li>
+ *   <li>Lloyd: assign every unit to its nearest centroid (lowest index on ties), recompute weighted centroids
+ *       {@code c_j = Σ w_i x_i / Σ w_i}, until an assignment step changes nothing or {@code maxIter} assignment
+ *       steps ran.</li>
+ *   <li>Empty cluster during Lloyd (our decision; the paper is silent): after each update step, each empty cluster
+ *       in index order takes the unit farthest from its own centroid by weighted distance
+ *       {@code w_i ‖f_i − c_{a(i)}‖²} (lowest index on ties) among units whose cluster has at least two members and
+ *       that are not on their centroid; centroids are recomputed after each move. When no unit qualifies (fewer
+ *       distinct units than clusters) the cluster stays empty and keeps its last centroid; it is dropped by
+ *       {@link DualReweighting}. Moving a unit onto its own centroid never raises the objective.</li>
+ *   <li>{@link FeatureNorm#HALVES}: the whole k-means runs on {@code [a/‖a‖ ; b/‖b‖]}; the returned
+ *       {@link ClusteringResult#centroids()} are the weighted means of the RAW units of each final cluster.</li>
+ *   <li>{@code k ≥ pool size}: no k-means; unit {@code i} is cluster {@code i} (k clamped to the pool size and
+ *       {@link ClusteringResult#kClamped()} says so when {@code k > n}).</li>
+ * </ul>
+ * Distances in the assignment step use {@code ‖x‖² + ‖c‖² − 2 x·c} with a blocked {@code X · Cᵀ}; seeding,
+ * re-seeding and inertia use explicit differences. Each call is single-threaded with its own workspaces, so one
+ * instance can be used from many threads at once (modules are the unit of parallelism) and results are
+ * bit-identical regardless of threads.
+ */
+public final class RankWiseClustering {
+
+    /** Observes a Lloyd run after each update step (for tests and diagnostics). */
+    @FunctionalInterface
+    public interface LloydListener {
+        /**
+         * Called after the centroids were recomputed (and empty clusters re-seeded) in step {@code iteration}.
+         *
+         * @param iteration 1-based assignment step
+         * @param inertia   {@code Σ w_i ‖f_i − fc_{a(i)}‖²} with the new centroids
+         */
+        void afterUpdate(int iteration, double inertia);
+    }
+
+    private final int nInit;
+    private final int maxIter;
+    private final FeatureNorm featureNorm;
+
+    /**
+     * @param nInit       k-means++ restarts ({@code ≥ 1})
+     * @param maxIter     Lloyd assignment steps per restart ({@code ≥ 1})
+     * @param featureNorm assignment features
+     */
+    public RankWiseClustering(int nInit, int maxIter, FeatureNorm featureNorm) {
+        if (nInit < 1) throw new IllegalArgumentException("nInit must be >= 1, got " + nInit);
+        if (maxIter < 1) throw new IllegalArgumentException("maxIter must be >= 1, got " + maxIter);
+        this.nInit = nInit;
+        this.maxIter = maxIter;
+        this.featureNorm = Objects.requireNonNull(featureNorm, "featureNorm");
+    }
+
+    /** The clustering configured by a merge's options. */
+    public static RankWiseClustering of(LegoOptions options) {
+        return new RankWiseClustering(options.nInit(), options.maxIter(), options.featureNorm());
+    }
+
+    /** Assignment features used by this clustering. */
+    public FeatureNorm featureNorm() {
+        return featureNorm;
+    }
+
+    /** Lloyd assignment-step cap. */
+    public int maxIter() {
+        return maxIter;
+    }
+
+    /**
+     * Clusters a pool into {@code min(k, pool size)} clusters.
+     *
+     * @param pool units and sample weights (not modified)
+     * @param k    requested clusters, {@code ≥ 1}
+     * @param seed seed of every random choice
+     */
+    public ClusteringResult cluster(UnitPool pool, int k, long seed) {
+        Objects.requireNonNull(pool, "pool");
+        if (k < 1) throw new IllegalArgumentException("k must be >= 1, got " + k);
+        int n = pool.size(), dim = pool.dim();
+        double[] f = pool.features(featureNorm);
+        if (k >= n) return trivial(pool, f, k);
+        double[] w = pool.weights();
+        Workspace ws = new Workspace(n, k, dim, f);
+        SplittableRandom root = new SplittableRandom(seed);
+        double[] bestFc = null;
+        int[] bestAssign = null;
+        double bestInertia = Double.POSITIVE_INFINITY;
+        int bestIter = 0;
+        boolean bestConverged = false;
+        for (int restart = 0; restart < nInit; restart++) {
+            SplittableRandom rng = root.split();
+            double[] fc = seedPlusPlus(f, w, n, dim, k, rng);
+            int[] assign = new int[n];
+            Arrays.fill(assign, -1);
+            double[] cw = new double[k];
+            long run = runLloyd(f, w, n, dim, k, fc, cw, assign, maxIter, ws, null);
+            double in = inertia(f, w, assign, n, dim, fc);
+            if (bestFc == null || in < bestInertia) {
+                bestFc = fc;
+                bestAssign = assign;
+                bestInertia = in;
+                bestIter = (int) (run >>> 1);
+                bestConverged = (run & 1) != 0;
+            }
+        }
+        return finish(pool, f, bestFc, bestAssign, k, k, bestInertia, bestIter, bestConverged);
+    }
+
+    /**
+     * Lloyd iterations warm-started from given centroids (the streaming form's drift control, ALGORITHM.md §6).
+     *
+     * @param pool                    units and sample weights (not modified)
+     * @param initialFeatureCentroids row-major {@code k × dim} in assignment space (not modified)
+     * @param initialAssignment       the current assignment, or {@code null} (then the first step always counts as
+     *                                a change and every centroid is recomputed); when given, the centroids must be
+     *                                the weighted means of this assignment, as a converged state keeps them
+     * @param listener                observer of each update step, or {@code null}
+     */
+    public ClusteringResult lloyd(UnitPool pool, double[] initialFeatureCentroids, int[] initialAssignment,
+                                  LloydListener listener) {
+        Objects.requireNonNull(pool, "pool");
+        int n = pool.size(), dim = pool.dim();
+        if (initialFeatureCentroids.length == 0 || initialFeatureCentroids.length % dim != 0) {
+            throw new IllegalArgumentException("initial centroids have " + initialFeatureCentroids.length
+                    + " values, not a positive multiple of dim " + dim);
+        }
+        int k = initialFeatureCentroids.length / dim;
+        int[] assign = new int[n];
+        if (initialAssignment == null) {
+            Arrays.fill(assign, -1);
+        } else {
+            if (initialAssignment.length != n) {
+                throw new IllegalArgumentException("initial assignment has " + initialAssignment.length + " entries, pool " + n);
+            }
+            for (int i = 0; i < n; i++) {
+                if (initialAssignment[i] < 0 || initialAssignment[i] >= k) {
+                    throw new IllegalArgumentException("initial assignment of unit " + i + " is " + initialAssignment[i]
+                            + ", not in [0, " + k + ")");
+                }
+                assign[i] = initialAssignment[i];
+            }
+        }
+        double[] f = pool.features(featureNorm);
+        double[] fc = initialFeatureCentroids.clone();
+        double[] cw = new double[k];
+        long run = n == 0 ? 1 : runLloyd(f, pool.weights(), n, dim, k, fc, cw, assign, maxIter,
+                new Workspace(n, k, dim, f), listener);
+        double in = inertia(f, pool.weights(), assign, n, dim, fc);
+        return finish(pool, f, fc, assign, k, k, in, (int) (run >>> 1), (run & 1) != 0);
+    }
+
+    /** The trivial clustering for {@code k ≥ n}: unit {@code i} is cluster {@code i}. */
+    static ClusteringResult trivial(UnitPool pool, double[] features, int requestedK) {
+        int n = pool.size();
+        int[] assign = new int[n];
+        for (int i = 0; i < n; i++) assign[i] = i;
+        return new ClusteringResult(n, requestedK, pool.dim(), pool.units().clone(), features.clone(), assign,
+                pool.weights().clone(), 0.0, 0, true);
+    }
+
+    /** Raw centroids and cluster weights of a final assignment, packed into a result. */
+    static ClusteringResult finish(UnitPool pool, double[] f, double[] fc, int[] assign, int k, int requestedK,
+                                   double inertia, int iterations, boolean converged) {
+        int n = pool.size(), dim = pool.dim();
+        double[] c = new double[k * dim];
+        double[] cw = new double[k];
+        weightedMeans(pool.units(), pool.weights(), assign, n, k, dim, c, cw, false);
+        return new ClusteringResult(k, requestedK, dim, c, fc, assign, cw, inertia, iterations, converged);
+    }
+
+    /** Reused arrays of one clustering call. */
+    static final class Workspace {
+        final double[] fNorms;
+        final double[] cNorms;
+        final double[] dist;
+        final int[] counts;
+
+        Workspace(int n, int k, int dim, double[] f) {
+            fNorms = new double[n];
+            SquaredDistances.rowNorms(f, n, dim, fNorms);
+            cNorms = new double[k];
+            dist = new double[n * k];
+            counts = new int[k];
+        }
+    }
+
+    /**
+     * Lloyd loop, in place on {@code fc}, {@code cw}, {@code assign}.
+     *
+     * @return {@code iterations << 1 | (converged ? 1 : 0)}
+     */
+    static long runLloyd(double[] f, double[] w, int n, int dim, int k, double[] fc, double[] cw, int[] assign,
+                         int maxIter, Workspace ws, LloydListener listener) {
+        int iter = 0;
+        boolean converged = false;
+        while (iter < maxIter) {
+            iter++;
+            boolean changed = assignNearest(f, n, dim, fc, k, assign, ws);
+            if (!changed) {
+                converged = true;
+                break;
+            }
+            weightedMeans(f, w, assign, n, k, dim, fc, cw, true);
+            reseedEmpty(f, w, assign, n, k, dim, fc, cw, ws.counts);
+            if (listener != null) listener.afterUpdate(iter, inertia(f, w, assign, n, dim, fc));
+        }
+        return ((long) iter << 1) | (converged ? 1 : 0);
+    }
+
+    /**
+     * Assigns every unit to its nearest centroid (lowest index on ties).
+     *
+     * @return whether any assignment changed
+     */
+    static boolean assignNearest(double[] f, int n, int dim, double[] fc, int k, int[] assign, Workspace ws) {
+        SquaredDistances.rowNorms(fc, k, dim, ws.cNorms);
+        SquaredDistances.compute(f, ws.fNorms, n, fc, ws.cNorms, k, dim, ws.dist);
+        boolean changed = false;
+        for (int i = 0; i < n; i++) {
+            int row = i * k;
+            int best = 0;
+            double bestD = ws.dist[row];
+            for (int j = 1; j < k; j++) {
+                double d = ws.dist[row + j];
+                if (d < bestD) {
+                    bestD = d;
+                    best = j;
+                }
+            }
+            if (assign[i] != best) {
+                assign[i] = best;
+                changed = true;
+            }
+        }
+        return changed;
+    }
+
+    /**
+     * {@code out_j = Σ_{a(i)=j} w_i x_i / Σ_{a(i)=j} w_i}, summed in unit order; {@code outWeight_j = Σ w_i}.
+     * An empty cluster's row is left unchanged ({@code keepEmpty}) or zeroed.
+     */
+    static void weightedMeans(double[] x, double[] w, int[] assign, int n, int k, int dim, double[] out,
+                              double[] outWeight, boolean keepEmpty) {
+        Arrays.fill(outWeight, 0.0);
+        for (int i = 0; i < n; i++) outWeight[assign[i]] += w[i];
+        for (int j = 0; j < k; j++) {
+            if (outWeight[j] > 0 || !keepEmpty) Arrays.fill(out, j * dim, (j + 1) * dim, 0.0);
+        }
+        for (int i = 0; i < n; i++) {
+            int xr = i * dim, cr = assign[i] * dim;
+            double wi = w[i];
+            for (int d = 0; d < dim; d++) out[cr + d] += wi * x[xr + d];
+        }
+        for (int j = 0; j < k; j++) {
+            double cwj = outWeight[j];
+            if (cwj > 0) {
+                int cr = j * dim;
+                for (int d = 0; d < dim; d++) out[cr + d] /= cwj;
+            }
+        }
+    }
+
+    /**
+     * Re-seeds every empty cluster (index order) with the unit farthest from its centroid by weighted distance
+     * among units of clusters with at least two members and positive distance (lowest index on ties), recomputing
+     * the centroids after each move. A cluster no unit qualifies for stays empty.
+     *
+     * @return number of clusters re-seeded
+     */
+    static int reseedEmpty(double[] f, double[] w, int[] assign, int n, int k, int dim, double[] fc, double[] cw,
+                           int[] counts) {
+        int reseeded = 0;
+        for (int j = 0; j < k; j++) {
+            if (cw[j] > 0) continue;
+            Arrays.fill(counts, 0);
+            for (int i = 0; i < n; i++) counts[assign[i]]++;
+            int best = -1;
+            double bestD = 0;
+            for (int i = 0; i < n; i++) {
+                int a = assign[i];
+                if (counts[a] < 2) continue;
+                double d = w[i] * SquaredDistances.direct(f, i, fc, a, dim);
+                if (d > bestD) {
+                    bestD = d;
+                    best = i;
+                }
+            }
+            if (best < 0) continue;
+            assign[best] = j;
+            weightedMeans(f, w, assign, n, k, dim, fc, cw, true);
+            reseeded++;
+        }
+        return reseeded;
+    }
+
+    /** {@code Σ w_i ‖f_i − fc_{a(i)}‖²} by explicit differences, in unit order. */
+    static double inertia(double[] f, double[] w, int[] assign, int n, int dim, double[] fc) {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += w[i] * SquaredDistances.direct(f, i, fc, assign[i], dim);
+        return s;
+    }
+
+    /** Weighted k-means++ seeding; returns row-major {@code k × dim} centres copied from {@code f}. */
+    static double[] seedPlusPlus(double[] f, double[] w, int n, int dim, int k, SplittableRandom rng) {
+        double[] fc = new double[k * dim];
+        double[] d2 = new double[n];
+        double[] p = new double[n];
+        int first = draw(w, n, sum(w, n), rng);
+        System.arraycopy(f, first * dim, fc, 0, dim);
+        for (int i = 0; i < n; i++) d2[i] = SquaredDistances.direct(f, i, fc, 0, dim);
+        for (int c = 1; c < k; c++) {
+            for (int i = 0; i < n; i++) p[i] = w[i] * d2[i];
+            double total = sum(p, n);
+            int next = total > 0 ? draw(p, n, total, rng) : draw(w, n, sum(w, n), rng);
+            System.arraycopy(f, next * dim, fc, c * dim, dim);
+            for (int i = 0; i < n; i++) {
+                double d = SquaredDistances.direct(f, i, fc, c, dim);
+                if (d < d2[i]) d2[i] = d;
+            }
+        }
+        return fc;
+    }
+
+    private static double sum(double[] v, int n) {
+        double s = 0;
+        for (int i = 0; i < n; i++) s += v[i];
+        return s;
+    }
+
+    /** Index drawn with probability {@code p_i / total} (cumulative sum in index order). */
+    private static int draw(double[] p, int n, double total, SplittableRandom rng) {
+        double target = rng.nextDouble() * total;
+        double acc = 0;
+        int last = -1;
+        for (int i = 0; i < n; i++) {
+            if (p[i] <= 0) continue;
+            acc += p[i];
+            last = i;
+            if (acc > target) return i;
+        }
+        return last;
+    }
+}
