@@ -23,7 +23,7 @@ import java.util.List;
  *
  * <p>Avro 1.12 refuses to load a class named by a schema unless it is trusted
  * ({@link ClassSecurityValidator}); {@link #trust()} adds exactly these classes to the JVM-wide trusted
- * set, keeping whatever was trusted before. {@link AvroSerde} calls it; code that builds its own
+ * set (with {@link #INTERNAL_CLASSES}), keeping whatever was trusted before. {@link AvroSerde} calls it; code that builds its own
  * {@code SpecificDatumReader} must call it first.
  */
 public final class ShippedAvroClasses {
@@ -33,6 +33,13 @@ public final class ShippedAvroClasses {
             AdapterLayer.class, AdapterEvent.class, MergedLayer.class, MergedVersionManifest.class,
             DeadLetter.class, LoraConfigSnapshot.class, ModuleRef.class, AdapterRef.class, VersionTrigger.class,
             AdapterEventType.class, TensorDType.class);
+
+    /** Records of the topology's internal topics and stores (never registered; trusted all the same). */
+    public static final List<Class<?>> INTERNAL_CLASSES = List.of(
+            dev.loralego.avro.internal.ModuleTask.class, dev.loralego.avro.internal.ModuleResult.class,
+            dev.loralego.avro.internal.VersionPlan.class, dev.loralego.avro.internal.AssemblyInput.class,
+            dev.loralego.avro.internal.LiveAdapter.class, dev.loralego.avro.internal.GroupState.class,
+            dev.loralego.avro.internal.AssemblyState.class, dev.loralego.avro.internal.ModuleOp.class);
 
     /** The schemas of {@link #CLASSES}, same order. */
     public static final List<Schema> SCHEMAS = CLASSES.stream().map(c -> SpecificData.get().getSchema(c)).toList();
@@ -49,6 +56,7 @@ public final class ShippedAvroClasses {
         }
         ClassSecurityValidator.Builder ours = ClassSecurityValidator.builder();
         CLASSES.forEach(ours::add);
+        INTERNAL_CLASSES.forEach(ours::add);
         ClassSecurityValidator.setGlobal(ClassSecurityValidator.composite(ClassSecurityValidator.getGlobal(),
                 ours.build()));
         trusted = true;

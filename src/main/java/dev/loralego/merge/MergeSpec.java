@@ -1,0 +1,71 @@
+package dev.loralego.merge;
+
+import dev.loralego.lego.AdapterModule;
+import dev.loralego.lego.BaselineOptions;
+import dev.loralego.lego.LegoOptions;
+import dev.loralego.lego.MergeMethod;
+import dev.loralego.lego.MergedModule;
+
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
+
+/**
+ * A merge method with all its options: what {@code merge} runs on every module.
+ *
+ * @param method   LoRA-LEGO or a baseline
+ * @param lego     options of LoRA-LEGO (ignored by baselines)
+ * @param baseline options of the baselines (ignored by LoRA-LEGO)
+ */
+public record MergeSpec(MergeMethod method, LegoOptions lego, BaselineOptions baseline) {
+    public MergeSpec {
+        Objects.requireNonNull(method, "method");
+        Objects.requireNonNull(lego, "lego");
+        Objects.requireNonNull(baseline, "baseline");
+    }
+
+    /** LoRA-LEGO with {@code options}. */
+    public static MergeSpec lego(LegoOptions options) {
+        return new MergeSpec(MergeMethod.LEGO, options, BaselineOptions.defaults());
+    }
+
+    /**
+     * The per-adapter weights the method expects, from the user's: {@code linear}, {@code svd} and
+     * {@code dare} approximate a weighted average, so their weights are normalised over all adapters (a module
+     * an adapter does not target counts as zero for it); the others use the weights as given.
+     */
+    public double[] adapterWeights(double[] userWeights) {
+        return switch (method) {
+            case LINEAR, SVD, DARE -> MergeMethod.normaliseWeights(userWeights);
+            default -> userWeights.clone();
+        };
+    }
+
+    /** Merges one module. */
+    public MergedModule mergeModule(String module, List<AdapterModule> adapters) {
+        return method.merge(module, adapters, lego, baseline);
+    }
+
+    /** The options as strings, for summaries and provenance. */
+    public Map<String, String> describe() {
+        Map<String, String> m = new TreeMap<>();
+        m.put("method", method.cliName());
+        if (method == MergeMethod.LEGO) {
+            m.put("k", lego.k() == 0 ? "max source rank" : Integer.toString(lego.k()));
+            m.put("seed", Long.toString(lego.seed()));
+            m.put("nInit", Integer.toString(lego.nInit()));
+            m.put("canonical", lego.canonical().name().toLowerCase(Locale.ROOT));
+            m.put("featureNorm", lego.featureNorm().name().toLowerCase(Locale.ROOT));
+            m.put("parameterReweighting", lego.parameterReweighting().name().toLowerCase(Locale.ROOT));
+            m.put("outputReweighting", Boolean.toString(lego.outputReweighting()));
+        } else {
+            m.put("k", baseline.k() == 0 ? "max source rank" : Integer.toString(baseline.k()));
+            m.put("density", Double.toString(baseline.density()));
+            m.put("lambda", Double.toString(baseline.lambda()));
+            m.put("seed", Long.toString(baseline.seed()));
+        }
+        return m;
+    }
+}

@@ -1,0 +1,275 @@
+package dev.loralego.stream;
+
+import dev.loralego.avro.AdapterEvent;
+import dev.loralego.avro.AdapterEventType;
+import dev.loralego.avro.AdapterRef;
+import dev.loralego.avro.ModuleRef;
+import dev.loralego.avro.VersionTrigger;
+import dev.loralego.avro.internal.AssemblyInput;
+import dev.loralego.avro.internal.GroupState;
+import dev.loralego.avro.internal.LiveAdapter;
+import dev.loralego.avro.internal.ModuleOp;
+import dev.loralego.avro.internal.ModuleTask;
+import dev.loralego.avro.internal.VersionPlan;
+import org.apache.kafka.common.serialization.Deserializer;
+import org.apache.kafka.streams.processor.api.Processor;
+import org.apache.kafka.streams.processor.api.ProcessorContext;
+import org.apache.kafka.streams.processor.api.Record;
+import org.apache.kafka.streams.state.KeyValueStore;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.function.Function;
+
+/**
+ * Per merge group (key = group): validates each publish / withdraw event, gives it the group's next
+ * sequence number, keeps the set of live adapters, and fans out one {@link ModuleTask} per affected module
+ * (re-keyed to {@code group|module}) plus the {@link VersionPlan} the assembler completes.
+ *
+ * <p>Everything it emits depends only on the order of events, never on time or thread timing.
+ */
+public final class GroupSequencer implements Processor<byte[], byte[], String, byte[]> {
+    /** Event ids remembered per group for idempotence. */
+    static final int RECENT_EVENT_IDS = 256;
+
+    private final String storeName;
+    private final String eventsTopic;
+    private final Deserializer<AdapterEvent> events;
+    private final Function<String, MergeParameters> parametersOf;
+    private final String taskSink;
+    private final String assemblySink;
+    private final DeadLetters deadLetters;
+    private final InternalCodec<GroupState> stateCodec = new InternalCodec<>(GroupState.class);
+    private final InternalCodec<ModuleTask> taskCodec = new InternalCodec<>(ModuleTask.class);
+    private final InternalCodec<AssemblyInput> assemblyCodec = new InternalCodec<>(AssemblyInput.class);
+
+    private ProcessorContext<String, byte[]> context;
+    private KeyValueStore<String, byte[]> store;
+
+    GroupSequencer(String storeName, String eventsTopic, Deserializer<AdapterEvent> events,
+                   Function<String, MergeParameters> parametersOf, String taskSink, String assemblySink,
+                   DeadLetters deadLetters) {
+        this.storeName = Objects.requireNonNull(storeName);
+        this.eventsTopic = Objects.requireNonNull(eventsTopic);
+        this.events = Objects.requireNonNull(events);
+        this.parametersOf = Objects.requireNonNull(parametersOf);
+        this.taskSink = Objects.requireNonNull(taskSink);
+        this.assemblySink = Objects.requireNonNull(assemblySink);
+        this.deadLetters = Objects.requireNonNull(deadLetters);
+    }
+
+    @Override
+    public void init(ProcessorContext<String, byte[]> context) {
+        this.context = context;
+        this.store = context.getStateStore(storeName);
+    }
+
+    @Override
+    public void process(Record<byte[], byte[]> record) {
+        String keyGroup = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
+        AdapterEvent event;
+        try {
+            if (record.value() == null) throw new RejectedInput("event record has no value", "value");
+            event = events.deserialize(eventsTopic, record.value());
+        } catch (RejectedInput e) {
+            deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, keyGroup);
+            return;
+        } catch (RuntimeException e) {
+            deadLetters.reject(context, record, record.key(), "undecodable adapter event: " + e.getMessage(), null, keyGroup);
+            return;
+        }
+        String group = event.getGroup();
+        try {
+            if (keyGroup == null || !keyGroup.equals(group)) {
+                throw new RejectedInput("record key '" + keyGroup + "' must equal the event's group '" + group + "'", "group");
+            }
+            GroupState state = load(group);
+            if (state.getRecentEventIds().contains(event.getEventId())) {
+                throw new RejectedInput("event " + event.getEventId() + " was already applied (duplicate delivery ignored)", "eventId");
+            }
+            MergeParameters params = parametersOf.apply(group);
+            if (event.getType() == AdapterEventType.PUBLISH) {
+                publish(state, event, params, record.timestamp());
+            } else {
+                withdraw(state, event, params, record.timestamp());
+            }
+        } catch (RejectedInput e) {
+            deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, group);
+        }
+    }
+
+    private void publish(GroupState state, AdapterEvent ev, MergeParameters params, long timestamp) {
+        String id = ev.getAdapterId();
+        if (id == null || id.isBlank() || id.contains("|")) throw new RejectedInput("adapterId must be non-blank and contain no '|'", "adapterId");
+        if (ev.getAdapterVersion() < 0) throw new RejectedInput("adapterVersion must be >= 0, got " + ev.getAdapterVersion(), "adapterVersion");
+        if (!(ev.getWeight() > 0) || !Double.isFinite(ev.getWeight())) {
+            throw new RejectedInput("weight must be finite and > 0, got " + ev.getWeight(), "weight");
+        }
+        if (ev.getConfig() == null) throw new RejectedInput("publish event carries no LoRA config", "config");
+        if (ev.getModules().isEmpty()) throw new RejectedInput("publish event lists no LoRA module", "modules");
+        if (ev.getBaseModel() != null && state.getBaseModel() != null && !state.getBaseModel().equals(ev.getBaseModel())) {
+            throw new RejectedInput("base model '" + ev.getBaseModel() + "' differs from the group's '" + state.getBaseModel() + "'", "baseModel");
+        }
+        boolean fifo = ev.getConfig().getFanInFanOut();
+        if (state.getFanInFanOut() != null && !state.getLive().isEmpty() && state.getFanInFanOut() != fifo) {
+            throw new RejectedInput("fan_in_fan_out=" + fifo + " differs from the group's", "config.fanInFanOut");
+        }
+        Map<String, ModuleRef> shapes = byModule(state.getModuleShapes());
+        TreeMap<String, ModuleRef> newModules = new TreeMap<>();
+        for (ModuleRef m : ev.getModules()) {
+            String f = "modules[" + m.getModule() + "]";
+            if (m.getModule() == null || m.getModule().isBlank() || m.getModule().contains("|")) {
+                throw new RejectedInput("module name must be non-blank and contain no '|'", "modules");
+            }
+            if (newModules.put(m.getModule(), m) != null) throw new RejectedInput("module listed twice: " + m.getModule(), f);
+            if (m.getRank() < 1 || m.getRank() > params.maxRank()) {
+                throw new RejectedInput("rank " + m.getRank() + " of module " + m.getModule() + " is outside 1.." + params.maxRank(), f + ".rank");
+            }
+            if (m.getDIn() < 1 || m.getDOut() < 1) throw new RejectedInput("module " + m.getModule() + " has non-positive dimensions", f + ".dIn");
+            ModuleRef known = shapes.get(m.getModule());
+            if (known != null && (known.getDIn() != m.getDIn() || known.getDOut() != m.getDOut())) {
+                throw new RejectedInput("module " + m.getModule() + " is " + m.getDIn() + "->" + m.getDOut()
+                        + " but the group's base model has " + known.getDIn() + "->" + known.getDOut(), f + ".dIn");
+            }
+            if (m.getDigest() == null || m.getDigest().length() != 64) throw new RejectedInput("module " + m.getModule() + " has no SHA-256 digest", f + ".digest");
+        }
+        String digest = Digests.ofModules(new ArrayList<>(newModules.keySet()),
+                newModules.values().stream().map(ModuleRef::getDigest).toList());
+        LiveAdapter previous = live(state, id);
+        if (previous != null) {
+            if (ev.getAdapterVersion() < previous.getAdapterVersion()) {
+                throw new RejectedInput("version " + ev.getAdapterVersion() + " of " + id + " is older than the live version "
+                        + previous.getAdapterVersion(), "adapterVersion");
+            }
+            if (ev.getAdapterVersion() == previous.getAdapterVersion()) {
+                throw new RejectedInput(previous.getDigest().equals(digest)
+                        ? "duplicate publish of " + id + " version " + ev.getAdapterVersion() + " (already live; no new version)"
+                        : "version " + ev.getAdapterVersion() + " of " + id + " is already live with different content; publish a new version",
+                        "adapterVersion");
+            }
+        }
+        // All checks passed: from here on the event becomes version `sequence`.
+        if (state.getBaseModel() == null) state.setBaseModel(ev.getBaseModel());
+        state.setFanInFanOut(fifo);
+        if (ev.getConfig().getTaskType() != null) state.setTaskType(ev.getConfig().getTaskType());
+        for (ModuleRef m : newModules.values()) {
+            shapes.putIfAbsent(m.getModule(), new ModuleRef(m.getModule(), 0, m.getDIn(), m.getDOut(), ""));
+        }
+        state.setModuleShapes(new ArrayList<>(shapes.values()));
+        LiveAdapter next = LiveAdapter.newBuilder().setAdapterId(id).setAdapterVersion(ev.getAdapterVersion())
+                .setWeight(ev.getWeight()).setTeam(ev.getTeam()).setDigest(digest).setEventId(ev.getEventId())
+                .setModules(new ArrayList<>(newModules.values())).build();
+        TreeSet<String> affected = new TreeSet<>(newModules.keySet());
+        if (previous != null) previous.getModules().forEach(m -> affected.add(m.getModule()));
+        replaceLive(state, id, next);
+        long sequence = nextSequence(state, ev);
+        emitPlan(state, ev, sequence, affected, params, timestamp);
+        for (String module : affected) {
+            ModuleRef m = newModules.get(module);
+            ModuleTask task = m != null
+                    ? task(state.getGroup(), module, sequence, ModuleOp.UPSERT, ev, m.getDigest(), m.getRank(), m.getDIn(), m.getDOut(), params)
+                    : task(state.getGroup(), module, sequence, ModuleOp.RETRACT, ev, null, 0, 0, 0, params);
+            context.forward(new Record<>(state.getGroup() + "|" + module, taskCodec.encode(task), timestamp), taskSink);
+        }
+        store.put(state.getGroup(), stateCodec.encode(state));
+    }
+
+    private void withdraw(GroupState state, AdapterEvent ev, MergeParameters params, long timestamp) {
+        String id = ev.getAdapterId();
+        LiveAdapter previous = live(state, id);
+        if (previous == null) throw new RejectedInput("withdraw of adapter '" + id + "', which is not live in group " + state.getGroup(), "adapterId");
+        if (ev.getAdapterVersion() >= 0 && ev.getAdapterVersion() != previous.getAdapterVersion()) {
+            throw new RejectedInput("withdraw of version " + ev.getAdapterVersion() + " of " + id + ", but version "
+                    + previous.getAdapterVersion() + " is live", "adapterVersion");
+        }
+        TreeSet<String> affected = new TreeSet<>();
+        previous.getModules().forEach(m -> affected.add(m.getModule()));
+        replaceLive(state, id, null);
+        long sequence = nextSequence(state, ev);
+        emitPlan(state, ev, sequence, affected, params, timestamp);
+        for (String module : affected) {
+            ModuleTask task = task(state.getGroup(), module, sequence, ModuleOp.RETRACT, ev, null, 0, 0, 0, params);
+            context.forward(new Record<>(state.getGroup() + "|" + module, taskCodec.encode(task), timestamp), taskSink);
+        }
+        store.put(state.getGroup(), stateCodec.encode(state));
+    }
+
+    private static long nextSequence(GroupState state, AdapterEvent ev) {
+        long sequence = state.getNextSequence();
+        state.setNextSequence(sequence + 1);
+        List<String> recent = new ArrayList<>(state.getRecentEventIds());
+        recent.add(ev.getEventId());
+        if (recent.size() > RECENT_EVENT_IDS) recent = new ArrayList<>(recent.subList(recent.size() - RECENT_EVENT_IDS, recent.size()));
+        state.setRecentEventIds(recent);
+        return sequence;
+    }
+
+    private void emitPlan(GroupState state, AdapterEvent ev, long sequence, TreeSet<String> affected,
+                          MergeParameters params, long timestamp) {
+        List<AdapterRef> adapters = new ArrayList<>();
+        for (LiveAdapter a : state.getLive()) {
+            adapters.add(new AdapterRef(a.getAdapterId(), a.getAdapterVersion(), a.getWeight(), a.getTeam(), a.getDigest()));
+        }
+        VersionPlan plan = VersionPlan.newBuilder()
+                .setGroup(state.getGroup()).setSequence(sequence)
+                .setTrigger(new VersionTrigger(ev.getEventId(), ev.getType(), ev.getAdapterId(), ev.getAdapterVersion()))
+                .setBaseModel(state.getBaseModel())
+                .setFanInFanOut(Boolean.TRUE.equals(state.getFanInFanOut()))
+                .setTaskType(state.getTaskType())
+                .setAdapters(adapters)
+                .setAffectedModules(new ArrayList<>(affected))
+                .setParameters(new TreeMap<>(params.toMap()))
+                .setEventTimestamp(timestamp)
+                .build();
+        context.forward(new Record<>(state.getGroup(), assemblyCodec.encode(new AssemblyInput(plan)), timestamp), assemblySink);
+    }
+
+    private static ModuleTask task(String group, String module, long sequence, ModuleOp op, AdapterEvent ev, String digest,
+                                   int rank, int dIn, int dOut, MergeParameters params) {
+        return ModuleTask.newBuilder().setGroup(group).setModule(module).setSequence(sequence).setOp(op)
+                .setAdapterId(ev.getAdapterId()).setAdapterVersion(ev.getAdapterVersion()).setWeight(ev.getWeight())
+                .setLayerDigest(digest).setRank(rank).setDIn(dIn).setDOut(dOut)
+                .setParameters(new TreeMap<>(params.toMap())).build();
+    }
+
+    private GroupState load(String group) {
+        byte[] bytes = store.get(group);
+        if (bytes != null) return stateCodec.decode(bytes);
+        return GroupState.newBuilder().setGroup(group).setNextSequence(1).setModuleShapes(new ArrayList<>())
+                .setLive(new ArrayList<>()).setRecentEventIds(new ArrayList<>()).build();
+    }
+
+    private static LiveAdapter live(GroupState state, String adapterId) {
+        for (LiveAdapter a : state.getLive()) if (a.getAdapterId().equals(adapterId)) return a;
+        return null;
+    }
+
+    private static void replaceLive(GroupState state, String adapterId, LiveAdapter replacement) {
+        TreeMap<String, LiveAdapter> byId = new TreeMap<>();
+        for (LiveAdapter a : state.getLive()) byId.put(a.getAdapterId(), a);
+        if (replacement == null) byId.remove(adapterId);
+        else byId.put(adapterId, replacement);
+        state.setLive(new ArrayList<>(byId.values()));
+    }
+
+    private static Map<String, ModuleRef> byModule(List<ModuleRef> refs) {
+        TreeMap<String, ModuleRef> m = new TreeMap<>();
+        for (ModuleRef r : refs) m.put(r.getModule(), r);
+        return m;
+    }
+
+    /** An input the sequencer refuses; its message becomes the dead letter's reason. */
+    static final class RejectedInput extends RuntimeException {
+        final String field;
+
+        RejectedInput(String message, String field) {
+            super(message, null, false, false);
+            this.field = field;
+        }
+    }
+}

@@ -1,0 +1,107 @@
+package dev.loralego.stream;
+
+import dev.loralego.lego.CanonicalForm;
+import dev.loralego.lego.FeatureNorm;
+import dev.loralego.lego.LegoOptions;
+import dev.loralego.lego.ParameterReweighting;
+
+import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * The algorithm parameters the service applies to one merge group: the LoRA-LEGO options plus the
+ * streaming ones (ALGORITHM.md §6). They travel as a string map inside every task and manifest, so a
+ * replay needs no configuration to reproduce a version.
+ *
+ * @param lego        clustering and reweighting options
+ * @param refineEvery refine a module's clusters every this many updates of it (0 = never)
+ * @param refineMode  {@code lloyd}: Lloyd on the stored pool warm-started from the current centroids (cheap);
+ *                    {@code recluster}: the batch algorithm from scratch on the stored pool, so the module equals
+ *                    the offline {@code merge} of the live set bit for bit (costs a full k-means)
+ * @param decay       forgetting factor λ applied to cluster weights before each step (1 = off)
+ * @param outputDType element type of merged tensors on {@code lora.merged.layers}: F32, F16 or BF16
+ * @param maxRank     largest adapter rank accepted
+ */
+public record MergeParameters(LegoOptions lego, int refineEvery, String refineMode, double decay, String outputDType, int maxRank) {
+
+    /** Service defaults: LoRA-LEGO defaults, Lloyd refinement every 8 updates, no decay, F32 output, ranks up to 256. */
+    public static MergeParameters defaults() {
+        return new MergeParameters(LegoOptions.defaults(), 8, "lloyd", 1.0, "F32", 256);
+    }
+
+    /** Whether refinement re-runs the batch algorithm (rather than warm-started Lloyd). */
+    public boolean reclusters() {
+        return refineMode.equals("recluster");
+    }
+
+    public MergeParameters {
+        if (refineEvery < 0) throw new IllegalArgumentException("refineEvery must be >= 0, got " + refineEvery);
+        refineMode = refineMode.toLowerCase(Locale.ROOT);
+        if (!refineMode.equals("lloyd") && !refineMode.equals("recluster")) {
+            throw new IllegalArgumentException("refineMode must be lloyd or recluster, got " + refineMode);
+        }
+        if (!(decay > 0 && decay <= 1)) throw new IllegalArgumentException("decay must be in (0, 1], got " + decay);
+        outputDType = outputDType.toUpperCase(Locale.ROOT);
+        if (!outputDType.equals("F32") && !outputDType.equals("F16") && !outputDType.equals("BF16")) {
+            throw new IllegalArgumentException("outputDType must be F32, F16 or BF16, got " + outputDType);
+        }
+        if (maxRank < 1) throw new IllegalArgumentException("maxRank must be >= 1, got " + maxRank);
+    }
+
+    /** The parameters as a sorted string map (the form stored in tasks and manifests). */
+    public Map<String, String> toMap() {
+        Map<String, String> m = new TreeMap<>();
+        m.put("method", "lego");
+        m.put("k", Integer.toString(lego.k()));
+        lego.kPerModule().forEach((module, k) -> m.put("k." + module, Integer.toString(k)));
+        m.put("seed", Long.toString(lego.seed()));
+        m.put("nInit", Integer.toString(lego.nInit()));
+        m.put("maxIter", Integer.toString(lego.maxIter()));
+        m.put("canonical", lego.canonical().name().toLowerCase(Locale.ROOT));
+        m.put("featureNorm", lego.featureNorm().name().toLowerCase(Locale.ROOT));
+        m.put("parameterReweighting", lego.parameterReweighting().name().toLowerCase(Locale.ROOT));
+        m.put("outputReweighting", Boolean.toString(lego.outputReweighting()));
+        m.put("refineEvery", Integer.toString(refineEvery));
+        m.put("refineMode", refineMode);
+        m.put("decay", Double.toString(decay));
+        m.put("outputDType", outputDType);
+        m.put("maxRank", Integer.toString(maxRank));
+        return m;
+    }
+
+    /** Parses {@link #toMap()}'s form; missing keys take the defaults. */
+    public static MergeParameters fromMap(Map<String, String> m) {
+        MergeParameters d = defaults();
+        LegoOptions dl = d.lego();
+        Map<String, Integer> kPerModule = new TreeMap<>();
+        m.forEach((key, value) -> {
+            if (key.startsWith("k.")) kPerModule.put(key.substring(2), Integer.parseInt(value));
+        });
+        LegoOptions lego = new LegoOptions(
+                intOr(m, "k", dl.k()), kPerModule, longOr(m, "seed", dl.seed()),
+                intOr(m, "nInit", dl.nInit()), intOr(m, "maxIter", dl.maxIter()),
+                enumOr(m, "canonical", CanonicalForm.class, dl.canonical()),
+                enumOr(m, "featureNorm", FeatureNorm.class, dl.featureNorm()),
+                enumOr(m, "parameterReweighting", ParameterReweighting.class, dl.parameterReweighting()),
+                Boolean.parseBoolean(m.getOrDefault("outputReweighting", Boolean.toString(dl.outputReweighting()))));
+        return new MergeParameters(lego, intOr(m, "refineEvery", d.refineEvery()), m.getOrDefault("refineMode", d.refineMode()),
+                Double.parseDouble(m.getOrDefault("decay", Double.toString(d.decay()))),
+                m.getOrDefault("outputDType", d.outputDType()), intOr(m, "maxRank", d.maxRank()));
+    }
+
+    private static int intOr(Map<String, String> m, String key, int dflt) {
+        String v = m.get(key);
+        return v == null ? dflt : Integer.parseInt(v.trim());
+    }
+
+    private static long longOr(Map<String, String> m, String key, long dflt) {
+        String v = m.get(key);
+        return v == null ? dflt : Long.parseLong(v.trim());
+    }
+
+    private static <E extends Enum<E>> E enumOr(Map<String, String> m, String key, Class<E> type, E dflt) {
+        String v = m.get(key);
+        return v == null ? dflt : Enum.valueOf(type, v.trim().toUpperCase(Locale.ROOT));
+    }
+}

@@ -1,0 +1,211 @@
+package dev.loralego.stream;
+
+import dev.loralego.avro.AdapterEvent;
+import dev.loralego.avro.AdapterLayer;
+import dev.loralego.avro.DeadLetter;
+import dev.loralego.avro.MergedLayer;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.kafka.TopicAdmin;
+import dev.loralego.registry.AvroSerde;
+import dev.loralego.registry.EmbeddedSchemaResolver;
+import dev.loralego.registry.SchemaResolver;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.errors.TopicExistsException;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.Topology;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+/**
+ * The running merge service: creates its topics, builds the topology and runs it with Kafka Streams until
+ * closed. One instance per process; several processes with the same application id share the partitions.
+ */
+public final class MergeService implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(MergeService.class);
+
+    /**
+     * Everything the service is configured with.
+     *
+     * @param bootstrap      Kafka bootstrap servers
+     * @param appId          Kafka Streams application id
+     * @param stateDir       local state directory (RocksDB)
+     * @param partitions     partitions of created topics (layers, tasks and assembly topics share it)
+     * @param replication    replication factor of created topics
+     * @param maxRecordBytes largest tensor record
+     * @param threads        stream threads
+     * @param defaults       algorithm parameters of every group
+     * @param config         the config file's entries: client settings (security...), {@code topic.*} names,
+     *                       {@code group.<name>.<parameter>} overrides
+     */
+    public record Config(String bootstrap, String appId, Path stateDir, int partitions, short replication,
+                         int maxRecordBytes, int threads, MergeParameters defaults, Map<String, String> config) {
+        public Config {
+            Objects.requireNonNull(bootstrap, "bootstrap");
+            Objects.requireNonNull(appId, "appId");
+            Objects.requireNonNull(stateDir, "stateDir");
+            Objects.requireNonNull(defaults, "defaults");
+            config = Map.copyOf(config);
+        }
+
+        /** Client settings from the config file (everything that is not ours) for Kafka clients. */
+        public Map<String, String> clientOverrides() {
+            return ClientSettings.kafkaClientEntries(config);
+        }
+
+        /** The parameters of {@code group}: defaults overridden by {@code group.<group>.<name>} entries. */
+        public MergeParameters parametersOf(String group) {
+            String prefix = "group." + group + ".";
+            Map<String, String> m = new TreeMap<>(defaults.toMap());
+            boolean overridden = false;
+            for (Map.Entry<String, String> e : config.entrySet()) {
+                if (e.getKey().startsWith(prefix)) {
+                    m.put(e.getKey().substring(prefix.length()), e.getValue());
+                    overridden = true;
+                }
+            }
+            return overridden ? MergeParameters.fromMap(m) : defaults;
+        }
+    }
+
+    private final Config config;
+    private final KafkaStreams streams;
+    private final ServiceTopics topics;
+    private final CountDownLatch running = new CountDownLatch(1);
+
+    private MergeService(Config config, KafkaStreams streams, ServiceTopics topics) {
+        this.config = config;
+        this.streams = streams;
+        this.topics = topics;
+    }
+
+    /** Creates the topics, starts the topology and waits until it is processing (or {@code timeout} passes). */
+    public static MergeService start(Config config, VersionAssembler.VersionListener listener, Duration timeout)
+            throws InterruptedException {
+        ServiceTopics topics = ServiceTopics.from(config.config(), config.appId());
+        Map<String, Object> adminProps = new HashMap<>(config.clientOverrides());
+        adminProps.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, config.bootstrap());
+        try (Admin admin = Admin.create(adminProps)) {
+            List<String> created = TopicAdmin.ensureTopics(admin, topics.boundary(), config.partitions(),
+                    config.replication(), config.maxRecordBytes());
+            created.addAll(ensureInternalTopics(admin, topics, config));
+            if (!created.isEmpty()) LOG.info("created topics {}", created);
+        }
+        SchemaResolver resolver = SchemaResolver.fromConfig(config.config());
+        if (resolver instanceof EmbeddedSchemaResolver embedded) publishSchemas(embedded, config, topics);
+        TopologySerdes serdes = serdes(resolver);
+        Function<String, MergeParameters> parametersOf = new CachedParameters(config);
+        Topology topology = MergeTopology.build(new MergeTopology.Settings(topics, serdes, parametersOf,
+                config.maxRecordBytes(), ServiceVersion.get(), listener));
+        Properties props = StreamsSettings.streamsConfig(config.appId(), config.bootstrap(), config.stateDir(),
+                config.maxRecordBytes(), config.threads(), config.clientOverrides());
+        KafkaStreams streams = new KafkaStreams(topology, props);
+        MergeService service = new MergeService(config, streams, topics);
+        streams.setStateListener((now, before) -> {
+            LOG.debug("streams state {} -> {}", before, now);
+            if (now == KafkaStreams.State.RUNNING) service.running.countDown();
+        });
+        streams.setUncaughtExceptionHandler(e -> {
+            LOG.error("stream thread failed; replacing it (input is never skipped: the task restarts from its last commit)", e);
+            return org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.REPLACE_THREAD;
+        });
+        streams.start();
+        if (!service.running.await(timeout.toMillis(), TimeUnit.MILLISECONDS)) {
+            LOG.warn("service not RUNNING after {} (state {}); it keeps trying", timeout, streams.state());
+        }
+        return service;
+    }
+
+    /** The serdes of the boundary records, resolved through {@code resolver}. */
+    public static TopologySerdes serdes(SchemaResolver resolver) {
+        return new TopologySerdes(new AvroSerde<>(AdapterEvent.class, resolver), new AvroSerde<>(AdapterLayer.class, resolver),
+                new AvroSerde<>(MergedLayer.class, resolver), new AvroSerde<>(MergedVersionManifest.class, resolver),
+                new AvroSerde<>(DeadLetter.class, resolver));
+    }
+
+    private static List<String> ensureInternalTopics(Admin admin, ServiceTopics topics, Config config) {
+        List<String> created = new ArrayList<>();
+        try {
+            Set<String> existing = admin.listTopics().names().get();
+            for (String name : List.of(topics.moduleTasks(), topics.versionAssembly())) {
+                if (existing.contains(name)) continue;
+                try {
+                    admin.createTopics(List.of(new NewTopic(name, config.partitions(), config.replication())
+                            .configs(Map.of("retention.ms", "-1")))).all().get();
+                    created.add(name);
+                } catch (ExecutionException e) {
+                    if (!(e.getCause() instanceof TopicExistsException)) throw e;
+                }
+            }
+        } catch (ExecutionException e) {
+            throw new IllegalStateException("could not create internal topics: " + e.getCause().getMessage(), e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while creating topics", e);
+        }
+        return created;
+    }
+
+    private static void publishSchemas(EmbeddedSchemaResolver resolver, Config config, ServiceTopics topics) {
+        Map<String, Object> p = new HashMap<>(config.clientOverrides());
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, config.bootstrap());
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            resolver.publishSchemas(producer, topics.boundary().schemas());
+        }
+    }
+
+    /** The topics this service uses. */
+    public ServiceTopics topics() {
+        return topics;
+    }
+
+    /** The Kafka Streams instance (state, metrics, interactive queries). */
+    public KafkaStreams streams() {
+        return streams;
+    }
+
+    /** The configuration it runs with. */
+    public Config config() {
+        return config;
+    }
+
+    @Override
+    public void close() {
+        streams.close(Duration.ofSeconds(30));
+    }
+
+    /** Parameters per group, resolved once per group (the config does not change while running). */
+    private static final class CachedParameters implements Function<String, MergeParameters> {
+        private final Config config;
+        private final Map<String, MergeParameters> cache = new java.util.concurrent.ConcurrentHashMap<>();
+
+        CachedParameters(Config config) {
+            this.config = config;
+        }
+
+        @Override
+        public MergeParameters apply(String group) {
+            return cache.computeIfAbsent(group, config::parametersOf);
+        }
+    }
+}

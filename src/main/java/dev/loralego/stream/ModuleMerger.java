@@ -1,0 +1,264 @@
+package dev.loralego.stream;
+
+import dev.loralego.avro.AdapterLayer;
+import dev.loralego.avro.MergedLayer;
+import dev.loralego.avro.TensorDType;
+import dev.loralego.avro.internal.AssemblyInput;
+import dev.loralego.avro.internal.ModuleOp;
+import dev.loralego.avro.internal.ModuleResult;
+import dev.loralego.avro.internal.ModuleTask;
+import dev.loralego.lego.AdapterModule;
+import dev.loralego.lego.MergedModule;
+import dev.loralego.lego.StreamingModuleClusters;
+import org.apache.kafka.common.serialization.Deserializer;
+import org.apache.kafka.common.serialization.Serializer;
+import org.apache.kafka.streams.KeyValue;
+import org.apache.kafka.streams.processor.api.Processor;
+import org.apache.kafka.streams.processor.api.ProcessorContext;
+import org.apache.kafka.streams.processor.api.Record;
+import org.apache.kafka.streams.state.KeyValueIterator;
+import org.apache.kafka.streams.state.KeyValueStore;
+
+import java.io.ByteArrayInputStream;
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * Per {@code group|module}: joins each {@link ModuleTask} with its layer record, updates the module's MSU
+ * clusters incrementally (ALGORITHM.md §6, {@link StreamingModuleClusters}), and emits the merged module to
+ * {@code lora.merged.layers} and its {@link ModuleResult} to the assembler.
+ *
+ * <p>The two inputs are consumed independently, so a task may arrive before its layer: tasks wait, in
+ * sequence order, in the module's pending queue until the layer is buffered. Layers are validated on
+ * arrival (shape, byte count, digest, finite values); a bad one is dead-lettered and never buffered.
+ */
+public final class ModuleMerger implements Processor<byte[], byte[], String, byte[]> {
+    private static final String STATE_PREFIX = "S|";
+    private static final String PENDING_PREFIX = "P|";
+
+    private final String bufferStoreName;
+    private final String stateStoreName;
+    private final String layersTopic;
+    private final Deserializer<AdapterLayer> layers;
+    private final String mergedLayersTopic;
+    private final Serializer<MergedLayer> mergedLayers;
+    private final String mergedLayersSink;
+    private final String assemblySink;
+    private final DeadLetters deadLetters;
+    private final InternalCodec<ModuleTask> taskCodec = new InternalCodec<>(ModuleTask.class);
+    private final InternalCodec<AssemblyInput> assemblyCodec = new InternalCodec<>(AssemblyInput.class);
+
+    private ProcessorContext<String, byte[]> context;
+    private KeyValueStore<String, byte[]> buffer;
+    private KeyValueStore<String, byte[]> states;
+
+    ModuleMerger(String bufferStoreName, String stateStoreName, String layersTopic, Deserializer<AdapterLayer> layers,
+                 String mergedLayersTopic, Serializer<MergedLayer> mergedLayers, String mergedLayersSink,
+                 String assemblySink, DeadLetters deadLetters) {
+        this.bufferStoreName = Objects.requireNonNull(bufferStoreName);
+        this.stateStoreName = Objects.requireNonNull(stateStoreName);
+        this.layersTopic = Objects.requireNonNull(layersTopic);
+        this.layers = Objects.requireNonNull(layers);
+        this.mergedLayersTopic = Objects.requireNonNull(mergedLayersTopic);
+        this.mergedLayers = Objects.requireNonNull(mergedLayers);
+        this.mergedLayersSink = Objects.requireNonNull(mergedLayersSink);
+        this.assemblySink = Objects.requireNonNull(assemblySink);
+        this.deadLetters = Objects.requireNonNull(deadLetters);
+    }
+
+    @Override
+    public void init(ProcessorContext<String, byte[]> context) {
+        this.context = context;
+        this.buffer = context.getStateStore(bufferStoreName);
+        this.states = context.getStateStore(stateStoreName);
+    }
+
+    @Override
+    public void process(Record<byte[], byte[]> record) {
+        String topic = context.recordMetadata().map(m -> m.topic()).orElse("");
+        if (topic.equals(layersTopic)) {
+            onLayer(record);
+        } else {
+            onTask(record);
+        }
+    }
+
+    private void onLayer(Record<byte[], byte[]> record) {
+        String key = record.key() == null ? null : new String(record.key(), StandardCharsets.UTF_8);
+        AdapterLayer layer;
+        try {
+            if (record.value() == null) throw new GroupSequencer.RejectedInput("layer record has no value", "value");
+            layer = layers.deserialize(layersTopic, record.value());
+            LayerValidation.check(layer, key);
+        } catch (GroupSequencer.RejectedInput e) {
+            deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, groupOf(key));
+            return;
+        } catch (RuntimeException e) {
+            deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
+            return;
+        }
+        buffer.put(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), record.value());
+        drain(key, record.timestamp());
+    }
+
+    private void onTask(Record<byte[], byte[]> record) {
+        String key = new String(record.key(), StandardCharsets.UTF_8);
+        Deque<ModuleTask> pending = loadPending(key);
+        pending.addLast(taskCodec.decode(record.value()));
+        savePending(key, pending);
+        drain(key, record.timestamp());
+    }
+
+    /** Applies waiting tasks in order for as long as their layers are present. */
+    private void drain(String key, long timestamp) {
+        Deque<ModuleTask> pending = loadPending(key);
+        if (pending.isEmpty()) return;
+        StreamingModuleClusters clusters = null;
+        boolean changed = false;
+        while (!pending.isEmpty()) {
+            ModuleTask task = pending.peekFirst();
+            AdapterLayer layer = null;
+            if (task.getOp() == ModuleOp.UPSERT) {
+                byte[] raw = buffer.get(bufferKey(key, task.getAdapterId(), task.getAdapterVersion(), task.getLayerDigest()));
+                if (raw == null) break;
+                layer = layers.deserialize(layersTopic, raw);
+            }
+            if (clusters == null) clusters = loadClusters(key, task);
+            String rejected = null;
+            if (task.getOp() == ModuleOp.UPSERT) {
+                rejected = mismatch(task, layer);
+                if (rejected == null) {
+                    clusters.upsert(task.getAdapterId(), TensorCodec.toAdapterModule(layer, task.getWeight()));
+                } else {
+                    // The event and its layer disagree: the adapter does not take part in this module.
+                    clusters.retract(task.getAdapterId());
+                }
+                purgeBuffered(key, task.getAdapterId());
+            } else {
+                clusters.retract(task.getAdapterId());
+            }
+            MergeParameters params = MergeParameters.fromMap(task.getParameters());
+            if (params.reclusters() && params.refineEvery() > 0 && clusters.updates() % params.refineEvery() == 0) {
+                clusters.recluster();
+            }
+            emit(task, clusters, rejected, timestamp);
+            pending.removeFirst();
+            changed = true;
+        }
+        if (changed) {
+            states.put(STATE_PREFIX + key, clusters.toBytes());
+            savePending(key, pending);
+        }
+    }
+
+    private static String mismatch(ModuleTask task, AdapterLayer layer) {
+        if (layer.getRank() != task.getRank() || layer.getDIn() != task.getDIn() || layer.getDOut() != task.getDOut()) {
+            return "layer of " + task.getAdapterId() + " v" + task.getAdapterVersion() + " is rank " + layer.getRank() + " "
+                    + layer.getDIn() + "->" + layer.getDOut() + " but its publish event says rank " + task.getRank() + " "
+                    + task.getDIn() + "->" + task.getDOut();
+        }
+        return null;
+    }
+
+    private void emit(ModuleTask task, StreamingModuleClusters clusters, String rejected, long timestamp) {
+        MergeParameters params = MergeParameters.fromMap(task.getParameters());
+        TensorDType dtype = TensorDType.valueOf(params.outputDType());
+        Optional<MergedModule> merged = clusters.merged();
+        MergedLayer.Builder out = MergedLayer.newBuilder().setGroup(task.getGroup()).setModule(task.getModule())
+                .setSequence(task.getSequence()).setDtype(dtype).setLiveAdapters(clusters.liveAdapters().size());
+        if (merged.isPresent()) {
+            MergedModule m = merged.get();
+            byte[] a = TensorCodec.encode(m.a(), dtype);
+            byte[] b = TensorCodec.encode(m.b(), dtype);
+            out.setRank(m.rank()).setDIn(m.dIn()).setDOut(m.dOut()).setA(ByteBuffer.wrap(a)).setB(ByteBuffer.wrap(b))
+                    .setDigest(Digests.layer(a, b)).setInertia(Double.isNaN(m.inertia()) ? 0.0 : m.inertia());
+        } else {
+            byte[] none = new byte[0];
+            out.setRank(0).setDIn(task.getDIn()).setDOut(task.getDOut()).setA(ByteBuffer.wrap(none))
+                    .setB(ByteBuffer.wrap(none)).setDigest(Digests.layer(none, none)).setInertia(0.0);
+        }
+        MergedLayer layer = out.build();
+        String key = task.getGroup() + "|" + task.getModule();
+        context.forward(new Record<>(key, mergedLayers.serialize(mergedLayersTopic, layer), timestamp), mergedLayersSink);
+        ModuleResult result = ModuleResult.newBuilder().setGroup(task.getGroup()).setModule(task.getModule())
+                .setSequence(task.getSequence()).setRank(layer.getRank()).setDIn(layer.getDIn()).setDOut(layer.getDOut())
+                .setDigest(layer.getDigest()).setInertia(layer.getInertia()).setRejected(rejected).build();
+        context.forward(new Record<>(task.getGroup(), assemblyCodec.encode(new AssemblyInput(result)), timestamp), assemblySink);
+    }
+
+    private StreamingModuleClusters loadClusters(String key, ModuleTask task) {
+        MergeParameters params = MergeParameters.fromMap(task.getParameters());
+        byte[] bytes = states.get(STATE_PREFIX + key);
+        StreamingModuleClusters clusters = bytes == null ? null : StreamingModuleClusters.fromBytes(bytes);
+        return StreamingState.reconcile(clusters, task.getModule(), params);
+    }
+
+    private void purgeBuffered(String key, String adapterId) {
+        String prefix = key + "|" + adapterId + "|";
+        List<String> stale = new ArrayList<>();
+        try (KeyValueIterator<String, byte[]> it = buffer.prefixScan(prefix, new org.apache.kafka.common.serialization.StringSerializer())) {
+            while (it.hasNext()) {
+                KeyValue<String, byte[]> kv = it.next();
+                stale.add(kv.key);
+            }
+        }
+        stale.forEach(buffer::delete);
+    }
+
+    private Deque<ModuleTask> loadPending(String key) {
+        byte[] bytes = states.get(PENDING_PREFIX + key);
+        Deque<ModuleTask> tasks = new ArrayDeque<>();
+        if (bytes == null) return tasks;
+        try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes))) {
+            int n = in.readInt();
+            for (int i = 0; i < n; i++) {
+                byte[] one = new byte[in.readInt()];
+                in.readFully(one);
+                tasks.addLast(taskCodec.decode(one));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("corrupt pending-task list for " + key, e);
+        }
+        return tasks;
+    }
+
+    private void savePending(String key, Deque<ModuleTask> tasks) {
+        if (tasks.isEmpty()) {
+            states.delete(PENDING_PREFIX + key);
+            return;
+        }
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        try (DataOutputStream out = new DataOutputStream(bytes)) {
+            out.writeInt(tasks.size());
+            for (ModuleTask t : tasks) {
+                byte[] one = taskCodec.encode(t);
+                out.writeInt(one.length);
+                out.write(one);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        states.put(PENDING_PREFIX + key, bytes.toByteArray());
+    }
+
+    static String bufferKey(String moduleKey, String adapterId, long version, String digest) {
+        return moduleKey + "|" + adapterId + "|" + version + "|" + digest;
+    }
+
+    private static String groupOf(String key) {
+        if (key == null) return null;
+        int bar = key.indexOf('|');
+        return bar < 0 ? key : key.substring(0, bar);
+    }
+}
