@@ -46,6 +46,8 @@ import java.util.Optional;
 public final class ModuleMerger implements Processor<byte[], byte[], String, byte[]> {
     private static final String STATE_PREFIX = "S|";
     private static final String PENDING_PREFIX = "P|";
+    /** Buffered in place of a rejected layer, so the task that expects it does not wait forever. */
+    private static final byte[] REJECTED_MARKER = "REJECTED\n".getBytes(StandardCharsets.UTF_8);
 
     private final String bufferStoreName;
     private final String stateStoreName;
@@ -100,9 +102,26 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         try {
             if (record.value() == null) throw new GroupSequencer.RejectedInput("layer record has no value", "value");
             layer = layers.deserialize(layersTopic, record.value());
+        } catch (GroupSequencer.RejectedInput e) {
+            deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, groupOf(key));
+            return;
+        } catch (RuntimeException e) {
+            deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
+            return;
+        }
+        try {
             LayerValidation.check(layer, key);
         } catch (GroupSequencer.RejectedInput e) {
             deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, groupOf(key));
+            if (key != null && key.equals(layer.getGroup() + "|" + layer.getModule()) && !layer.getAdapterId().contains("|")) {
+                // The publish event that names this layer must still become a version: mark the layer rejected.
+                byte[] reason = e.getMessage().getBytes(StandardCharsets.UTF_8);
+                byte[] marker = new byte[REJECTED_MARKER.length + reason.length];
+                System.arraycopy(REJECTED_MARKER, 0, marker, 0, REJECTED_MARKER.length);
+                System.arraycopy(reason, 0, marker, REJECTED_MARKER.length, reason.length);
+                buffer.put(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), marker);
+                drain(key, record.timestamp());
+            }
             return;
         } catch (RuntimeException e) {
             deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
@@ -129,15 +148,20 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         while (!pending.isEmpty()) {
             ModuleTask task = pending.peekFirst();
             AdapterLayer layer = null;
+            String rejected = null;
             if (task.getOp() == ModuleOp.UPSERT) {
                 byte[] raw = buffer.get(bufferKey(key, task.getAdapterId(), task.getAdapterVersion(), task.getLayerDigest()));
                 if (raw == null) break;
-                layer = layers.deserialize(layersTopic, raw);
+                if (isRejectedMarker(raw)) {
+                    rejected = "layer rejected: " + new String(raw, REJECTED_MARKER.length, raw.length - REJECTED_MARKER.length,
+                            StandardCharsets.UTF_8);
+                } else {
+                    layer = layers.deserialize(layersTopic, raw);
+                }
             }
             if (clusters == null) clusters = loadClusters(key, task);
-            String rejected = null;
             if (task.getOp() == ModuleOp.UPSERT) {
-                rejected = mismatch(task, layer);
+                if (rejected == null) rejected = mismatch(task, layer);
                 if (rejected == null) {
                     clusters.upsert(task.getAdapterId(), TensorCodec.toAdapterModule(layer, task.getWeight()));
                 } else {
@@ -250,6 +274,12 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             throw new UncheckedIOException(e);
         }
         states.put(PENDING_PREFIX + key, bytes.toByteArray());
+    }
+
+    private static boolean isRejectedMarker(byte[] raw) {
+        if (raw.length < REJECTED_MARKER.length) return false;
+        for (int i = 0; i < REJECTED_MARKER.length; i++) if (raw[i] != REJECTED_MARKER[i]) return false;
+        return true;
     }
 
     static String bufferKey(String moduleKey, String adapterId, long version, String digest) {

@@ -96,10 +96,12 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
             if (!done.keySet().containsAll(plan.getAffectedModules())) return;
             TreeMap<String, ModuleRef> current = new TreeMap<>();
             for (ModuleRef m : state.getCurrent()) current.put(m.getModule(), m);
+            List<String> warnings = new ArrayList<>();
             for (ModuleResult r : done.values()) {
                 if (r.getRejected() != null) {
-                    LOG.warn("group {} version {}: module {} kept without the new layer: {}", plan.getGroup(),
-                            plan.getSequence(), r.getModule(), r.getRejected());
+                    LOG.warn("group {} version {}: module {} merged without {}: {}", plan.getGroup(),
+                            plan.getSequence(), r.getModule(), plan.getTrigger().getAdapterId(), r.getRejected());
+                    warnings.add(r.getModule() + ": " + r.getRejected());
                 }
                 if (r.getRank() == 0) current.remove(r.getModule());
                 else current.put(r.getModule(), new ModuleRef(r.getModule(), r.getRank(), r.getDIn(), r.getDOut(), r.getDigest()));
@@ -119,6 +121,7 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
                     .setParameters(new TreeMap<>(plan.getParameters()))
                     .setEventTimestamp(plan.getEventTimestamp())
                     .setServiceVersion(serviceVersion)
+                    .setWarnings(warnings)
                     .build();
             byte[] bytes = manifests.serialize(versionsTopic, manifest);
             long ts = plan.getEventTimestamp();

@@ -1,0 +1,414 @@
+package dev.loralego.stream;
+
+import dev.loralego.avro.AdapterEvent;
+import dev.loralego.avro.AdapterLayer;
+import dev.loralego.avro.DeadLetter;
+import dev.loralego.avro.MergedLayer;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.avro.ModuleRef;
+import dev.loralego.avro.TensorDType;
+import dev.loralego.lego.AdapterModule;
+import dev.loralego.lego.LegoMerger;
+import dev.loralego.lego.LegoOptions;
+import dev.loralego.lego.MergedModule;
+import dev.loralego.registry.EmbeddedSchemaResolver;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.TestInputTopic;
+import org.apache.kafka.streams.TestOutputTopic;
+import org.apache.kafka.streams.TopologyTestDriver;
+import org.apache.kafka.streams.test.TestRecord;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.TreeMap;
+
+import static dev.loralego.stream.StreamFixtures.adapter;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The whole topology in a {@link TopologyTestDriver}: sequencing, module clusters, assembly, dead letters.
+ * With {@code refineMode=recluster, refineEvery=1} every version must equal, bit for bit, what the offline
+ * {@link LegoMerger} computes on the live set of that version.
+ */
+class MergeTopologyTest {
+    private static final String GROUP = "g1";
+
+    @TempDir
+    Path stateDir;
+
+    private final TopologySerdes serdes = MergeService.serdes(new EmbeddedSchemaResolver());
+    private final ServiceTopics topics = ServiceTopics.defaults("lora-lego-test");
+    private MergeParameters params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 16);
+    private TopologyTestDriver driver;
+    private TestInputTopic<byte[], byte[]> events;
+    private TestInputTopic<byte[], byte[]> layers;
+    private TestOutputTopic<String, byte[]> versions;
+    private TestOutputTopic<String, byte[]> mergedLayers;
+    private TestOutputTopic<String, byte[]> deadLetters;
+    private final List<MergedVersionManifest> emitted = new ArrayList<>();
+    private long clock = 1_000;
+
+    @BeforeEach
+    void start() {
+        startDriver();
+    }
+
+    private void startDriver() {
+        MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes, g -> params, 64 << 20, "test", emitted::add);
+        Properties props = new Properties();
+        props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-test");
+        props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
+        props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
+        driver = new TopologyTestDriver(MergeTopology.build(settings), props);
+        ByteArraySerializer bytes = new ByteArraySerializer();
+        events = driver.createInputTopic(topics.adapterEvents(), bytes, bytes);
+        layers = driver.createInputTopic(topics.adapterLayers(), bytes, bytes);
+        versions = driver.createOutputTopic(topics.mergedVersions(), new StringDeserializer(), new ByteArrayDeserializer());
+        mergedLayers = driver.createOutputTopic(topics.mergedLayers(), new StringDeserializer(), new ByteArrayDeserializer());
+        deadLetters = driver.createOutputTopic(topics.deadLetter(), new StringDeserializer(), new ByteArrayDeserializer());
+    }
+
+    @AfterEach
+    void stop() {
+        driver.close();
+    }
+
+    private void publish(StreamFixtures.Adapter a) {
+        publishLayers(a);
+        publishEvent(a.publishEvent());
+    }
+
+    private void publishLayers(StreamFixtures.Adapter a) {
+        a.layers().forEach((m, l) -> layers.pipeInput(key(a.group() + "|" + m),
+                serdes.adapterLayer().serializer().serialize(topics.adapterLayers(), l), Instant.ofEpochMilli(clock++)));
+    }
+
+    private void publishEvent(AdapterEvent e) {
+        events.pipeInput(key(e.getGroup()), serdes.adapterEvent().serializer().serialize(topics.adapterEvents(), e),
+                Instant.ofEpochMilli(clock++));
+    }
+
+    private static byte[] key(String s) {
+        return s.getBytes(StandardCharsets.UTF_8);
+    }
+
+    private List<MergedVersionManifest> latestVersions() {
+        List<MergedVersionManifest> out = new ArrayList<>();
+        for (TestRecord<String, byte[]> r : versions.readRecordsToList()) {
+            MergedVersionManifest m = serdes.mergedVersion().deserializer().deserialize(topics.mergedVersions(), r.value());
+            if (r.key().equals(m.getGroup())) out.add(m);
+            else assertEquals(m.getGroup() + "@" + m.getSequence(), r.key(), "history key");
+        }
+        return out;
+    }
+
+    private Map<String, MergedLayer> latestLayers() {
+        Map<String, MergedLayer> out = new TreeMap<>();
+        for (TestRecord<String, byte[]> r : mergedLayers.readRecordsToList()) {
+            MergedLayer l = serdes.mergedLayer().deserializer().deserialize(topics.mergedLayers(), r.value());
+            assertEquals(l.getGroup() + "|" + l.getModule(), r.key());
+            out.put(l.getModule(), l);
+        }
+        return out;
+    }
+
+    private List<DeadLetter> deadLetters() {
+        List<DeadLetter> out = new ArrayList<>();
+        for (TestRecord<String, byte[]> r : deadLetters.readRecordsToList()) {
+            out.add(serdes.deadLetter().deserializer().deserialize(topics.deadLetter(), r.value()));
+        }
+        return out;
+    }
+
+    /** The offline merge of {@code live} for {@code module}, as F32 bytes (the service's output dtype). */
+    private byte[][] offline(String module, List<StreamFixtures.Adapter> live) {
+        List<AdapterModule> in = new ArrayList<>();
+        for (StreamFixtures.Adapter a : live) {
+            AdapterModule f = a.factors().get(module);
+            if (f != null) in.add(f);
+        }
+        MergedModule m = LegoMerger.mergeModule(module, in, params.lego());
+        return new byte[][]{TensorCodec.encode(m.a(), TensorDType.F32), TensorCodec.encode(m.b(), TensorDType.F32)};
+    }
+
+    private static byte[] bytes(ByteBuffer b) {
+        return LayerValidation.bytes(b);
+    }
+
+    private void assertEqualsOffline(Map<String, MergedLayer> merged, List<StreamFixtures.Adapter> live) {
+        for (String module : StreamFixtures.MODULES.keySet()) {
+            MergedLayer l = merged.get(module);
+            byte[][] expected = offline(module, live);
+            assertArrayEquals(expected[0], bytes(l.getA()), "A of " + module + " equals the offline merge bit for bit");
+            assertArrayEquals(expected[1], bytes(l.getB()), "B of " + module + " equals the offline merge bit for bit");
+        }
+    }
+
+    @Test
+    void publishesBecomeVersionsInOrderEqualToTheOfflineMerge() {
+        List<StreamFixtures.Adapter> live = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            StreamFixtures.Adapter a = adapter(GROUP, "a" + i, 1, 2, 100 + i);
+            publish(a);
+            live.add(a);
+            List<MergedVersionManifest> v = latestVersions();
+            assertEquals(1, v.size(), "one version per publish");
+            assertEquals(i + 1, v.get(0).getSequence());
+            assertEquals(i + 1, v.get(0).getAdapters().size());
+            Map<String, MergedLayer> merged = latestLayers();
+            assertEqualsOffline(merged, live);
+            // The manifest's module digests are the layers' digests, and its digest covers them in order.
+            List<String> names = new ArrayList<>(), digests = new ArrayList<>();
+            for (ModuleRef m : v.get(0).getModules()) {
+                assertEquals(merged.get(m.getModule()).getDigest(), m.getDigest());
+                assertEquals(Digests.layer(bytes(merged.get(m.getModule()).getA()), bytes(merged.get(m.getModule()).getB())), m.getDigest());
+                names.add(m.getModule());
+                digests.add(m.getDigest());
+            }
+            assertEquals(Digests.ofModules(names, digests), v.get(0).getDigest());
+        }
+        assertEquals(List.of(1L, 2L, 3L, 4L), emitted.stream().map(MergedVersionManifest::getSequence).toList());
+    }
+
+    @Test
+    void modulesAreReallyClusteredOnceThePoolExceedsK() {
+        for (int i = 0; i < 3; i++) publish(adapter(GROUP, "a" + i, 1, 2, 200 + i));
+        Map<String, MergedLayer> merged = latestLayers();
+        // 3 adapters x rank 2 = 6 units > k = 3: the merged rank is k and the clustering has inertia.
+        for (MergedLayer l : merged.values()) {
+            assertEquals(3, l.getRank());
+            assertTrue(l.getInertia() > 0, "inertia of " + l.getModule());
+            assertEquals(3, l.getLiveAdapters());
+        }
+    }
+
+    @Test
+    void withdrawAndReplaceChangeTheLiveSet() {
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1);
+        StreamFixtures.Adapter b = adapter(GROUP, "b", 1, 2, 2);
+        StreamFixtures.Adapter c = adapter(GROUP, "c", 1, 3, 3);
+        publish(a);
+        publish(b);
+        publish(c);
+        latestVersions();
+        latestLayers();
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "b"));
+        List<MergedVersionManifest> v = latestVersions();
+        assertEquals(4, v.get(0).getSequence());
+        assertEquals(List.of("a", "c"), v.get(0).getAdapters().stream().map(r -> r.getAdapterId()).toList());
+        assertEqualsOffline(latestLayers(), List.of(a, c));
+
+        StreamFixtures.Adapter a2 = adapter(GROUP, "a", 2, 2, 11);
+        publish(a2);
+        v = latestVersions();
+        assertEquals(5, v.get(0).getSequence());
+        assertEquals(2L, v.get(0).getAdapters().get(0).getAdapterVersion(), "a's live version is 2");
+        assertEqualsOffline(latestLayers(), List.of(a2, c));
+    }
+
+    @Test
+    void aModuleOnlySomeAdaptersTargetIsMergedFromThoseAndRemovedWhenNoneIsLeft() {
+        StreamFixtures.Adapter both = adapter(GROUP, "both", 1, 2, 1.0, 5, List.of("layers.0.q_proj", "layers.0.v_proj"));
+        StreamFixtures.Adapter qOnly = adapter(GROUP, "q", 1, 2, 1.0, 6, List.of("layers.0.q_proj"));
+        publish(qOnly);
+        MergedVersionManifest v1 = latestVersions().get(0);
+        assertEquals(List.of("layers.0.q_proj"), v1.getModules().stream().map(ModuleRef::getModule).toList());
+        publish(both);
+        MergedVersionManifest v2 = latestVersions().get(0);
+        assertEquals(2, v2.getModules().size());
+        latestLayers();
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "both"));
+        MergedVersionManifest v3 = latestVersions().get(0);
+        assertEquals(List.of("layers.0.q_proj"), v3.getModules().stream().map(ModuleRef::getModule).toList(),
+                "v_proj has no live adapter left");
+        MergedLayer removed = latestLayers().get("layers.0.v_proj");
+        assertEquals(0, removed.getRank());
+        // q_proj's digest is back to the one of version 1 (same live set, same seed).
+        assertEquals(v1.getModules().get(0).getDigest(), v3.getModules().get(0).getDigest());
+    }
+
+    @Test
+    void aTaskWaitsForItsLayerWhateverTheArrivalOrder() {
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 7);
+        publishEvent(a.publishEvent());
+        assertTrue(latestVersions().isEmpty(), "no version before the layers are in");
+        publishLayers(a);
+        List<MergedVersionManifest> v = latestVersions();
+        assertEquals(1, v.size());
+        assertEqualsOffline(latestLayers(), List.of(a));
+    }
+
+    @Test
+    void aPublishWithoutItsEventMergesNothing() {
+        StreamFixtures.Adapter half = adapter(GROUP, "half", 1, 2, 9);
+        publishLayers(half);
+        assertTrue(latestVersions().isEmpty());
+        assertTrue(latestLayers().isEmpty());
+        StreamFixtures.Adapter full = adapter(GROUP, "half", 2, 2, 10);
+        publish(full);
+        MergedVersionManifest v = latestVersions().get(0);
+        assertEquals(1, v.getSequence());
+        assertEquals(2L, v.getAdapters().get(0).getAdapterVersion());
+        assertEqualsOffline(latestLayers(), List.of(full));
+    }
+
+    @Test
+    void badInputIsDeadLetteredWithItsReasonAndTheGroupCarriesOn() {
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 2, 2, 1);
+        publish(a);
+        latestVersions();
+        // 1. bytes that are no Avro record at all
+        events.pipeInput(key(GROUP), new byte[]{1, 2, 3}, Instant.ofEpochMilli(clock++));
+        // 2. an older version than the live one
+        publishEvent(adapter(GROUP, "a", 1, 2, 2).publishEvent());
+        // 3. the same version again
+        publishEvent(a.publishEvent());
+        // 4. withdraw of an unknown adapter
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "nobody"));
+        // 5. another base model
+        AdapterEvent other = adapter(GROUP, "x", 1, 2, 3).publishEvent();
+        other.setBaseModel("another/model");
+        publishEvent(other);
+        // 6. a rank over the maximum (16)
+        publishEvent(adapter(GROUP, "big", 1, 17, 4).publishEvent());
+        // 7. dimensions the group's base model does not have
+        AdapterEvent wrongDims = adapter(GROUP, "w", 1, 2, 5).publishEvent();
+        wrongDims.getModules().get(0).setDIn(99);
+        publishEvent(wrongDims);
+        // 8. a layer whose bytes do not match its digest
+        StreamFixtures.Adapter tampered = adapter(GROUP, "t", 1, 2, 6);
+        AdapterLayer l = tampered.layers().get("layers.0.q_proj");
+        l.setDigest("0".repeat(64));
+        layers.pipeInput(key(GROUP + "|layers.0.q_proj"), serdes.adapterLayer().serializer().serialize(topics.adapterLayers(), l));
+
+        List<DeadLetter> dl = deadLetters();
+        assertEquals(8, dl.size(), () -> "dead letters: " + dl.stream().map(DeadLetter::getReason).toList());
+        assertTrue(dl.get(0).getReason().startsWith("undecodable adapter event"), dl.get(0).getReason());
+        assertArrayEquals(new byte[]{1, 2, 3}, bytes(dl.get(0).getValue()), "the rejected record is kept verbatim");
+        assertTrue(dl.get(1).getReason().contains("older than the live version"), dl.get(1).getReason());
+        assertTrue(dl.get(2).getReason().contains("duplicate publish"), dl.get(2).getReason());
+        assertTrue(dl.get(3).getReason().contains("not live"), dl.get(3).getReason());
+        assertEquals("baseModel", dl.get(4).getField());
+        assertEquals("modules[layers.0.q_proj].rank", dl.get(5).getField());
+        assertTrue(dl.get(6).getReason().contains("base model has 12->10"), dl.get(6).getReason());
+        assertEquals("digest", dl.get(7).getField());
+        assertEquals(topics.adapterLayers(), dl.get(7).getSourceTopic());
+        assertTrue(latestVersions().isEmpty(), "no bad input made a version");
+
+        // The group carries on.
+        StreamFixtures.Adapter b = adapter(GROUP, "b", 1, 2, 8);
+        publish(b);
+        List<MergedVersionManifest> v = latestVersions();
+        assertEquals(1, v.size());
+        assertEquals(2, v.get(0).getSequence());
+    }
+
+    @Test
+    void aRejectedLayerStillLetsItsVersionOutWithAWarning() {
+        StreamFixtures.Adapter good = adapter(GROUP, "good", 1, 2, 1);
+        publish(good);
+        latestVersions();
+        latestLayers();
+        StreamFixtures.Adapter bad = adapter(GROUP, "bad", 1, 2, 2);
+        AdapterLayer l = bad.layers().get("layers.0.v_proj");
+        byte[] a = bytes(l.getA());
+        ByteBuffer.wrap(a).order(java.nio.ByteOrder.LITTLE_ENDIAN).putFloat(4, Float.NaN);
+        l.setA(ByteBuffer.wrap(a));
+        l.setDigest(Digests.layer(a, bytes(l.getB())));
+        publish(bad);
+        List<DeadLetter> dl = deadLetters();
+        assertEquals(1, dl.size());
+        assertTrue(dl.get(0).getReason().contains("NaN"), dl.get(0).getReason());
+        MergedVersionManifest v = latestVersions().get(0);
+        assertEquals(2, v.getSequence());
+        assertEquals(1, v.getWarnings().size());
+        assertTrue(v.getWarnings().get(0).startsWith("layers.0.v_proj: layer rejected"), v.getWarnings().get(0));
+        // q_proj has both adapters, v_proj only the good one.
+        Map<String, MergedLayer> merged = latestLayers();
+        assertArrayEquals(offline("layers.0.v_proj", List.of(good))[0], bytes(merged.get("layers.0.v_proj").getA()));
+        assertArrayEquals(offline("layers.0.q_proj", List.of(good, bad))[0], bytes(merged.get("layers.0.q_proj").getA()));
+    }
+
+    @Test
+    void groupsAreIndependentAndParametersTravelInTheManifest() {
+        publish(adapter("g1", "a", 1, 2, 1));
+        publish(adapter("g2", "a", 1, 2, 2));
+        AdapterEvent other = adapter("g2", "b", 1, 2, 3).publishEvent();
+        other.setBaseModel("another/model");
+        publishEvent(other);
+        List<MergedVersionManifest> v = latestVersions();
+        assertEquals(2, v.size());
+        assertEquals(List.of("g1", "g2"), v.stream().map(MergedVersionManifest::getGroup).toList());
+        assertEquals(1, deadLetters().size());
+        Map<String, String> p = v.get(0).getParameters();
+        assertEquals(params, MergeParameters.fromMap(p));
+        assertEquals("recluster", p.get("refineMode"));
+    }
+
+    @Test
+    void aReplayReproducesEveryVersionDigestForDigest() {
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1), b = adapter(GROUP, "b", 1, 3, 2),
+                c = adapter(GROUP, "c", 1, 2, 3), a2 = adapter(GROUP, "a", 2, 2, 4);
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 2, "lloyd", 1.0, "F32", 16);
+        Map<Long, String> first = runScenario(a, b, c, a2);
+        driver.close();
+        emitted.clear();
+        startDriverFresh();
+        Map<Long, String> second = runScenario(a, b, c, a2);
+        assertEquals(5, first.size());
+        assertEquals(first, second, "same inputs, same versions and digests");
+    }
+
+    @TempDir
+    Path secondStateDir;
+
+    private void startDriverFresh() {
+        Path keep = stateDir;
+        stateDir = secondStateDir;
+        startDriver();
+        stateDir = keep;
+    }
+
+    private Map<Long, String> runScenario(StreamFixtures.Adapter a, StreamFixtures.Adapter b, StreamFixtures.Adapter c,
+                                          StreamFixtures.Adapter a2) {
+        publish(a);
+        publish(b);
+        publish(c);
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "b"));
+        publish(a2);
+        Map<Long, String> digests = new TreeMap<>();
+        for (MergedVersionManifest m : latestVersions()) digests.put(m.getSequence(), m.getDigest());
+        return digests;
+    }
+
+    @Test
+    void outputDTypeIsHonoured() {
+        params = new MergeParameters(LegoOptions.defaults().withK(2), 1, "recluster", 1.0, "BF16", 16);
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1);
+        publish(a);
+        MergedLayer l = latestLayers().get("layers.0.q_proj");
+        assertEquals(TensorDType.BF16, l.getDtype());
+        assertEquals(2 * 12 * 2, l.getA().remaining());
+        double[] got = TensorCodec.decode(l.getA(), TensorDType.BF16, 2 * 12);
+        double[] want = TensorCodec.decode(ByteBuffer.wrap(offline("layers.0.q_proj", List.of(a))[0]), TensorDType.F32, 2 * 12);
+        for (int i = 0; i < got.length; i++) assertEquals(want[i], got[i], Math.abs(want[i]) * 0x1p-8 + 1e-30);
+        assertNotEquals(0, Arrays.stream(got).map(Math::abs).sum());
+    }
+}
