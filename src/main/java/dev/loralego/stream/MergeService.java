@@ -105,8 +105,8 @@ public final class MergeService implements AutoCloseable {
         Map<String, Object> adminProps = new HashMap<>(config.clientOverrides());
         adminProps.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, config.bootstrap());
         try (Admin admin = Admin.create(adminProps)) {
-            List<String> created = TopicAdmin.ensureTopics(admin, topics.boundary(), config.partitions(),
-                    config.replication(), config.maxRecordBytes());
+            List<String> created = new ArrayList<>(TopicAdmin.ensureTopics(admin, topics.boundary(), config.partitions(),
+                    config.replication(), config.maxRecordBytes()));
             created.addAll(ensureInternalTopics(admin, topics, config));
             if (!created.isEmpty()) LOG.info("created topics {}", created);
         }

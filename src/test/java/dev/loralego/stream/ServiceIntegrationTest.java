@@ -1,0 +1,168 @@
+package dev.loralego.stream;
+
+import dev.loralego.avro.AdapterEvent;
+import dev.loralego.avro.MergedLayer;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.avro.TensorDType;
+import dev.loralego.kafka.EmbeddedKafkaBroker;
+import dev.loralego.lego.AdapterModule;
+import dev.loralego.lego.LegoMerger;
+import dev.loralego.lego.LegoOptions;
+import dev.loralego.lego.MergedModule;
+import dev.loralego.registry.EmbeddedSchemaResolver;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The service against a real broker (in-JVM KRaft): publish several adapters, versions 1..N appear in order
+ * with history keys; the merged layers equal the offline merge of the live set; a withdraw makes a new version.
+ * Two partitions, so the co-partitioning of tasks and layers is exercised.
+ */
+class ServiceIntegrationTest {
+    @TempDir
+    static Path dir;
+    static EmbeddedKafkaBroker broker;
+    static MergeService service;
+    static final MergeParameters PARAMS = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 64);
+    static final TopologySerdes SERDES = MergeService.serdes(new EmbeddedSchemaResolver());
+
+    @BeforeAll
+    static void start() throws Exception {
+        broker = EmbeddedKafkaBroker.start(dir.resolve("kafka"), 0);
+        MergeService.Config cfg = new MergeService.Config(broker.bootstrapServers(), "it-service", dir.resolve("state"),
+                2, (short) 1, 16 << 20, 1, PARAMS, Map.of());
+        service = MergeService.start(cfg, null, Duration.ofSeconds(60));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (service != null) service.close();
+        if (broker != null) broker.close();
+    }
+
+    static void publish(String group, List<StreamFixtures.Adapter> adapters, List<AdapterEvent> events) {
+        java.util.Properties p = new java.util.Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "it-publisher-" + group);
+        p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 16 << 20);
+        ServiceTopics t = service.topics();
+        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            for (StreamFixtures.Adapter a : adapters) {
+                a.layers().forEach((m, l) -> producer.send(new ProducerRecord<>(t.adapterLayers(), group + "|" + m,
+                        SERDES.adapterLayer().serializer().serialize(t.adapterLayers(), l))));
+            }
+            for (AdapterEvent e : events) {
+                producer.send(new ProducerRecord<>(t.adapterEvents(), group, SERDES.adapterEvent().serializer().serialize(t.adapterEvents(), e)));
+            }
+            producer.commitTransaction();
+        }
+    }
+
+    /** Reads the versions topic until {@code count} latest-key manifests of {@code group} are seen. */
+    static List<MergedVersionManifest> awaitVersions(String group, int count, List<String> keysSeen) {
+        List<MergedVersionManifest> out = new ArrayList<>();
+        try (KafkaConsumer<String, byte[]> c = consumer()) {
+            List<TopicPartition> parts = c.partitionsFor(service.topics().mergedVersions()).stream()
+                    .map(pi -> new TopicPartition(pi.topic(), pi.partition())).toList();
+            c.assign(parts);
+            c.seekToBeginning(parts);
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (out.size() < count && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
+                    MergedVersionManifest m = SERDES.mergedVersion().deserializer().deserialize(r.topic(), r.value());
+                    if (!m.getGroup().equals(group)) continue;
+                    keysSeen.add(r.key());
+                    if (r.key().equals(group)) out.add(m);
+                }
+            }
+        }
+        return out;
+    }
+
+    static Map<String, MergedLayer> latestLayers(String group) {
+        Map<String, MergedLayer> out = new TreeMap<>();
+        try (KafkaConsumer<String, byte[]> c = consumer()) {
+            List<TopicPartition> parts = c.partitionsFor(service.topics().mergedLayers()).stream()
+                    .map(pi -> new TopicPartition(pi.topic(), pi.partition())).toList();
+            c.assign(parts);
+            c.seekToBeginning(parts);
+            Map<TopicPartition, Long> end = c.endOffsets(parts);
+            while (parts.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
+                for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
+                    MergedLayer l = SERDES.mergedLayer().deserializer().deserialize(r.topic(), r.value());
+                    if (l.getGroup().equals(group)) out.put(l.getModule(), l);
+                }
+            }
+        }
+        return out;
+    }
+
+    static KafkaConsumer<String, byte[]> consumer() {
+        java.util.Properties p = new java.util.Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, 16 << 20);
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        return new KafkaConsumer<>(p, new StringDeserializer(), new ByteArrayDeserializer());
+    }
+
+    static void assertEqualsOffline(Map<String, MergedLayer> merged, List<StreamFixtures.Adapter> live) {
+        for (String module : StreamFixtures.MODULES.keySet()) {
+            List<AdapterModule> in = new ArrayList<>();
+            for (StreamFixtures.Adapter a : live) in.add(a.factors().get(module));
+            MergedModule m = LegoMerger.mergeModule(module, in, PARAMS.lego());
+            assertArrayEquals(TensorCodec.encode(m.a(), TensorDType.F32), LayerValidation.bytes(merged.get(module).getA()), module);
+            assertArrayEquals(TensorCodec.encode(m.b(), TensorDType.F32), LayerValidation.bytes(merged.get(module).getB()), module);
+        }
+    }
+
+    @Test
+    void versionsAppearInOrderAndEqualTheOfflineMerge() {
+        String group = "it-order";
+        List<StreamFixtures.Adapter> live = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            StreamFixtures.Adapter a = StreamFixtures.adapter(group, "adapter-" + i, 1, 2, 40 + i);
+            live.add(a);
+            publish(group, List.of(a), List.of(a.publishEvent()));
+        }
+        List<String> keys = new ArrayList<>();
+        List<MergedVersionManifest> versions = awaitVersions(group, 4, keys);
+        assertEquals(List.of(1L, 2L, 3L, 4L), versions.stream().map(MergedVersionManifest::getSequence).toList());
+        for (long s = 1; s <= 4; s++) assertTrue(keys.contains(group + "@" + s), "history key " + group + "@" + s);
+        assertEqualsOffline(latestLayers(group), live);
+
+        publish(group, List.of(), List.of(StreamFixtures.withdrawEvent(group, "adapter-1")));
+        List<MergedVersionManifest> after = awaitVersions(group, 5, new ArrayList<>());
+        MergedVersionManifest v5 = after.get(4);
+        assertEquals(5, v5.getSequence());
+        assertEquals(List.of("adapter-0", "adapter-2", "adapter-3"), v5.getAdapters().stream().map(r -> r.getAdapterId()).toList());
+        live.remove(1);
+        assertEqualsOffline(latestLayers(group), live);
+    }
+}
