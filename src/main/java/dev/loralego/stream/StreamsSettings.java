@@ -38,9 +38,9 @@ public final class StreamsSettings {
         p.put(StreamsConfig.producerPrefix(ProducerConfig.BUFFER_MEMORY_CONFIG), Math.max(64L << 20, 2L * maxRecordBytes));
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG), maxRecordBytes);
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.FETCH_MAX_BYTES_CONFIG), Math.max(maxRecordBytes, 64 << 20));
-        // A module step on a big model can take seconds; a poll loop of big records must not be fenced.
+        // Big records: fewer per poll keeps one poll loop well inside max.poll.interval.ms.
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_POLL_RECORDS_CONFIG), 100);
-        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_POLL_INTERVAL_MS_CONFIG), 600_000);
+        p.put("processing.exception.handler.global.enabled", true);
         // Internal repartition/changelog topics on a one-broker dev cluster need replication 1; in production
         // the broker default (-1) applies unless overridden by the config file.
         p.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, -1);
