@@ -36,6 +36,8 @@ public final class MergeTopology {
     public static final String LAYER_BUFFER_STORE = "layer-buffer-store";
     public static final String MODULE_STATE_STORE = "module-state-store";
     public static final String ASSEMBLY_STORE = "version-assembly-store";
+    /** Key group → latest {@code MergedVersionManifest} (Confluent wire format bytes), for interactive queries. */
+    public static final String LATEST_VERSION_STORE = "latest-version-store";
 
     static final String EVENTS_SOURCE = "adapter-events";
     static final String LAYERS_SOURCE = "adapter-layers";
@@ -95,7 +97,7 @@ public final class MergeTopology {
         topology.addProcessor(MERGER, () -> new ModuleMerger(LAYER_BUFFER_STORE, MODULE_STATE_STORE, t.adapterLayers(),
                 s.adapterLayer().deserializer(), t.mergedLayers(), s.mergedLayer().serializer(),
                 MERGED_LAYERS_SINK, ASSEMBLY_SINK, deadLetters(t, s)), LAYERS_SOURCE, TASKS_SOURCE);
-        topology.addProcessor(ASSEMBLER, () -> new VersionAssembler(ASSEMBLY_STORE, t.mergedVersions(),
+        topology.addProcessor(ASSEMBLER, () -> new VersionAssembler(ASSEMBLY_STORE, LATEST_VERSION_STORE, t.mergedVersions(),
                 s.mergedVersion().serializer(), VERSIONS_SINK, settings.serviceVersion(), settings.listener()),
                 ASSEMBLY_SOURCE);
 
@@ -103,6 +105,7 @@ public final class MergeTopology {
         topology.addStateStore(store(LAYER_BUFFER_STORE, tensorChangelog), MERGER);
         topology.addStateStore(store(MODULE_STATE_STORE, tensorChangelog), MERGER);
         topology.addStateStore(store(ASSEMBLY_STORE, Map.of()), ASSEMBLER);
+        topology.addStateStore(store(LATEST_VERSION_STORE, Map.of()), ASSEMBLER);
 
         topology.addSink(TASKS_SINK, t.moduleTasks(), keysOut, bytesOut, SEQUENCER);
         topology.addSink(ASSEMBLY_SINK, t.versionAssembly(), keysOut, bytesOut, SEQUENCER, MERGER);

@@ -25,12 +25,14 @@ import java.util.TreeMap;
  * Per merge group (key = group): collects the {@link VersionPlan} of each sequence number and the
  * {@link ModuleResult}s of its affected modules, and once all are in emits the
  * {@link MergedVersionManifest} under key {@code group} (latest) and {@code group@sequence} (history).
- * Versions leave strictly in sequence order.
+ * Versions leave strictly in sequence order. The latest manifest of each group (wire format, as on the
+ * topic) is also kept in a store for interactive queries.
  */
 public final class VersionAssembler implements Processor<byte[], byte[], String, byte[]> {
     private static final Logger LOG = LoggerFactory.getLogger(VersionAssembler.class);
 
     private final String storeName;
+    private final String latestStoreName;
     private final String versionsTopic;
     private final Serializer<MergedVersionManifest> manifests;
     private final String versionsSink;
@@ -40,15 +42,17 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
     private final InternalCodec<AssemblyState> stateCodec = new InternalCodec<>(AssemblyState.class);
     private ProcessorContext<String, byte[]> context;
     private KeyValueStore<String, byte[]> store;
+    private KeyValueStore<String, byte[]> latest;
 
     /** Told about every emitted version (logging and metrics; never influences content). */
     public interface VersionListener {
         void versionEmitted(MergedVersionManifest manifest);
     }
 
-    VersionAssembler(String storeName, String versionsTopic, Serializer<MergedVersionManifest> manifests,
+    VersionAssembler(String storeName, String latestStoreName, String versionsTopic, Serializer<MergedVersionManifest> manifests,
                      String versionsSink, String serviceVersion, VersionListener listener) {
         this.storeName = Objects.requireNonNull(storeName);
+        this.latestStoreName = Objects.requireNonNull(latestStoreName);
         this.versionsTopic = Objects.requireNonNull(versionsTopic);
         this.manifests = Objects.requireNonNull(manifests);
         this.versionsSink = Objects.requireNonNull(versionsSink);
@@ -60,6 +64,7 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
     public void init(ProcessorContext<String, byte[]> context) {
         this.context = context;
         this.store = context.getStateStore(storeName);
+        this.latest = context.getStateStore(latestStoreName);
     }
 
     @Override
@@ -127,6 +132,7 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
             long ts = plan.getEventTimestamp();
             context.forward(new Record<>(plan.getGroup() + "@" + plan.getSequence(), bytes, ts), versionsSink);
             context.forward(new Record<>(plan.getGroup(), bytes, ts), versionsSink);
+            latest.put(plan.getGroup(), bytes);
             state.setCurrent(modules);
             state.setPlans(new ArrayList<>(state.getPlans().subList(1, state.getPlans().size())));
             List<ModuleResult> rest = new ArrayList<>();
