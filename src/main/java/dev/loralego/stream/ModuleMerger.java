@@ -12,7 +12,6 @@ import dev.loralego.lego.MergedModule;
 import dev.loralego.lego.StreamingModuleClusters;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serializer;
-import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
 import org.apache.kafka.streams.processor.api.Record;
@@ -168,7 +167,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                     // The event and its layer disagree: the adapter does not take part in this module.
                     clusters.retract(task.getAdapterId());
                 }
-                purgeBuffered(key, task.getAdapterId());
+                purgeBuffered(key, task.getAdapterId(), task.getAdapterVersion());
             } else {
                 clusters.retract(task.getAdapterId());
             }
@@ -228,13 +227,20 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         return StreamingState.reconcile(clusters, task.getModule(), params);
     }
 
-    private void purgeBuffered(String key, String adapterId) {
+    /**
+     * Drops the buffered layers of {@code adapterId} up to {@code version} (the one just applied, older ones,
+     * and half-published leftovers of those versions); layers of newer versions stay for their tasks.
+     */
+    private void purgeBuffered(String key, String adapterId, long version) {
         String prefix = key + "|" + adapterId + "|";
         List<String> stale = new ArrayList<>();
         try (KeyValueIterator<String, byte[]> it = buffer.prefixScan(prefix, new org.apache.kafka.common.serialization.StringSerializer())) {
             while (it.hasNext()) {
-                KeyValue<String, byte[]> kv = it.next();
-                stale.add(kv.key);
+                String k = it.next().key;
+                String rest = k.substring(prefix.length());
+                int bar = rest.indexOf('|');
+                long v = Long.parseLong(bar < 0 ? rest : rest.substring(0, bar));
+                if (v <= version) stale.add(k);
             }
         }
         stale.forEach(buffer::delete);

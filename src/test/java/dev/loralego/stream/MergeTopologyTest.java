@@ -256,6 +256,19 @@ class MergeTopologyTest {
     }
 
     @Test
+    void layersOfTwoVersionsBufferedAheadOfTheirEventsAreBothApplied() {
+        StreamFixtures.Adapter v1 = adapter(GROUP, "a", 1, 2, 21);
+        StreamFixtures.Adapter v2 = adapter(GROUP, "a", 2, 2, 22);
+        publishLayers(v1);
+        publishLayers(v2);
+        publishEvent(v1.publishEvent());
+        publishEvent(v2.publishEvent());
+        List<MergedVersionManifest> v = latestVersions();
+        assertEquals(List.of(1L, 2L), v.stream().map(MergedVersionManifest::getSequence).toList());
+        assertEqualsOffline(latestLayers(), List.of(v2));
+    }
+
+    @Test
     void aPublishWithoutItsEventMergesNothing() {
         StreamFixtures.Adapter half = adapter(GROUP, "half", 1, 2, 9);
         publishLayers(half);
