@@ -15,6 +15,7 @@ import picocli.CommandLine.Command;
                 MergeCommand.class,
                 SynthCommand.class,
                 RunCommand.class,
+                AuditCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class LoraLegoCommand implements Runnable {

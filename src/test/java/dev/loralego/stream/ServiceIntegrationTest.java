@@ -164,5 +164,24 @@ class ServiceIntegrationTest {
         assertEquals(List.of("adapter-0", "adapter-2", "adapter-3"), v5.getAdapters().stream().map(r -> r.getAdapterId()).toList());
         live.remove(1);
         assertEqualsOffline(latestLayers(group), live);
+
+        // The audit replays the inputs and finds every version equal...
+        ReplayAudit audit = new ReplayAudit(broker.bootstrapServers(), Map.of(), service.topics(), 16 << 20);
+        ReplayAudit.Report report = audit.audit(group, 1);
+        assertTrue(report.ok(), () -> "audit: " + report.differences());
+        assertEquals(5, report.compared());
+        // ...and a planted difference is found and named.
+        MergedVersionManifest forged = MergedVersionManifest.newBuilder(after.get(1)).setDigest("f".repeat(64)).build();
+        java.util.Properties p = new java.util.Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
+            producer.send(new ProducerRecord<>(service.topics().mergedVersions(), group + "@2",
+                    SERDES.mergedVersion().serializer().serialize(service.topics().mergedVersions(), forged)));
+        }
+        ReplayAudit.Report planted = audit.audit(group, 1);
+        assertEquals(1, planted.differences().size(), () -> "differences: " + planted.differences());
+        assertEquals(2, planted.differences().get(0).sequence());
+        assertTrue(planted.differences().get(0).what().contains("f".repeat(64)), planted.differences().get(0).what());
+        assertTrue(audit.audit(group, 3).ok(), "from version 3 on, the log is right");
     }
 }

@@ -1,0 +1,217 @@
+package dev.loralego.stream;
+
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.registry.SchemaResolver;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.TestInputTopic;
+import org.apache.kafka.streams.TestOutputTopic;
+import org.apache.kafka.streams.TopologyTestDriver;
+import org.apache.kafka.streams.test.TestRecord;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Properties;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+
+/**
+ * The audit: replays a group's input topics from the start through a fresh, private copy of the topology
+ * (in-process, its own temporary state) and compares every version it produces with the manifests recorded
+ * in {@code lora.merged.versions}, digest for digest.
+ *
+ * <p>Why a replay reproduces the service: a version's content depends only on the order of the group's
+ * events (one partition) and on the layers' bytes, never on how the two input topics interleave — a task
+ * waits for its layer. The replay pipes the group's layers first, then its events in log order, each with its
+ * original timestamp. The algorithm parameters are taken from the recorded manifests (they travel in them).
+ */
+public final class ReplayAudit {
+    /** A disagreement between the log and the replay. */
+    public record Difference(long sequence, String what) {
+        @Override
+        public String toString() {
+            return "version " + sequence + ": " + what;
+        }
+    }
+
+    /**
+     * @param group       the audited group
+     * @param compared    versions compared
+     * @param differences every disagreement, in sequence order (empty when the log is right)
+     */
+    public record Report(String group, int compared, List<Difference> differences) {
+        public boolean ok() {
+            return differences.isEmpty() && compared > 0;
+        }
+    }
+
+    private final String bootstrap;
+    private final Map<String, String> config;
+    private final ServiceTopics topics;
+    private final int maxRecordBytes;
+
+    public ReplayAudit(String bootstrap, Map<String, String> config, ServiceTopics topics, int maxRecordBytes) {
+        this.bootstrap = Objects.requireNonNull(bootstrap);
+        this.config = Map.copyOf(config);
+        this.topics = Objects.requireNonNull(topics);
+        this.maxRecordBytes = maxRecordBytes;
+    }
+
+    /** Audits {@code group} from version {@code fromVersion} on. */
+    public Report audit(String group, long fromVersion) {
+        TopologySerdes serdes = MergeService.serdes(SchemaResolver.fromConfig(config));
+        TreeMap<Long, MergedVersionManifest> recorded = new TreeMap<>();
+        for (ConsumerRecord<byte[], byte[]> r : readAll(topics.mergedVersions())) {
+            String key = r.key() == null ? "" : new String(r.key(), StandardCharsets.UTF_8);
+            if (!key.startsWith(group + "@")) continue;
+            MergedVersionManifest m = serdes.mergedVersion().deserializer().deserialize(topics.mergedVersions(), r.value());
+            recorded.put(m.getSequence(), m);
+        }
+        List<Difference> differences = new ArrayList<>();
+        if (recorded.isEmpty()) {
+            differences.add(new Difference(0, "no version of group '" + group + "' in " + topics.mergedVersions()));
+            return new Report(group, 0, differences);
+        }
+        MergeParameters params = MergeParameters.fromMap(recorded.firstEntry().getValue().getParameters());
+        TreeMap<Long, MergedVersionManifest> replayed = replay(group, params, serdes);
+        int compared = 0;
+        for (Map.Entry<Long, MergedVersionManifest> e : recorded.tailMap(fromVersion).entrySet()) {
+            MergedVersionManifest mine = replayed.get(e.getKey());
+            compared++;
+            if (mine == null) {
+                differences.add(new Difference(e.getKey(), "recorded, but the replay produced no such version (replay has "
+                        + (replayed.isEmpty() ? "none" : replayed.firstKey() + ".." + replayed.lastKey()) + ")"));
+                continue;
+            }
+            String d = compare(e.getValue(), mine);
+            if (d != null) differences.add(new Difference(e.getKey(), d));
+        }
+        for (Long s : replayed.tailMap(fromVersion).keySet()) {
+            if (!recorded.containsKey(s)) differences.add(new Difference(s, "the replay produced this version, the log has none"));
+        }
+        differences.sort(Comparator.comparingLong(Difference::sequence));
+        return new Report(group, compared, differences);
+    }
+
+    /** Null when equal in content; otherwise the first field that differs. */
+    static String compare(MergedVersionManifest recorded, MergedVersionManifest replayed) {
+        if (!recorded.getDigest().equals(replayed.getDigest())) {
+            for (int i = 0; i < Math.max(recorded.getModules().size(), replayed.getModules().size()); i++) {
+                var a = i < recorded.getModules().size() ? recorded.getModules().get(i) : null;
+                var b = i < replayed.getModules().size() ? replayed.getModules().get(i) : null;
+                if (!Objects.equals(a, b)) {
+                    return "digest " + recorded.getDigest() + " recorded, " + replayed.getDigest() + " replayed; first module differing: "
+                            + (a == null ? "(none)" : a.getModule() + " " + a.getDigest()) + " vs "
+                            + (b == null ? "(none)" : b.getModule() + " " + b.getDigest());
+                }
+            }
+            return "digest " + recorded.getDigest() + " recorded, " + replayed.getDigest() + " replayed";
+        }
+        if (!recorded.getModules().equals(replayed.getModules())) return "module list differs";
+        if (!recorded.getAdapters().equals(replayed.getAdapters())) {
+            return "adapters " + recorded.getAdapters() + " recorded, " + replayed.getAdapters() + " replayed";
+        }
+        if (!recorded.getTrigger().equals(replayed.getTrigger())) return "trigger differs: " + recorded.getTrigger() + " vs " + replayed.getTrigger();
+        if (!new TreeMap<>(recorded.getParameters()).equals(new TreeMap<>(replayed.getParameters()))) {
+            return "parameters " + recorded.getParameters() + " recorded, " + replayed.getParameters() + " replayed";
+        }
+        if (recorded.getEventTimestamp() != replayed.getEventTimestamp()) return "event timestamp differs";
+        if (!recorded.getWarnings().equals(replayed.getWarnings())) return "warnings differ: " + recorded.getWarnings() + " vs " + replayed.getWarnings();
+        return null;
+    }
+
+    private TreeMap<Long, MergedVersionManifest> replay(String group, MergeParameters params, TopologySerdes serdes) {
+        Path stateDir;
+        try {
+            stateDir = Files.createTempDirectory("lora-lego-audit");
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        TreeMap<Long, MergedVersionManifest> out = new TreeMap<>();
+        MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes, g -> params, maxRecordBytes,
+                ServiceVersion.get(), null);
+        Properties props = new Properties();
+        props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-audit");
+        props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "audit:0");
+        props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
+        try (TopologyTestDriver driver = new TopologyTestDriver(MergeTopology.build(settings), props)) {
+            ByteArraySerializer bytes = new ByteArraySerializer();
+            TestInputTopic<byte[], byte[]> layers = driver.createInputTopic(topics.adapterLayers(), bytes, bytes);
+            TestInputTopic<byte[], byte[]> events = driver.createInputTopic(topics.adapterEvents(), bytes, bytes);
+            TestOutputTopic<String, byte[]> versions = driver.createOutputTopic(topics.mergedVersions(), new StringDeserializer(), new ByteArrayDeserializer());
+            TestOutputTopic<String, byte[]> mergedLayers = driver.createOutputTopic(topics.mergedLayers(), new StringDeserializer(), new ByteArrayDeserializer());
+            TestOutputTopic<String, byte[]> deadLetters = driver.createOutputTopic(topics.deadLetter(), new StringDeserializer(), new ByteArrayDeserializer());
+            String layerPrefix = group + "|";
+            for (ConsumerRecord<byte[], byte[]> r : readAll(topics.adapterLayers())) {
+                if (r.key() == null || !new String(r.key(), StandardCharsets.UTF_8).startsWith(layerPrefix)) continue;
+                layers.pipeInput(r.key(), r.value(), Instant.ofEpochMilli(r.timestamp()));
+                mergedLayers.readRecordsToList();
+            }
+            for (ConsumerRecord<byte[], byte[]> r : readAll(topics.adapterEvents())) {
+                if (r.key() == null || !new String(r.key(), StandardCharsets.UTF_8).equals(group)) continue;
+                events.pipeInput(r.key(), r.value(), Instant.ofEpochMilli(r.timestamp()));
+                mergedLayers.readRecordsToList();
+                deadLetters.readRecordsToList();
+                for (TestRecord<String, byte[]> v : versions.readRecordsToList()) {
+                    if (!v.key().startsWith(group + "@")) continue;
+                    MergedVersionManifest m = serdes.mergedVersion().deserializer().deserialize(topics.mergedVersions(), v.value());
+                    out.put(m.getSequence(), m);
+                }
+            }
+        } finally {
+            deleteRecursively(stateDir);
+        }
+        return out;
+    }
+
+    /** Every committed record of {@code topic}, partition by partition in offset order. */
+    private List<ConsumerRecord<byte[], byte[]>> readAll(String topic) {
+        Map<String, Object> p = new HashMap<>(ClientSettings.kafkaClientEntries(config));
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, maxRecordBytes);
+        p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, Math.max(maxRecordBytes, 64 << 20));
+        List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            List<TopicPartition> parts = c.partitionsFor(topic, Duration.ofSeconds(30)).stream()
+                    .map(pi -> new TopicPartition(pi.topic(), pi.partition()))
+                    .sorted(Comparator.comparingInt(TopicPartition::partition)).toList();
+            c.assign(parts);
+            c.seekToBeginning(parts);
+            Map<TopicPartition, Long> end = c.endOffsets(parts);
+            long deadline = System.currentTimeMillis() + 120_000;
+            while (parts.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
+                if (System.currentTimeMillis() > deadline) throw new IllegalStateException("timed out reading " + topic);
+                c.poll(Duration.ofMillis(200)).forEach(out::add);
+            }
+        }
+        out.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition).thenComparingLong(ConsumerRecord::offset));
+        return out;
+    }
+
+    private static void deleteRecursively(Path dir) {
+        try (Stream<Path> s = Files.walk(dir)) {
+            s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // temporary directory; nothing to do
+        }
+    }
+}
