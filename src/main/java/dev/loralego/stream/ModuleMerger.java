@@ -177,6 +177,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             }
             emit(task, clusters, rejected, timestamp);
             pending.removeFirst();
+            FaultInjection.moduleStepDone();
             changed = true;
         }
         if (changed) {
