@@ -1,5 +1,8 @@
 package dev.loralego.lego;
 
+import java.nio.BufferUnderflowException;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -27,8 +30,16 @@ import java.util.Objects;
  * Sign rule: the entry of largest magnitude of {@code b} (lowest index on ties) is made positive by negating the
  * whole unit. {@link #rankIndex()} says which source rank (NONE, BALANCED) or singular index (SVD) each unit is.
  * Immutable; arrays are owned by this object and never exposed for writing by the library.
+ *
+ * <p>Binary form ({@link #toBytes()}, {@link #fromBytes(byte[])}): the immutable part of one adapter in a
+ * streaming state, stored once per adapter by the service (see {@link StreamingModuleClusters#unitsBytes}).
  */
 public final class MinimalSemanticUnits {
+
+    /** First byte of {@link #toBytes()}: marks a units blob (ASCII {@code 'U'}). */
+    public static final byte BYTES_MAGIC = 'U';
+    /** Second byte of {@link #toBytes()}; bump when the layout changes, keep reading old versions. */
+    public static final byte BYTES_VERSION = 1;
 
     private final String adapterId;
     private final double weight;
@@ -259,5 +270,73 @@ public final class MinimalSemanticUnits {
     /** Dense {@code ΔW = Σ_i b_i a_iᵀ} of these units. For tests and small modules only. */
     public double[] deltaW() {
         return deltaW(units, count, dIn, dOut);
+    }
+
+    // ------------------------------------------------------------------ binary form
+
+    /**
+     * These units as bytes, big-endian: {@link #BYTES_MAGIC}, {@link #BYTES_VERSION}, adapter id (int length +
+     * UTF-8), weight, source rank, dIn, dOut, count, {@code count} rank indices, then the {@code count × (dIn + dOut)}
+     * unit values; doubles by their raw bits. Deterministic: equal units give equal bytes.
+     */
+    public byte[] toBytes() {
+        byte[] id = adapterId.getBytes(StandardCharsets.UTF_8);
+        long size = 2L + 4 + id.length + 8 + 4 * 4 + 4L * count + 8L * units.length;
+        if (size > Integer.MAX_VALUE - 16) {
+            throw new IllegalStateException("units of " + adapterId + ": " + size + " bytes do not fit one array");
+        }
+        ByteBuffer out = ByteBuffer.allocate((int) size);
+        out.put(BYTES_MAGIC).put(BYTES_VERSION);
+        out.putInt(id.length).put(id);
+        out.putLong(Double.doubleToRawLongBits(weight));
+        out.putInt(sourceRank).putInt(dIn).putInt(dOut).putInt(count);
+        for (int i = 0; i < count; i++) out.putInt(rankIndex[i]);
+        for (double v : units) out.putLong(Double.doubleToRawLongBits(v));
+        return out.array();
+    }
+
+    /**
+     * Restores units written by {@link #toBytes()}.
+     *
+     * @throws IllegalArgumentException on a foreign blob, an unknown version, truncated or trailing bytes, or invalid
+     *                                  content (the message says what, naming the adapter once known)
+     */
+    public static MinimalSemanticUnits fromBytes(byte[] data) {
+        Objects.requireNonNull(data, "data");
+        ByteBuffer in = ByteBuffer.wrap(data);
+        String id = "(unknown adapter)";
+        try {
+            byte magic = in.get();
+            if (magic != BYTES_MAGIC) {
+                throw new IllegalArgumentException("not a units blob (first byte " + magic + ", expected " + BYTES_MAGIC + ")");
+            }
+            byte version = in.get();
+            if (version != BYTES_VERSION) {
+                throw new IllegalArgumentException("units blob: unknown format version " + version + " (this build reads "
+                        + BYTES_VERSION + ")");
+            }
+            int idLen = in.getInt();
+            if (idLen < 0 || idLen > in.remaining()) {
+                throw new IllegalArgumentException("units blob: adapter id length " + idLen + " exceeds the "
+                        + in.remaining() + " remaining bytes");
+            }
+            byte[] idBytes = new byte[idLen];
+            in.get(idBytes);
+            id = new String(idBytes, StandardCharsets.UTF_8);
+            double weight = Double.longBitsToDouble(in.getLong());
+            int sourceRank = in.getInt(), dIn = in.getInt(), dOut = in.getInt(), count = in.getInt();
+            if (count < 0 || dIn < 1 || dOut < 1
+                    || (long) count * (4 + 8L * ((long) dIn + dOut)) != in.remaining()) {
+                throw new IllegalArgumentException("units blob of adapter " + id + ": " + count + " units of dim "
+                        + dIn + " + " + dOut + " do not fit the " + in.remaining() + " remaining bytes");
+            }
+            int[] rankIndex = new int[count];
+            for (int i = 0; i < count; i++) rankIndex[i] = in.getInt();
+            double[] units = new double[count * (dIn + dOut)];
+            for (int i = 0; i < units.length; i++) units[i] = Double.longBitsToDouble(in.getLong());
+            return new MinimalSemanticUnits(id, weight, sourceRank, dIn, dOut, units, rankIndex);
+        } catch (BufferUnderflowException e) {
+            throw new IllegalArgumentException("units blob of adapter " + id + ": truncated (" + data.length + " bytes)", e);
+        }
     }
 }

@@ -16,6 +16,9 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.SortedMap;
 import java.util.TreeMap;
+import java.util.function.Function;
+import java.util.zip.CRC32;
+import java.util.zip.CRC32C;
 
 /**
  * The streaming form of LoRA-LEGO for one (merge group, module) (ALGORITHM.md §6): the clusters of the live
@@ -63,7 +66,32 @@ import java.util.TreeMap;
  *       k-means than the batch run (k-means++ from scratch versus warm start); no stronger equality is claimed.</li>
  *   <li>{@link #fromBytes}({@link #toBytes()}) restores a state whose every later result is bit-identical.</li>
  * </ol>
- * Forgetting ({@code λ < 1}) makes each stored unit's weight {@code w λ^(upserts since it arrived)}; all
+ *
+ * <p>Invariant (what makes the split form exact): after every operation ({@link #upsert}, {@link #upsertAll},
+ * {@link #retract}, {@link #refine()} and {@link #recluster()}, whether Lloyd converged or stopped at
+ * {@code maxIter}, and after empty clusters were re-seeded) the derived arrays are a pure function of the live
+ * units, their decayed weights and their assignment, computed by the same code in the same unit order:
+ * <ul>
+ *   <li>trivial state: centroids = the pooled units, feature centroids = their features, cluster weights = their
+ *       weights (copies);</li>
+ *   <li>clustered state: cluster weights {@code n_j = Σ_{a(i)=j} w_i} and centroids = the weighted means of the raw
+ *       units (zero for an empty cluster); feature centroids = the weighted means of the features for every
+ *       cluster with {@code n_j > 0}.</li>
+ * </ul>
+ * It holds because Lloyd always ends right after an update step (or, converged in its first step, keeps the
+ * centroids it started from, already of this form) and re-seeding recomputes all means, so no recompute after
+ * adopting a batch or Lloyd result is needed (the batch path, {@link LegoMerger}, is untouched). The one
+ * exception is the feature centroid of an EMPTY cluster (no unit could re-seed it: fewer distinct units than
+ * clusters): it is the last centroid the cluster had, history rather than a function of the members, so
+ * {@link #toStateBytes()} stores those rows (only those) explicitly.
+ *
+ * <p>Split binary form for a store that keeps each adapter's units once: {@link #unitsBytes(String)} per live
+ * adapter (immutable while the adapter is live) plus {@link #toStateBytes()}, a small skeleton whose size depends on
+ * the number of units but not on {@code dIn}/{@code dOut}; {@link #fromStateBytes} rebuilds an object whose every
+ * later result and {@link #toBytes()} are bit-identical to the original's (tested). The skeleton carries a 64-bit
+ * digest of each adapter's units blob, so a stale or foreign units entry is detected on restore.
+ *
+ * <p>Forgetting ({@code λ < 1}) makes each stored unit's weight {@code w λ^(upserts since it arrived)}; all
  * clustering, retraction and reweighting use these decayed weights (so a retraction stays exact). Very long runs
  * with small {@code λ} drive old weights towards underflow; they then stop mattering, as intended.
  */
@@ -71,6 +99,10 @@ public final class StreamingModuleClusters {
 
     /** Leading byte of {@link #toBytes()}; bump when the layout changes, keep reading old versions. */
     public static final byte FORMAT_VERSION = 1;
+    /** First byte of {@link #toStateBytes()}: marks a split-state skeleton (ASCII {@code 'S'}). */
+    public static final byte STATE_MAGIC = 'S';
+    /** Second byte of {@link #toStateBytes()}; bump when the layout changes, keep reading old versions. */
+    public static final byte STATE_FORMAT_VERSION = 1;
 
     private final String module;
     private final LegoOptions options;
@@ -96,6 +128,9 @@ public final class StreamingModuleClusters {
         final MinimalSemanticUnits units;
         final double[] weight;
         final int[] assignment;
+        /** Digest of {@code units.toBytes()}, computed on first need (it is immutable while live). */
+        long unitsDigest;
+        boolean unitsDigestKnown;
 
         LiveAdapter(MinimalSemanticUnits units, double[] weight, int[] assignment) {
             this.units = units;
@@ -608,6 +643,324 @@ public final class StreamingModuleClusters {
             throw new IllegalArgumentException("streaming cluster state: truncated (" + data.length + " bytes)", e);
         } catch (IOException e) {
             throw new IllegalArgumentException("streaming cluster state: unreadable: " + e.getMessage(), e);
+        }
+    }
+
+    // ------------------------------------------------------------------ split binary form
+
+    /**
+     * The immutable part of one live adapter ({@link MinimalSemanticUnits#toBytes()}: id, merge weight, source
+     * rank, dIn, dOut, rank indices, folded canonical units) for a store entry keyed by adapter; unchanged for as
+     * long as the adapter stays live (a replacement is a new version of it). Deterministic.
+     *
+     * @throws IllegalArgumentException if {@code adapterId} is not live (names module and adapter)
+     */
+    public byte[] unitsBytes(String adapterId) {
+        Objects.requireNonNull(adapterId, "adapterId");
+        LiveAdapter a = live.get(adapterId);
+        if (a == null) {
+            throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + " is not live");
+        }
+        byte[] bytes = a.units.toBytes();
+        if (!a.unitsDigestKnown) {
+            a.unitsDigest = digest(bytes);
+            a.unitsDigestKnown = true;
+        }
+        return bytes;
+    }
+
+    /**
+     * Everything except the units: big-endian, {@link #STATE_MAGIC}, {@link #STATE_FORMAT_VERSION}, module,
+     * options, streaming options, counters, dIn, dOut, targetK, clustered, k, last iterations and convergence,
+     * then per live adapter in id order its id, unit count, digest of its {@link #unitsBytes}, and per unit its
+     * decayed weight and cluster; then the feature centroids of the empty clusters (the only derived values that are
+     * not a function of the members, see the class comment; none in a normal state). Centroids and cluster weights
+     * are not stored: {@link #fromStateBytes} recomputes them. The size grows with the number of units, not with
+     * {@code dIn}/{@code dOut} (except for the empty-cluster rows). Deterministic.
+     */
+    public byte[] toStateBytes() {
+        int dim = dIn + dOut;
+        List<Integer> emptyRows = new ArrayList<>();
+        if (clustered) {
+            for (int j = 0; j < k; j++) if (!(clusterWeight[j] > 0)) emptyRows.add(j);
+        }
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream(128 + module.length() + 16 * live.size()
+                + 12 * poolSize() + emptyRows.size() * (4 + 8 * dim));
+        try (DataOutputStream out = new DataOutputStream(bytes)) {
+            out.writeByte(STATE_MAGIC);
+            out.writeByte(STATE_FORMAT_VERSION);
+            out.writeUTF(module);
+            out.writeInt(options.k());
+            out.writeLong(options.seed());
+            out.writeInt(options.nInit());
+            out.writeInt(options.maxIter());
+            out.writeUTF(options.canonical().name());
+            out.writeUTF(options.featureNorm().name());
+            out.writeUTF(options.parameterReweighting().name());
+            out.writeBoolean(options.outputReweighting());
+            writeDouble(out, streaming.forgetting());
+            out.writeInt(streaming.refineEvery());
+            out.writeInt(updatesSinceRefine);
+            out.writeLong(updates);
+            out.writeInt(dIn);
+            out.writeInt(dOut);
+            out.writeInt(targetK);
+            out.writeBoolean(clustered);
+            out.writeInt(k);
+            out.writeInt(lastIterations);
+            out.writeBoolean(lastConverged);
+            out.writeInt(live.size());
+            for (Map.Entry<String, LiveAdapter> e : live.entrySet()) {
+                LiveAdapter a = e.getValue();
+                if (!a.unitsDigestKnown) {
+                    a.unitsDigest = digest(a.units.toBytes());
+                    a.unitsDigestKnown = true;
+                }
+                out.writeUTF(e.getKey());
+                out.writeInt(a.weight.length);
+                out.writeLong(a.unitsDigest);
+                for (int i = 0; i < a.weight.length; i++) {
+                    writeDouble(out, a.weight[i]);
+                    out.writeInt(a.assignment[i]);
+                }
+            }
+            out.writeInt(emptyRows.size());
+            for (int j : emptyRows) {
+                out.writeInt(j);
+                for (int d = 0; d < dim; d++) writeDouble(out, featureCentroids[j * dim + d]);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("writing to memory cannot fail", e);
+        }
+        return bytes.toByteArray();
+    }
+
+    /**
+     * Rebuilds a state from {@link #toStateBytes()} and the live adapters' {@link #unitsBytes} entries. Every later
+     * result (and {@link #toBytes()}) is bit-identical to the original object's.
+     *
+     * @param state        the skeleton
+     * @param unitsBytesOf the units entry of a live adapter id, or {@code null} when the store has none
+     * @throws IllegalArgumentException on a foreign skeleton, an unknown version, truncated or trailing bytes,
+     *                                  inconsistent content, or an unreadable units entry (naming the adapter)
+     * @throws IllegalStateException    when a live adapter's units entry is missing, or does not match the skeleton
+     *                                  (stale or foreign entry: digest, count or shape differ; naming the adapter)
+     */
+    public static StreamingModuleClusters fromStateBytes(byte[] state, Function<String, byte[]> unitsBytesOf) {
+        Objects.requireNonNull(state, "state");
+        Objects.requireNonNull(unitsBytesOf, "unitsBytesOf");
+        StreamingModuleClusters s;
+        String[] keys;
+        long[] digests;
+        double[][] weights;
+        int[][] assigns;
+        int[] emptyRows;
+        double[][] emptyRowValues;
+        try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(state))) {
+            byte magic = in.readByte();
+            if (magic != STATE_MAGIC) {
+                throw new IllegalArgumentException("not a streaming cluster skeleton (first byte " + magic + ", expected "
+                        + STATE_MAGIC + ")");
+            }
+            byte version = in.readByte();
+            if (version != STATE_FORMAT_VERSION) {
+                throw new IllegalArgumentException("streaming cluster skeleton: unknown format version " + version
+                        + " (this build reads " + STATE_FORMAT_VERSION + ")");
+            }
+            String module = in.readUTF();
+            int kOpt = in.readInt();
+            long seed = in.readLong();
+            int nInit = in.readInt();
+            int maxIter = in.readInt();
+            CanonicalForm canonical = readEnum(CanonicalForm.class, in.readUTF(), module);
+            FeatureNorm featureNorm = readEnum(FeatureNorm.class, in.readUTF(), module);
+            ParameterReweighting param = readEnum(ParameterReweighting.class, in.readUTF(), module);
+            boolean output = in.readBoolean();
+            StreamingOptions streaming = new StreamingOptions(readDouble(in), in.readInt());
+            LegoOptions options = new LegoOptions(kOpt, Map.of(), seed, nInit, maxIter, canonical, featureNorm, param, output);
+            s = new StreamingModuleClusters(module, options, streaming);
+            s.updatesSinceRefine = in.readInt();
+            s.updates = in.readLong();
+            s.dIn = in.readInt();
+            s.dOut = in.readInt();
+            s.targetK = in.readInt();
+            s.clustered = in.readBoolean();
+            s.k = in.readInt();
+            s.lastIterations = in.readInt();
+            s.lastConverged = in.readBoolean();
+            int adapters = in.readInt();
+            if (adapters < 0 || s.k < 0 || s.k > state.length || adapters > state.length
+                    || (adapters > 0 && (s.dIn < 1 || s.dOut < 1))
+                    || (adapters == 0 && (s.k != 0 || s.clustered || s.dIn != 0 || s.dOut != 0))) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": bad sizes (adapters "
+                        + adapters + ", k " + s.k + ", dIn " + s.dIn + ", dOut " + s.dOut + ", clustered " + s.clustered + ")");
+            }
+            keys = new String[adapters];
+            digests = new long[adapters];
+            weights = new double[adapters][];
+            assigns = new int[adapters][];
+            int n = 0;
+            for (int t = 0; t < adapters; t++) {
+                keys[t] = in.readUTF();
+                if (t > 0 && keys[t].compareTo(keys[t - 1]) <= 0) {
+                    throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": adapter "
+                            + keys[t] + " out of order or stored twice");
+                }
+                int count = in.readInt();
+                if (count < 0 || count > state.length) {
+                    throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": adapter "
+                            + keys[t] + " claims " + count + " units");
+                }
+                digests[t] = in.readLong();
+                weights[t] = new double[count];
+                assigns[t] = new int[count];
+                for (int i = 0; i < count; i++) {
+                    double w = readDouble(in);
+                    int c = in.readInt();
+                    if (!(w > 0) || !Double.isFinite(w)) {
+                        throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": adapter "
+                                + keys[t] + " unit " + i + " has weight " + w);
+                    }
+                    int expected = s.clustered ? c : n + i;
+                    if (c < 0 || c >= s.k || c != expected) {
+                        throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": adapter "
+                                + keys[t] + " unit " + i + " is in cluster " + c + " of " + s.k
+                                + (s.clustered ? "" : " (trivial state: expected " + expected + ")"));
+                    }
+                    weights[t][i] = w;
+                    assigns[t][i] = c;
+                }
+                n += count;
+            }
+            if (adapters > 0 && (s.clustered ? !(n > s.k && s.k == s.targetK) : n != s.k)) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": " + n
+                        + " units do not fit k " + s.k + " (target " + s.targetK + ", clustered " + s.clustered + ")");
+            }
+            int empties = in.readInt();
+            if (empties < 0 || empties > s.k || (!s.clustered && empties != 0)) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": " + empties
+                        + " empty clusters of " + s.k);
+            }
+            int dim = s.dIn + s.dOut;
+            if ((long) empties * dim * 8 > state.length) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": " + empties
+                        + " empty-cluster rows do not fit");
+            }
+            emptyRows = new int[empties];
+            emptyRowValues = new double[empties][];
+            for (int e = 0; e < empties; e++) {
+                emptyRows[e] = in.readInt();
+                if (emptyRows[e] < 0 || emptyRows[e] >= s.k || (e > 0 && emptyRows[e] <= emptyRows[e - 1])) {
+                    throw new IllegalArgumentException("streaming cluster skeleton of module " + module
+                            + ": bad empty cluster index " + emptyRows[e]);
+                }
+                emptyRowValues[e] = readDoubles(in, dim);
+            }
+            if (in.available() > 0) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": "
+                        + in.available() + " trailing bytes");
+            }
+        } catch (EOFException e) {
+            throw new IllegalArgumentException("streaming cluster skeleton: truncated (" + state.length + " bytes)", e);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("streaming cluster skeleton: unreadable: " + e.getMessage(), e);
+        }
+
+        for (int t = 0; t < keys.length; t++) {
+            String key = keys[t];
+            byte[] blob = unitsBytesOf.apply(key);
+            if (blob == null) {
+                throw new IllegalStateException("module " + s.module + ": the skeleton lists live adapter " + key
+                        + " but its units entry is missing");
+            }
+            long d = digest(blob);
+            if (d != digests[t]) {
+                throw new IllegalStateException("module " + s.module + ": the units entry of adapter " + key
+                        + " does not match the skeleton (digest " + Long.toHexString(d) + ", expected "
+                        + Long.toHexString(digests[t]) + "): stale or foreign entry");
+            }
+            MinimalSemanticUnits u;
+            try {
+                u = MinimalSemanticUnits.fromBytes(blob);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("module " + s.module + ": units entry of adapter " + key
+                        + " is unreadable: " + e.getMessage(), e);
+            }
+            if (u.count() != weights[t].length || u.dIn() != s.dIn || u.dOut() != s.dOut) {
+                throw new IllegalStateException("module " + s.module + ": the units entry of adapter " + key + " has "
+                        + u.count() + " units of " + u.dIn() + " x " + u.dOut() + " but the skeleton expects "
+                        + weights[t].length + " of " + s.dIn + " x " + s.dOut);
+            }
+            LiveAdapter a = new LiveAdapter(u, weights[t], assigns[t]);
+            a.unitsDigest = d;
+            a.unitsDigestKnown = true;
+            s.live.put(key, a);
+        }
+        s.deriveFromMembers(emptyRows, emptyRowValues);
+        return s;
+    }
+
+    /**
+     * Recomputes the derived arrays from the members as the invariant of the class comment states (the same code
+     * and unit order as {@link #rebuild()}, {@link RankWiseClustering} and {@link #recomputeFromMembers}); the
+     * feature centroids of empty clusters come from {@code emptyRows}/{@code emptyRowValues}, which must list
+     * exactly the clusters of zero weight.
+     */
+    private void deriveFromMembers(int[] emptyRows, double[][] emptyRowValues) {
+        if (live.isEmpty()) {
+            centroids = new double[0];
+            featureCentroids = new double[0];
+            clusterWeight = new double[0];
+            return;
+        }
+        UnitPool pool = pool();
+        double[] f = pool.features(options.featureNorm());
+        if (!clustered) {
+            centroids = pool.units().clone();
+            featureCentroids = f.clone();
+            clusterWeight = pool.weights().clone();
+            return;
+        }
+        int n = pool.size(), dim = pool.dim();
+        int[] assign = poolAssignment();
+        double[] fc = new double[k * dim];
+        for (int e = 0; e < emptyRows.length; e++) {
+            System.arraycopy(emptyRowValues[e], 0, fc, emptyRows[e] * dim, dim);
+        }
+        double[] cw = new double[k];
+        RankWiseClustering.weightedMeans(f, pool.weights(), assign, n, k, dim, fc, cw, true);
+        int e = 0;
+        for (int j = 0; j < k; j++) {
+            boolean empty = !(cw[j] > 0);
+            boolean listed = e < emptyRows.length && emptyRows[e] == j;
+            if (empty != listed) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": cluster " + j
+                        + (empty ? " has no member but no stored centroid" : " has members but a stored empty-cluster row"));
+            }
+            if (listed) e++;
+        }
+        double[] c = new double[k * dim];
+        RankWiseClustering.weightedMeans(pool.units(), pool.weights(), assign, n, k, dim, c, cw, false);
+        centroids = c;
+        featureCentroids = fc;
+        clusterWeight = cw;
+    }
+
+    /** 64-bit digest of a units blob: CRC-32C in the high half, CRC-32 in the low half. */
+    private static long digest(byte[] bytes) {
+        CRC32C c1 = new CRC32C();
+        c1.update(bytes, 0, bytes.length);
+        CRC32 c2 = new CRC32();
+        c2.update(bytes, 0, bytes.length);
+        return (c1.getValue() << 32) | c2.getValue();
+    }
+
+    private static <E extends Enum<E>> E readEnum(Class<E> type, String name, String module) {
+        try {
+            return Enum.valueOf(type, name);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": unknown "
+                    + type.getSimpleName() + " " + name, e);
         }
     }
 
