@@ -32,6 +32,8 @@ import java.util.Deque;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * Per {@code group|module}: joins each {@link ModuleTask} with its layer record, updates the module's MSU
@@ -45,6 +47,7 @@ import java.util.Optional;
 public final class ModuleMerger implements Processor<byte[], byte[], String, byte[]> {
     private static final String STATE_PREFIX = "S|";
     private static final String PENDING_PREFIX = "P|";
+    private static final String UNITS_PREFIX = "U|";
     /** Buffered in place of a rejected layer, so the task that expects it does not wait forever. */
     private static final byte[] REJECTED_MARKER = "REJECTED\n".getBytes(StandardCharsets.UTF_8);
 
@@ -60,6 +63,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
     private final InternalCodec<ModuleTask> taskCodec = new InternalCodec<>(ModuleTask.class);
     private final InternalCodec<AssemblyInput> assemblyCodec = new InternalCodec<>(AssemblyInput.class);
 
+    private final ModuleClusterCache cache = ModuleClusterCache.SHARED;
     private ProcessorContext<String, byte[]> context;
     private KeyValueStore<String, byte[]> buffer;
     private KeyValueStore<String, byte[]> states;
@@ -143,6 +147,8 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         Deque<ModuleTask> pending = loadPending(key);
         if (pending.isEmpty()) return;
         StreamingModuleClusters clusters = null;
+        Set<String> liveBefore = Set.of();
+        Set<String> touched = new TreeSet<>();
         boolean changed = false;
         while (!pending.isEmpty()) {
             ModuleTask task = pending.peekFirst();
@@ -158,7 +164,13 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                     layer = layers.deserialize(layersTopic, raw);
                 }
             }
-            if (clusters == null) clusters = loadClusters(key, task);
+            if (clusters == null) {
+                Loaded loaded = loadClusters(key, task);
+                clusters = loaded.clusters();
+                liveBefore = loaded.liveBefore();
+                if (loaded.rebuilt()) touched.addAll(clusters.liveAdapters());
+            }
+            touched.add(task.getAdapterId());
             if (task.getOp() == ModuleOp.UPSERT) {
                 if (rejected == null) rejected = mismatch(task, layer);
                 if (rejected == null) {
@@ -181,7 +193,17 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             changed = true;
         }
         if (changed) {
-            states.put(STATE_PREFIX + key, clusters.toBytes());
+            // Units are written once per adapter version; the state bytes hold no unit data.
+            Set<String> liveNow = new TreeSet<>(clusters.liveAdapters());
+            for (String id : touched) {
+                if (liveNow.contains(id)) states.put(unitsKey(key, id), clusters.unitsBytes(id));
+            }
+            for (String id : liveBefore) {
+                if (!liveNow.contains(id)) states.delete(unitsKey(key, id));
+            }
+            byte[] stateBytes = clusters.toStateBytes();
+            states.put(STATE_PREFIX + key, stateBytes);
+            cache.put(key, clusters, stateBytes);
             savePending(key, pending);
         }
     }
@@ -221,11 +243,27 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         context.forward(new Record<>(task.getGroup(), assemblyCodec.encode(new AssemblyInput(result)), timestamp), assemblySink);
     }
 
-    private StreamingModuleClusters loadClusters(String key, ModuleTask task) {
+    /** The module's clusters as loaded, the adapters live before this step, and whether they were re-clustered. */
+    private record Loaded(StreamingModuleClusters clusters, Set<String> liveBefore, boolean rebuilt) {
+    }
+
+    private Loaded loadClusters(String key, ModuleTask task) {
         MergeParameters params = MergeParameters.fromMap(task.getParameters());
-        byte[] bytes = states.get(STATE_PREFIX + key);
-        StreamingModuleClusters clusters = bytes == null ? null : StreamingModuleClusters.fromBytes(bytes);
-        return StreamingState.reconcile(clusters, task.getModule(), params);
+        byte[] stateBytes = states.get(STATE_PREFIX + key);
+        StreamingModuleClusters stored = null;
+        if (stateBytes != null) {
+            stored = cache.get(key, stateBytes);
+            if (stored == null) {
+                stored = StreamingModuleClusters.fromStateBytes(stateBytes, id -> states.get(unitsKey(key, id)));
+            }
+        }
+        Set<String> before = stored == null ? Set.of() : new TreeSet<>(stored.liveAdapters());
+        StreamingModuleClusters clusters = StreamingState.reconcile(stored, task.getModule(), params);
+        return new Loaded(clusters, before, stored != null && clusters != stored);
+    }
+
+    private static String unitsKey(String moduleKey, String adapterId) {
+        return UNITS_PREFIX + moduleKey + "|" + adapterId;
     }
 
     /**

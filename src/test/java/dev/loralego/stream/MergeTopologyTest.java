@@ -412,6 +412,26 @@ class MergeTopologyTest {
     }
 
     @Test
+    void versionsDoNotDependOnTheInMemoryClusterCache() {
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 3, "lloyd", 1.0, "F32", 16);
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1), b = adapter(GROUP, "b", 1, 3, 2),
+                c = adapter(GROUP, "c", 1, 2, 3), a2 = adapter(GROUP, "a", 2, 2, 4);
+        Map<Long, String> cached = runScenario(a, b, c, a2);
+        driver.close();
+        startDriverFresh();
+        // Same inputs, but every module step has to rebuild its clusters from the stores.
+        List<Runnable> steps = List.of(() -> publish(a), () -> publish(b), () -> publish(c),
+                () -> publishEvent(StreamFixtures.withdrawEvent(GROUP, "b")), () -> publish(a2));
+        for (Runnable step : steps) {
+            ModuleClusterCache.SHARED.clear();
+            step.run();
+        }
+        Map<Long, String> rebuilt = new TreeMap<>();
+        for (MergedVersionManifest m : latestVersions()) rebuilt.put(m.getSequence(), m.getDigest());
+        assertEquals(cached, rebuilt);
+    }
+
+    @Test
     void outputDTypeIsHonoured() {
         params = new MergeParameters(LegoOptions.defaults().withK(2), 1, "recluster", 1.0, "BF16", 16);
         StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1);
