@@ -14,6 +14,10 @@ import picocli.CommandLine.Command;
         subcommands = {
                 MergeCommand.class,
                 SynthCommand.class,
+                PublishCommand.class,
+                WithdrawCommand.class,
+                ExportCommand.class,
+                WatchCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class LoraLegoCommand implements Runnable {
