@@ -16,6 +16,10 @@ import picocli.CommandLine.Command;
                 SynthCommand.class,
                 RunCommand.class,
                 AuditCommand.class,
+                PublishCommand.class,
+                WithdrawCommand.class,
+                ExportCommand.class,
+                WatchCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class LoraLegoCommand implements Runnable {

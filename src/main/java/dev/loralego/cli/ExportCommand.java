@@ -1,0 +1,61 @@
+package dev.loralego.cli;
+
+import dev.loralego.avro.AdapterRef;
+import dev.loralego.avro.MergedLayer;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.client.ClientConnection;
+import dev.loralego.client.MergedVersionReader;
+import dev.loralego.client.PeftExport;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.SortedMap;
+import java.util.concurrent.Callable;
+
+/** {@code export}: one merged version of a group as a PEFT adapter directory with manifest.json, verified. */
+@Command(name = "export", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+        description = {"Writes a merged version of a group as a PEFT adapter directory plus manifest.json, and verifies",
+                "every module's digest read back from the written file.",
+                "Example: export --group gpt2 --version 7 --out merged-v7/"})
+public final class ExportCommand implements Callable<Integer> {
+
+    @Option(names = "--group", required = true, description = "merge group")
+    String group;
+
+    @Option(names = "--version", description = "sequence number of the merged version (default: the latest)")
+    Long version;
+
+    @Option(names = "--out", required = true, description = "output directory (created; its PEFT files and manifest.json are replaced)")
+    Path out;
+
+    @Mixin
+    ClientOptionsMixin client;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        ClientConnection connection = client.connect();
+        connection.loadPublishedSchemas();
+        MergedVersionReader reader = new MergedVersionReader(connection);
+        MergedVersionManifest manifest = reader.manifest(group, version);
+        SortedMap<String, MergedLayer> layers = reader.layers(manifest);
+        PeftExport.Result r = PeftExport.write(out, manifest, layers);
+        PrintWriter w = spec.commandLine().getOut();
+        w.printf(Locale.ROOT, "exported version %d of group %s to %s (verified)%n", manifest.getSequence(), group, out);
+        w.printf(Locale.ROOT, "  modules: %d, dtype: %s, tensor bytes: %d, digest: %s%n", manifest.getModules().size(),
+                r.dtype().safetensorsName(), r.tensorBytes(), manifest.getDigest());
+        for (AdapterRef a : manifest.getAdapters()) {
+            w.printf(Locale.ROOT, "  adapter %s version %d, weight %s%s%n", a.getAdapterId(), a.getAdapterVersion(),
+                    a.getWeight(), a.getTeam() == null ? "" : ", team " + a.getTeam());
+        }
+        w.flush();
+        return 0;
+    }
+}

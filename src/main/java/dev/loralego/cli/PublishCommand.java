@@ -1,0 +1,62 @@
+package dev.loralego.cli;
+
+import dev.loralego.client.AdapterPublisher;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/** {@code publish}: sends a PEFT adapter into a merge group, layers and event in one Kafka transaction. */
+@Command(name = "publish", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+        description = {"Publishes a PEFT LoRA adapter into a merge group: one record per module on the layers topic and the",
+                "publish event, in one Kafka transaction (the service sees all of it or nothing).",
+                "Example: publish --group gpt2 --team nlp --weight 1.5 adapters/tigrinya"})
+public final class PublishCommand implements Callable<Integer> {
+
+    @Option(names = "--group", required = true, description = "merge group")
+    String group;
+
+    @Option(names = "--adapter-id", description = "adapter id (default: the directory's name)")
+    String adapterId;
+
+    @Option(names = "--version", description = "adapter version (default: 1 + this adapter's version in the group's latest"
+            + " merged version, or 1 if it is not in it)")
+    Long version;
+
+    @Option(names = "--weight", defaultValue = "1", description = "merge weight, > 0 (default: ${DEFAULT-VALUE})")
+    double weight;
+
+    @Option(names = "--team", description = "owning team, recorded in the merged versions' provenance")
+    String team;
+
+    @Mixin
+    ClientOptionsMixin client;
+
+    @Parameters(index = "0", paramLabel = "ADAPTER_DIR", description = "PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
+    Path adapterDir;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        AdapterPublisher.Published p = new AdapterPublisher(client.connect())
+                .publish(new AdapterPublisher.PublishRequest(group, adapterId, version, weight, team, adapterDir));
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf(Locale.ROOT, "published %s version %d to group %s%n", p.adapterId(), p.version(), p.group());
+        out.printf(Locale.ROOT, "  modules: %d, adapter digest: %s%n", p.modules().size(), p.adapterDigest());
+        out.printf(Locale.ROOT, "  bytes: %d in %d records, base model: %s, event: %s%n", p.bytes(), p.modules().size() + 1,
+                p.baseModel(), p.eventId());
+        if (!p.leftOut().isEmpty()) {
+            out.printf(Locale.ROOT, "  not published (not LoRA factors): %s%n", p.leftOut());
+        }
+        out.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,90 @@
+package dev.loralego.cli;
+
+import dev.loralego.client.VersionWatcher;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/** {@code watch}: the serving-side subscriber that keeps {@code DIR/<group>} at the latest merged version. */
+@Command(name = "watch", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+        description = {"Keeps DIR/<group> (a symbolic link, swapped atomically) pointing at the latest merged version of a",
+                "group, written as a PEFT adapter with manifest.json under DIR/.versions/. Resumes after a restart.",
+                "Example: watch --group gpt2 --out /srv/adapters --exec './reload-lora.sh \"$LORA_DIR\"'"})
+public final class WatchCommand implements Callable<Integer> {
+
+    @Option(names = "--group", required = true, description = "merge group")
+    String group;
+
+    @Option(names = "--out", required = true, paramLabel = "DIR", description = "directory holding <group> and .versions/")
+    Path out;
+
+    @Option(names = "--exec", paramLabel = "CMD",
+            description = "run through sh -c after each swap, with LORA_GROUP, LORA_SEQUENCE, LORA_DIR, LORA_DIGEST set;"
+                    + " a failure is logged and watching goes on")
+    String exec;
+
+    @Option(names = "--exec-timeout", defaultValue = "300", paramLabel = "SECONDS",
+            description = "kill the --exec command after this long (default: ${DEFAULT-VALUE})")
+    int execTimeoutSeconds;
+
+    @Option(names = "--once", description = "exit once DIR/<group> holds the latest version the topic had at start"
+            + " (waiting for a first version if there is none)")
+    boolean once;
+
+    @Option(names = "--max-wait", defaultValue = "0", paramLabel = "SECONDS",
+            description = "with --once: fail after this long; 0 = no limit (default: ${DEFAULT-VALUE})")
+    int maxWaitSeconds;
+
+    @Mixin
+    ClientOptionsMixin client;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintWriter out = spec.commandLine().getOut();
+        VersionWatcher watcher = new VersionWatcher(client.connect(),
+                new VersionWatcher.Settings(group, this.out, exec, Duration.ofSeconds(execTimeoutSeconds)),
+                s -> {
+                    out.printf(Locale.ROOT, "group %s: version %d in place at %s (%d modules, digest %s)%s%n", s.group(),
+                            s.sequence(), s.versionDir(), s.modules(), s.digest(),
+                            s.execExit() == null ? "" : ", --exec exited with " + s.execExit());
+                    out.flush();
+                });
+        CountDownLatch finished = new CountDownLatch(1);
+        // SIGTERM / Ctrl-C: stop polling, let a swap in progress complete, then let the JVM exit.
+        Thread hook = new Thread(() -> {
+            watcher.stop();
+            try {
+                finished.await(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "lora-lego-watch-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
+        long installed;
+        try {
+            installed = watcher.run(once, maxWaitSeconds > 0 ? Duration.ofSeconds(maxWaitSeconds) : null);
+        } finally {
+            finished.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: the JVM is exiting anyway
+            }
+        }
+        out.printf(Locale.ROOT, "group %s: %s%n", group, installed < 0 ? "no version installed" : "version " + installed + " installed at " + watcher.link());
+        out.flush();
+        return 0;
+    }
+}

@@ -1,0 +1,129 @@
+package dev.loralego.client;
+
+import dev.loralego.avro.MergedLayer;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.avro.ModuleRef;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Collections;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.SortedMap;
+import java.util.TreeMap;
+
+/**
+ * Reads merged versions back from the service's compacted output topics (ARCHITECTURE.md, Data flow 4-5):
+ * version manifests from {@code lora.merged.versions} (key {@code group} = latest, {@code group@sequence} =
+ * that version) and merged layers from {@code lora.merged.layers} (key {@code group|module}).
+ *
+ * <p>A version's layers are found by digest: the layers topic keeps the latest layer per module (plus
+ * whatever compaction has not yet removed), so the layer of an old version's module is available only
+ * while no later version changed that module. Every read opens a short-lived {@code read_committed}
+ * consumer without a group and scans the topic from its beginning to its current end.
+ */
+public final class MergedVersionReader {
+    private static final Logger LOG = LoggerFactory.getLogger(MergedVersionReader.class);
+
+    private final ClientConnection connection;
+
+    /** A reader over {@code connection}'s topics. */
+    public MergedVersionReader(ClientConnection connection) {
+        this.connection = Objects.requireNonNull(connection, "connection");
+    }
+
+    /** The latest manifest of {@code group} (key {@code group}), if the service has emitted one. */
+    public Optional<MergedVersionManifest> latest(String group) {
+        return manifestByKey(MergeGroups.check(group));
+    }
+
+    /** The manifest of version {@code sequence} of {@code group} (key {@code group@sequence}), if still on the topic. */
+    public Optional<MergedVersionManifest> version(String group, long sequence) {
+        return manifestByKey(MergeGroups.check(group) + "@" + sequence);
+    }
+
+    /**
+     * The manifest of version {@code sequence} ({@code null}: the latest).
+     *
+     * @throws IllegalStateException naming the group and the latest available version if there is none
+     */
+    public MergedVersionManifest manifest(String group, Long sequence) {
+        if (sequence == null) {
+            return latest(group).orElseThrow(() -> new IllegalStateException("merge group '" + group
+                    + "' has no merged version on " + connection.topics().mergedVersions()
+                    + " yet (nothing published, or the service is not running)"));
+        }
+        if (sequence < 1) throw new IllegalArgumentException("version sequence numbers start at 1, got " + sequence);
+        Optional<MergedVersionManifest> m = version(group, sequence);
+        if (m.isPresent()) return m.get();
+        Optional<MergedVersionManifest> latest = latest(group);
+        throw new IllegalStateException("merge group '" + group + "' has no version " + sequence + " on "
+                + connection.topics().mergedVersions() + latestHint(latest));
+    }
+
+    /**
+     * The merged layers of {@code manifest}'s modules, by module name: for each module, a layer record of
+     * the group whose digest is the manifest's module digest.
+     *
+     * @throws IllegalStateException naming the first module (in name order) whose layer is no longer on the
+     *                               topic, and the latest version available instead
+     */
+    public SortedMap<String, MergedLayer> layers(MergedVersionManifest manifest) {
+        String group = manifest.getGroup();
+        String prefix = group + "|";
+        Map<String, String> wanted = new TreeMap<>();
+        for (ModuleRef m : manifest.getModules()) wanted.put(m.getModule(), m.getDigest());
+        SortedMap<String, MergedLayer> found = new TreeMap<>();
+        String topic = connection.topics().mergedLayers();
+        try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-export-layers")) {
+            LogScan.toEnd(consumer, topic, connection.timeout(), r -> {
+                if (r.key() == null || r.value() == null) return;
+                String key = new String(r.key(), StandardCharsets.UTF_8);
+                if (!key.startsWith(prefix)) return;
+                String module = key.substring(prefix.length());
+                String digest = wanted.get(module);
+                if (digest == null || found.containsKey(module)) return;
+                MergedLayer layer = connection.serdes().mergedLayer().deserializer().deserialize(topic, r.value());
+                if (!module.equals(layer.getModule()) || !group.equals(layer.getGroup())) {
+                    LOG.warn("{}-{}@{}: key '{}' does not match the layer's group|module '{}|{}'; ignored", r.topic(),
+                            r.partition(), r.offset(), key, layer.getGroup(), layer.getModule());
+                    return;
+                }
+                if (digest.equals(layer.getDigest())) found.put(module, layer);
+            });
+        }
+        for (Map.Entry<String, String> w : wanted.entrySet()) {
+            if (!found.containsKey(w.getKey())) {
+                Optional<MergedVersionManifest> latest = latest(group);
+                throw new IllegalStateException("version " + manifest.getSequence() + " of merge group '" + group
+                        + "': the merged layer of module " + w.getKey() + " with digest " + w.getValue()
+                        + " is no longer on " + topic + " (a later version changed the module and compaction removed"
+                        + " the old layer)" + latestHint(latest));
+            }
+        }
+        return Collections.unmodifiableSortedMap(found);
+    }
+
+    private static String latestHint(Optional<MergedVersionManifest> latest) {
+        return latest.map(l -> "; the latest available version is " + l.getSequence()
+                        + " (export it with --version " + l.getSequence() + " or without --version)")
+                .orElse("; the group has no version at all yet");
+    }
+
+    private Optional<MergedVersionManifest> manifestByKey(String wantedKey) {
+        byte[][] last = new byte[1][];
+        String topic = connection.topics().mergedVersions();
+        try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-versions")) {
+            LogScan.toEnd(consumer, topic, connection.timeout(), r -> {
+                if (r.key() != null && wantedKey.equals(new String(r.key(), StandardCharsets.UTF_8))) {
+                    last[0] = r.value(); // a tombstone (null) deletes the key
+                }
+            });
+        }
+        if (last[0] == null) return Optional.empty();
+        return Optional.of(connection.serdes().mergedVersion().deserializer().deserialize(topic, last[0]));
+    }
+}

@@ -1,0 +1,380 @@
+package dev.loralego.client;
+
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.loralego.avro.AdapterEvent;
+import dev.loralego.avro.AdapterEventType;
+import dev.loralego.avro.AdapterLayer;
+import dev.loralego.avro.AdapterRef;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.avro.ModuleRef;
+import dev.loralego.avro.TensorDType;
+import dev.loralego.avro.VersionTrigger;
+import dev.loralego.cli.LoraLegoCommand;
+import dev.loralego.peft.DType;
+import dev.loralego.peft.LoraModuleInfo;
+import dev.loralego.peft.PeftAdapter;
+import dev.loralego.peft.SafetensorsWriter;
+import dev.loralego.peft.TensorData;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link AdapterPublisher} and the {@code publish} / {@code withdraw} commands against a real in-JVM broker.
+ * Every test uses its own merge group, and checks the topics only for that group's keys.
+ */
+class AdapterPublisherTest {
+    private static final String TIGRINYA = "gpt2-tigrinya-causal";
+    private static final String FIXTURE_WEIGHTS = PeftAdapter.WEIGHTS_FILE;
+
+    @TempDir
+    static Path dir;
+    private static ClientTestKafka kafka;
+
+    @BeforeAll
+    static void start() throws IOException {
+        kafka = ClientTestKafka.start(dir);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (kafka != null) kafka.close();
+    }
+
+    @Test
+    void publishOfRealAdapterWritesEveryLayerAndTheEventCommitted() throws Exception {
+        Path fixture = NaiveReference.fixture(TIGRINYA);
+        String group = "pub-real";
+        AdapterPublisher.Published p = new AdapterPublisher(kafka.connection()).publish(
+                new AdapterPublisher.PublishRequest(group, null, null, 1.5, "nlp", fixture));
+
+        List<ConsumerRecord<byte[], byte[]>> layerRecords = kafka.read(kafka.topics.adapterLayers(), group, true);
+        List<ConsumerRecord<byte[], byte[]>> eventRecords = kafka.read(kafka.topics.adapterEvents(), group, true);
+        try (PeftAdapter adapter = PeftAdapter.open(fixture)) {
+            assertEquals(adapter.modules().size(), layerRecords.size(), "one layer record per module");
+            assertEquals(36, layerRecords.size(), "12 layers x (attn.c_attn, attn.c_proj, mlp.c_proj)");
+            TreeMap<String, String> expectedDigests = new TreeMap<>();
+            for (ConsumerRecord<byte[], byte[]> r : layerRecords) {
+                AdapterLayer layer = kafka.serdes.adapterLayer().deserializer().deserialize(r.topic(), r.value());
+                String module = layer.getModule();
+                LoraModuleInfo info = adapter.module(module);
+                assertEquals(group + "|" + module, new String(r.key(), StandardCharsets.UTF_8));
+                assertEquals(group, layer.getGroup());
+                assertEquals(TIGRINYA, layer.getAdapterId(), "default adapter id is the directory name");
+                assertEquals(1, layer.getAdapterVersion(), "no manifest yet: version 1");
+                assertEquals(TensorDType.F32, layer.getDtype());
+                assertEquals(8, layer.getRank());
+                assertEquals(info.dIn(), layer.getDIn());
+                assertEquals(info.dOut(), layer.getDOut());
+                assertEquals(32.0 / 8.0, layer.getScaling(), 0.0, "lora_alpha / r");
+                // Digest computed from the file's bytes with a reader written in the test.
+                byte[] a = NaiveReference.rawTensor(fixture.resolve(FIXTURE_WEIGHTS), "base_model.model." + module + ".lora_A.weight");
+                byte[] b = NaiveReference.rawTensor(fixture.resolve(FIXTURE_WEIGHTS), "base_model.model." + module + ".lora_B.weight");
+                assertArrayEquals(a, bytes(layer.getA()), "A travels as stored: " + module);
+                assertArrayEquals(b, bytes(layer.getB()), "B travels as stored: " + module);
+                String digest = NaiveReference.sha256(a, b);
+                assertEquals(digest, layer.getDigest(), module);
+                expectedDigests.put(module, digest);
+                // Decoded values are the adapter's values.
+                assertArrayEquals(adapter.readA(module), toDoubles(NaiveReference.f32(bytes(layer.getA()))), 0.0, module);
+                assertArrayEquals(adapter.readB(module), toDoubles(NaiveReference.f32(bytes(layer.getB()))), 0.0, module);
+            }
+            assertEquals(adapter.modules().keySet(), expectedDigests.keySet());
+
+            assertEquals(1, eventRecords.size());
+            assertEquals(group, new String(eventRecords.get(0).key(), StandardCharsets.UTF_8));
+            AdapterEvent e = kafka.serdes.adapterEvent().deserializer().deserialize(kafka.topics.adapterEvents(),
+                    eventRecords.get(0).value());
+            assertEquals(AdapterEventType.PUBLISH, e.getType());
+            assertEquals(p.eventId(), e.getEventId());
+            assertEquals(36, e.getEventId().length(), "a UUID");
+            assertEquals(TIGRINYA, e.getAdapterId());
+            assertEquals(1, e.getAdapterVersion());
+            assertEquals("nlp", e.getTeam());
+            assertEquals("gpt2", e.getBaseModel());
+            assertEquals(1.5, e.getWeight(), 0.0);
+            List<String> names = new ArrayList<>(expectedDigests.keySet());
+            List<String> eventNames = e.getModules().stream().map(ModuleRef::getModule).toList();
+            assertEquals(names, eventNames, "modules sorted by name");
+            for (ModuleRef m : e.getModules()) {
+                LoraModuleInfo info = adapter.module(m.getModule());
+                assertEquals(8, m.getRank());
+                assertEquals(info.dIn(), m.getDIn());
+                assertEquals(info.dOut(), m.getDOut());
+                assertEquals(expectedDigests.get(m.getModule()), m.getDigest());
+            }
+            String whole = NaiveReference.wholeDigest(names, new ArrayList<>(expectedDigests.values()));
+            assertEquals(whole, e.getAdapterDigest());
+            assertEquals(whole, p.adapterDigest());
+            assertEquals(8, e.getConfig().getR());
+            assertEquals(32.0, e.getConfig().getLoraAlpha(), 0.0);
+            assertTrue(e.getConfig().getFanInFanOut());
+            assertEquals(List.of("c_attn", "c_proj"), e.getConfig().getTargetModules());
+            assertEquals("CAUSAL_LM", e.getConfig().getTaskType());
+        }
+        // The layers come before the event in the transaction and every record is committed.
+        long bytes = 0;
+        for (ConsumerRecord<byte[], byte[]> r : layerRecords) bytes += r.key().length + r.value().length;
+        bytes += eventRecords.get(0).key().length + eventRecords.get(0).value().length;
+        assertEquals(bytes, p.bytes());
+        assertEquals(layerRecords.size(), kafka.read(kafka.topics.adapterLayers(), group, false).size(),
+                "read_uncommitted sees the same records: nothing was aborted");
+    }
+
+    @Test
+    void defaultVersionFollowsTheLatestManifest() throws Exception {
+        String group = "pub-version";
+        MergedVersionManifest latest = manifest(group, 7, List.of(
+                new AdapterRef("other", 9L, 1.0, null, "d1"), new AdapterRef("tiny", 4L, 1.0, null, "d2")));
+        kafka.produce(kafka.topics.mergedVersions(), List.of(
+                Map.entry(group, kafka.serdes.mergedVersion().serializer().serialize(kafka.topics.mergedVersions(), latest))));
+        Path adapter = tinyAdapter(dir.resolve("tiny"), DType.F32, -1);
+
+        AdapterPublisher.Published p = new AdapterPublisher(kafka.connection())
+                .publish(new AdapterPublisher.PublishRequest(group, null, null, 1, null, adapter));
+        assertEquals("tiny", p.adapterId());
+        assertEquals(5, p.version(), "1 + version 4 of 'tiny' in the latest manifest");
+        AdapterPublisher.Published q = new AdapterPublisher(kafka.connection())
+                .publish(new AdapterPublisher.PublishRequest(group, "newcomer", null, 1, null, adapter));
+        assertEquals(1, q.version(), "an adapter not in the manifest starts at 1");
+        assertEquals(2, kafka.read(kafka.topics.adapterEvents(), group, true).size());
+    }
+
+    @Test
+    void publishAbortedHalfWayLeavesNothingCommitted() throws Exception {
+        String group = "pub-abort";
+        Path fixture = NaiveReference.fixture(TIGRINYA);
+        AdapterPublisher publisher = new AdapterPublisher(kafka.connection());
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> publisher.publish(
+                new AdapterPublisher.PublishRequest(group, null, 1L, 1, null, fixture),
+                (index, module, producer) -> {
+                    if (index == 2) {
+                        producer.flush(); // the three layer records reach the log inside the open transaction
+                        throw new IllegalStateException("simulated crash after " + module);
+                    }
+                }));
+        assertTrue(e.getMessage().contains("simulated crash"), e.getMessage());
+
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterLayers(), group, true), "read_committed sees no layer");
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, true), "read_committed sees no event");
+        assertEquals(3, kafka.read(kafka.topics.adapterLayers(), group, false).size(),
+                "the aborted records are in the log (read_uncommitted), so the abort is what hides them");
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false), "the event was never sent");
+
+        // The same adapter publishes fine afterwards (same transactional id).
+        AdapterPublisher.Published p = publisher.publish(new AdapterPublisher.PublishRequest(group, null, 1L, 1, null, fixture));
+        assertEquals(36, kafka.read(kafka.topics.adapterLayers(), group, true).size());
+        assertEquals(1, kafka.read(kafka.topics.adapterEvents(), group, true).size());
+        assertEquals(1, p.version());
+    }
+
+    @Test
+    void oversizedRecordFailsBeforeAnythingIsWritten() throws Exception {
+        String group = "pub-oversized";
+        Path fixture = NaiveReference.fixture(TIGRINYA);
+        // attn.c_attn is 8x768 + 2304x8 F32 = 98,304 bytes of tensors; mlp.c_proj 8x3072 + 768x8 = 122,880.
+        int max = 110_000;
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new AdapterPublisher(kafka.connection(max))
+                .publish(new AdapterPublisher.PublishRequest(group, null, 1L, 1, null, fixture)));
+        assertTrue(e.getMessage().contains("mlp.c_proj"), e.getMessage());
+        assertTrue(e.getMessage().contains("110000"), e.getMessage());
+        assertTrue(e.getMessage().contains("nothing was published"), e.getMessage());
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterLayers(), group, false), "not even uncommitted layers");
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false));
+    }
+
+    @Test
+    void nanInATensorFailsNamingModuleAndTensor() throws Exception {
+        String group = "pub-nan";
+        Path adapter = tinyAdapter(dir.resolve("nan-adapter"), DType.F32, 7);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new AdapterPublisher(kafka.connection())
+                .publish(new AdapterPublisher.PublishRequest(group, null, 1L, 1, null, adapter)));
+        assertTrue(e.getMessage().contains("module model.layers.0.q_proj"), e.getMessage());
+        assertTrue(e.getMessage().contains("lora_A"), e.getMessage());
+        assertTrue(e.getMessage().contains("NaN at element 7 (row 1, column 1)"), e.getMessage());
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterLayers(), group, false));
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false));
+    }
+
+    @Test
+    void f64TensorsTravelAsF32AndBf16AsStored() throws Exception {
+        String group = "pub-dtypes";
+        Path f64 = tinyAdapter(dir.resolve("f64"), DType.F64, -1);
+        Path bf16 = tinyAdapter(dir.resolve("bf16"), DType.BF16, -1);
+        AdapterPublisher publisher = new AdapterPublisher(kafka.connection());
+        publisher.publish(new AdapterPublisher.PublishRequest(group, "f64", 1L, 1, null, f64));
+        publisher.publish(new AdapterPublisher.PublishRequest(group, "bf16", 1L, 1, null, bf16));
+        Map<String, AdapterLayer> byAdapter = new TreeMap<>();
+        for (ConsumerRecord<byte[], byte[]> r : kafka.read(kafka.topics.adapterLayers(), group, true)) {
+            AdapterLayer l = kafka.serdes.adapterLayer().deserializer().deserialize(r.topic(), r.value());
+            byAdapter.put(l.getAdapterId() + "/" + l.getModule(), l);
+        }
+        assertEquals(4, byAdapter.size());
+        try (PeftAdapter source = PeftAdapter.open(f64)) {
+            for (String module : source.modules().keySet()) {
+                AdapterLayer l = byAdapter.get("f64/" + module);
+                assertEquals(TensorDType.F32, l.getDtype());
+                double[] a = source.readA(module);
+                float[] sent = NaiveReference.f32(bytes(l.getA()));
+                for (int i = 0; i < a.length; i++) assertEquals((float) a[i], sent[i], 0.0f, "F64 rounded to F32");
+                assertEquals(NaiveReference.sha256(bytes(l.getA()), bytes(l.getB())), l.getDigest());
+            }
+        }
+        Path weights = bf16.resolve(PeftAdapter.WEIGHTS_FILE);
+        for (String module : List.of("model.layers.0.q_proj", "model.layers.0.v_proj")) {
+            AdapterLayer l = byAdapter.get("bf16/" + module);
+            assertEquals(TensorDType.BF16, l.getDtype());
+            assertEquals("BF16", NaiveReference.dtype(weights, "base_model.model." + module + ".lora_A.weight"));
+            assertArrayEquals(NaiveReference.rawTensor(weights, "base_model.model." + module + ".lora_B.weight"), bytes(l.getB()));
+        }
+    }
+
+    @Test
+    void withdrawWritesWithdrawEvents() throws Exception {
+        String group = "withdraw";
+        AdapterPublisher publisher = new AdapterPublisher(kafka.connection());
+        AdapterEvent live = publisher.withdraw(group, "a1", -1);
+        AdapterEvent v3 = publisher.withdraw(group, "a2", 3);
+        List<ConsumerRecord<byte[], byte[]>> records = kafka.read(kafka.topics.adapterEvents(), group, true);
+        assertEquals(2, records.size());
+        Map<String, AdapterEvent> byId = new TreeMap<>();
+        for (ConsumerRecord<byte[], byte[]> r : records) {
+            AdapterEvent e = kafka.serdes.adapterEvent().deserializer().deserialize(r.topic(), r.value());
+            byId.put(e.getAdapterId(), e);
+        }
+        assertEquals(AdapterEventType.WITHDRAW, byId.get("a1").getType());
+        assertEquals(-1, byId.get("a1").getAdapterVersion());
+        assertEquals(live.getEventId(), byId.get("a1").getEventId());
+        assertEquals(3, byId.get("a2").getAdapterVersion());
+        assertEquals(v3.getEventId(), byId.get("a2").getEventId());
+        assertEquals(List.of(), byId.get("a2").getModules());
+        assertNull(byId.get("a2").getConfig());
+        assertThrows(IllegalArgumentException.class, () -> publisher.withdraw("bad|group", "a", -1));
+    }
+
+    @Test
+    void publishCommandPublishesAndReportsWithConfigFileBootstrap() throws Exception {
+        String group = "cli-publish";
+        Path config = dir.resolve("client.properties");
+        Files.writeString(config, "bootstrap.servers=" + kafka.broker.bootstrapServers() + "\n");
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        CommandLine cl = LoraLegoCommand.commandLine();
+        cl.setOut(new PrintWriter(out));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute("publish", "--group", group, "--config", config.toString(), "--version", "3",
+                "--weight", "2", "--team", "speech", "--adapter-id", "tig", NaiveReference.fixture(TIGRINYA).toString());
+        assertEquals(0, code, err.toString());
+        assertTrue(out.toString().contains("published tig version 3 to group " + group), out.toString());
+        assertTrue(out.toString().contains("modules: 36"), out.toString());
+        List<ConsumerRecord<byte[], byte[]>> events = kafka.read(kafka.topics.adapterEvents(), group, true);
+        assertEquals(1, events.size());
+        AdapterEvent e = kafka.serdes.adapterEvent().deserializer().deserialize(kafka.topics.adapterEvents(), events.get(0).value());
+        assertEquals(3, e.getAdapterVersion());
+        assertEquals(2.0, e.getWeight(), 0.0);
+        assertEquals("speech", e.getTeam());
+        assertTrue(out.toString().contains(e.getAdapterDigest()), out.toString());
+
+        StringWriter withdrawOut = new StringWriter();
+        cl.setOut(new PrintWriter(withdrawOut));
+        assertEquals(0, cl.execute("withdraw", "--group", group, "--adapter-id", "tig", "--bootstrap-servers",
+                kafka.broker.bootstrapServers()), err.toString());
+        assertTrue(withdrawOut.toString().contains("withdrew tig (the live version) from group " + group), withdrawOut.toString());
+        assertEquals(2, kafka.read(kafka.topics.adapterEvents(), group, true).size());
+    }
+
+    @Test
+    void publishCommandFailsWithClearMessageAndExitCode() throws Exception {
+        Path adapter = tinyAdapter(dir.resolve("cli-nan"), DType.F16, 0);
+        StringWriter err = new StringWriter();
+        CommandLine cl = LoraLegoCommand.commandLine();
+        cl.setOut(new PrintWriter(new StringWriter()));
+        cl.setErr(new PrintWriter(err));
+        int code = cl.execute("publish", "--group", "cli-nan", "--bootstrap-servers", kafka.broker.bootstrapServers(),
+                adapter.toString());
+        assertEquals(1, code);
+        assertTrue(err.toString().contains("model.layers.0.q_proj") && err.toString().contains("NaN"), err.toString());
+        int missing = cl.execute("publish", "--group", "cli-nan", "--bootstrap-servers", kafka.broker.bootstrapServers(),
+                dir.resolve("no-such-adapter").toString());
+        assertEquals(1, missing);
+        assertTrue(err.toString().contains("no-such-adapter"), err.toString());
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), "cli-nan", false));
+    }
+
+    // ------------------------------------------------------------------------------------------------
+
+    /**
+     * A two-module adapter (q_proj, v_proj of layer 0; r = 2, 6 -> 4) in {@code dtype}; if
+     * {@code nanAt >= 0}, element {@code nanAt} of q_proj's lora_A is NaN.
+     */
+    static Path tinyAdapter(Path dir, DType dtype, int nanAt) throws IOException {
+        Files.createDirectories(dir);
+        ObjectNode config = JsonNodeFactory.instance.objectNode();
+        config.put("peft_type", "LORA");
+        config.put("r", 2);
+        config.put("lora_alpha", 4);
+        config.put("base_model_name_or_path", "tiny-base");
+        config.putArray("target_modules").add("q_proj").add("v_proj");
+        config.put("task_type", "CAUSAL_LM");
+        Files.writeString(dir.resolve(PeftAdapter.CONFIG_FILE), config.toPrettyString());
+        SplittableRandom rnd = new SplittableRandom(17);
+        List<TensorData> tensors = new ArrayList<>();
+        for (String m : List.of("q_proj", "v_proj")) {
+            double[] a = new double[2 * 6];
+            double[] b = new double[4 * 2];
+            // Multiples of 1/64 in [-2, 2]: exact in every dtype, so BF16 and F16 hold them unchanged.
+            for (int i = 0; i < a.length; i++) a[i] = (rnd.nextInt(257) - 128) / 64.0;
+            for (int i = 0; i < b.length; i++) b[i] = (rnd.nextInt(257) - 128) / 64.0;
+            if (nanAt >= 0 && m.equals("q_proj")) a[nanAt] = Double.NaN;
+            String prefix = "base_model.model.model.layers.0." + m;
+            tensors.add(new TensorData(prefix + ".lora_A.weight", dtype, new long[]{2, 6}, a));
+            tensors.add(new TensorData(prefix + ".lora_B.weight", dtype, new long[]{4, 2}, b));
+        }
+        SafetensorsWriter.write(dir.resolve(PeftAdapter.WEIGHTS_FILE), null, tensors);
+        return dir;
+    }
+
+    static MergedVersionManifest manifest(String group, long sequence, List<AdapterRef> adapters) {
+        return MergedVersionManifest.newBuilder().setGroup(group).setSequence(sequence).setBaseModel("tiny-base")
+                .setTrigger(new VersionTrigger("e-" + sequence, AdapterEventType.PUBLISH, adapters.get(0).getAdapterId(),
+                        adapters.get(0).getAdapterVersion()))
+                .setAdapters(adapters).setModules(List.of()).setDigest(NaiveReference.wholeDigest(List.of(), List.of()))
+                .setParameters(Map.of()).setEventTimestamp(1000L * sequence).setServiceVersion("test").build();
+    }
+
+    static byte[] bytes(ByteBuffer buffer) {
+        ByteBuffer d = buffer.duplicate();
+        byte[] out = new byte[d.remaining()];
+        d.get(out);
+        return out;
+    }
+
+    private static double[] toDoubles(float[] f) {
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
+    }
+}
