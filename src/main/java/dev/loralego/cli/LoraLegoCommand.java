@@ -16,6 +16,7 @@ import picocli.CommandLine.Command;
                 SynthCommand.class,
                 RunCommand.class,
                 AuditCommand.class,
+                DemoCommand.class,
                 PublishCommand.class,
                 WithdrawCommand.class,
                 ExportCommand.class,
