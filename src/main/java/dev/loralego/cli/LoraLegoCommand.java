@@ -30,7 +30,7 @@ public final class LoraLegoCommand implements Runnable {
 
     @Override
     public void run() {
-        spec.commandLine().usage(System.out);
+        spec.commandLine().usage(spec.commandLine().getOut());
     }
 
     /** Builds the command line with the project's shared settings (used by {@link #main} and by tests). */

@@ -6,25 +6,36 @@ import dev.loralego.lego.MergedModule;
 import dev.loralego.merge.AdapterMerge;
 import dev.loralego.merge.MergeSpec;
 import dev.loralego.peft.DType;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
+import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
-/** {@code merge}: the offline batch merge of PEFT adapter directories (no Kafka). */
+/**
+ * {@code merge}: the offline batch merge of PEFT adapter directories (no Kafka). The summary goes to the command
+ * line's {@code out}, progress and errors to its {@code err}, so callers and tests can redirect both. An unknown
+ * {@code --method} or {@code --dtype} is a usage error (exit code 2, message listing the valid names), rejected
+ * before any adapter is read.
+ */
 @Command(name = "merge", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Merges PEFT LoRA adapters into one PEFT adapter.",
                 "Example: merge --method lego --k 16 --out merged/ adapters/a adapters/b adapters/c"})
 public final class MergeCommand implements Callable<Integer> {
 
-    @Option(names = "--method", defaultValue = "lego",
+    @Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Option(names = "--method", defaultValue = "lego", converter = MethodConverter.class,
             description = "lego | cat | linear | svd | ties | dare | task_arithmetic (default: ${DEFAULT-VALUE})")
-    String method;
+    MergeMethod method;
 
     @Mixin
     LegoOptionsMixin lego;
@@ -39,8 +50,9 @@ public final class MergeCommand implements Callable<Integer> {
     @Option(names = "--weights", split = ",", description = "merge weights w1,w2,... one per adapter (default: all 1)")
     double[] weights;
 
-    @Option(names = "--dtype", description = "f32 | f16 | bf16 for the written tensors (default: the inputs' dtype)")
-    String dtype;
+    @Option(names = "--dtype", converter = DTypeConverter.class,
+            description = "f32 | f16 | bf16 for the written tensors (default: the inputs' dtype)")
+    DType dtype;
 
     @Option(names = "--threads", description = "worker threads over modules (default: available cores); results do not depend on it")
     Integer threads;
@@ -53,32 +65,55 @@ public final class MergeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        MergeMethod m = MergeMethod.parse(method);
         BaselineOptions baseline = new BaselineOptions(lego.k, density, lambda, lego.seed);
-        MergeSpec spec = new MergeSpec(m, lego.toOptions(), baseline);
-        DType outType = dtype == null ? null : DType.fromUserName(dtype);
+        MergeSpec mergeSpec = new MergeSpec(method, lego.toOptions(), baseline);
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
-        ProgressBar bar = new ProgressBar(System.err, "merging");
+        ProgressBar bar = new ProgressBar(spec.commandLine().getErr(), "merging");
         long t0 = System.nanoTime();
-        AdapterMerge.Result result = new AdapterMerge(spec, n).mergeTo(adapters, weights, outType, out,
+        AdapterMerge.Result result = new AdapterMerge(mergeSpec, n).mergeTo(adapters, weights, dtype, out,
                 (module, done, total) -> bar.update(done, total, module));
         double secs = (System.nanoTime() - t0) / 1e9;
-        printSummary(spec, result, secs);
+        printSummary(spec.commandLine().getOut(), mergeSpec, result, secs);
         return 0;
     }
 
-    private void printSummary(MergeSpec spec, AdapterMerge.Result result, double secs) {
-        System.out.printf(Locale.ROOT, "merged %d adapter(s) with %s into %s%n", adapters.size(), spec.method().cliName(), out);
-        System.out.printf(Locale.ROOT, "  options: %s%n", spec.describe());
-        System.out.printf(Locale.ROOT, "  modules: %d, merged ranks: %s%n", result.modules().size(), result.rankHistogram());
+    private void printSummary(PrintWriter o, MergeSpec mergeSpec, AdapterMerge.Result result, double secs) {
+        o.printf(Locale.ROOT, "merged %d adapter(s) with %s into %s%n", adapters.size(), mergeSpec.method().cliName(), out);
+        o.printf(Locale.ROOT, "  options: %s%n", mergeSpec.describe());
+        o.printf(Locale.ROOT, "  modules: %d, merged ranks: %s%n", result.modules().size(), result.rankHistogram());
         double inertia = result.meanInertia();
         if (!Double.isNaN(inertia)) {
             int iters = result.modules().values().stream().mapToInt(MergedModule::iterations).max().orElse(0);
-            System.out.printf(Locale.ROOT, "  mean k-means inertia: %.6g (max Lloyd iterations %d)%n", inertia, iters);
+            o.printf(Locale.ROOT, "  mean k-means inertia: %.6g (max Lloyd iterations %d)%n", inertia, iters);
         }
         if (!result.skippedExtra().isEmpty()) {
-            System.out.printf(Locale.ROOT, "  left out %d non-LoRA tensor(s): %s%n", result.skippedExtra().size(), result.skippedExtra());
+            o.printf(Locale.ROOT, "  left out %d non-LoRA tensor(s): %s%n", result.skippedExtra().size(), result.skippedExtra());
         }
-        System.out.printf(Locale.ROOT, "  time: %.2f s%n", secs);
+        o.printf(Locale.ROOT, "  time: %.2f s%n", secs);
+        o.flush();
+    }
+
+    /** {@code --method}: {@link MergeMethod#parse}, its message (listing the methods) as a usage error. */
+    static final class MethodConverter implements CommandLine.ITypeConverter<MergeMethod> {
+        @Override
+        public MergeMethod convert(String value) {
+            try {
+                return MergeMethod.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
+    }
+
+    /** {@code --dtype}: {@link DType#fromUserName}, its message (listing the dtypes) as a usage error. */
+    static final class DTypeConverter implements CommandLine.ITypeConverter<DType> {
+        @Override
+        public DType convert(String value) {
+            try {
+                return DType.fromUserName(value);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
+        }
     }
 }

@@ -3,11 +3,13 @@ package dev.loralego.cli;
 import dev.loralego.peft.BaseModelShape;
 import dev.loralego.peft.DType;
 import dev.loralego.peft.SyntheticAdapters;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code synth}: writes realistic synthetic PEFT adapters for examples, tests and benchmarks. */
@@ -15,6 +17,9 @@ import java.util.concurrent.Callable;
         description = {"Writes N synthetic PEFT LoRA adapters with the real module names and shapes of a base model.",
                 "Example: synth --out adapters --adapters 8 --rank 16 --shape llama-7b --dtype bf16 --seed 1"})
 public final class SynthCommand implements Callable<Integer> {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
     @Option(names = "--out", required = true, description = "output directory (adapter-00, adapter-01, ... inside)")
     Path out;
 
@@ -42,8 +47,9 @@ public final class SynthCommand implements Callable<Integer> {
         long t0 = System.nanoTime();
         List<Path> dirs = SyntheticAdapters.generate(out, adapters, rank, BaseModelShape.byName(shape), seed,
                 DType.fromUserName(dtype), targets);
-        System.out.printf("wrote %d %s adapter(s) of rank %d (%s) to %s in %.1f s%n", dirs.size(), shape, rank,
-                dtype, out, (System.nanoTime() - t0) / 1e9);
+        spec.commandLine().getOut().printf(Locale.ROOT, "wrote %d %s adapter(s) of rank %d (%s) to %s in %.1f s%n",
+                dirs.size(), shape, rank, dtype, out, (System.nanoTime() - t0) / 1e9);
+        spec.commandLine().getOut().flush();
         return 0;
     }
 

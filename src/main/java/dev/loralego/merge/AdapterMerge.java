@@ -12,6 +12,7 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -82,9 +83,18 @@ public final class AdapterMerge {
      *
      * @param weights merge weights, one per adapter, or null for all equal
      * @param dtype   dtype of the written tensors, or null for the inputs' (most common) dtype
+     * @throws IllegalArgumentException when {@code outDir} is one of the input directories (the merge would
+     *                                  replace that adapter's files)
      */
     public Result mergeTo(List<Path> adapterDirs, double[] weights, DType dtype, Path outDir, Progress progress)
             throws IOException {
+        Objects.requireNonNull(outDir, "outDir");
+        for (Path dir : adapterDirs) {
+            if (Files.exists(outDir) && Files.exists(dir) && Files.isSameFile(outDir, dir)) {
+                throw new IllegalArgumentException("output directory " + outDir + " is the input adapter " + dir
+                        + "; writing there would replace it, choose another output directory");
+            }
+        }
         List<PeftAdapter> adapters = new ArrayList<>();
         try {
             for (Path dir : adapterDirs) adapters.add(PeftAdapter.open(dir));

@@ -1,0 +1,74 @@
+package dev.loralego.cli;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The {@code lora-lego} command line as a whole: help, version and usage errors of every subcommand. */
+class CliTest {
+
+    /** Every registered subcommand but picocli's {@code help} (which has no {@code --version}). */
+    static List<String> subcommands() {
+        return LoraLegoCommand.commandLine().getSubcommands().keySet().stream().filter(n -> !n.equals("help")).toList();
+    }
+
+    @Test
+    void theOfflineSubcommandsAreRegistered() {
+        assertTrue(LoraLegoCommand.commandLine().getSubcommands().keySet().containsAll(Set.of("merge", "synth", "help")));
+    }
+
+    @ParameterizedTest
+    @MethodSource("subcommands")
+    void helpAndVersionOfEverySubcommandExitZero(String name) {
+        CommandRun help = CommandRun.of(name, "--help");
+        assertEquals(0, help.exit(), help::toString);
+        assertTrue(help.out().startsWith("Usage: lora-lego " + name), help::toString);
+        assertTrue(help.out().contains("--version") && help.out().contains("--help"), help::toString);
+        assertEquals("", help.err());
+
+        CommandRun version = CommandRun.of(name, "--version");
+        assertEquals(0, version.exit(), version::toString);
+        assertTrue(version.out().startsWith("lora-lego " + VersionProvider.version() + System.lineSeparator()),
+                version::toString);
+        assertTrue(version.out().contains("Java "), version::toString);
+        assertEquals("", version.err());
+    }
+
+    @Test
+    void topLevelHelpVersionAndBareCallPrintToOut() {
+        CommandRun help = CommandRun.of("--help");
+        assertEquals(0, help.exit(), help::toString);
+        assertTrue(help.out().startsWith("Usage: lora-lego"), help::toString);
+        for (String sub : List.of("merge", "synth", "help")) assertTrue(help.out().contains(sub), help::toString);
+
+        CommandRun version = CommandRun.of("--version");
+        assertEquals(0, version.exit(), version::toString);
+        assertTrue(version.out().startsWith("lora-lego "), version::toString);
+
+        // no subcommand: the usage, on the command line's out (it used to go to System.out directly)
+        CommandRun bare = CommandRun.of();
+        assertEquals(0, bare.exit(), bare::toString);
+        assertEquals(help.out(), bare.out());
+
+        CommandRun helpMerge = CommandRun.of("help", "merge");
+        assertEquals(0, helpMerge.exit(), helpMerge::toString);
+        assertTrue(helpMerge.out().startsWith("Usage: lora-lego merge"), helpMerge::toString);
+    }
+
+    @Test
+    void anUnknownSubcommandOrOptionIsAUsageError() {
+        CommandRun sub = CommandRun.of("frobnicate");
+        assertEquals(2, sub.exit(), sub::toString);
+        assertTrue(sub.err().contains("frobnicate"), sub::toString);
+
+        CommandRun opt = CommandRun.of("synth", "--out", "x", "--no-such-option");
+        assertEquals(2, opt.exit(), opt::toString);
+        assertTrue(opt.err().contains("--no-such-option"), opt::toString);
+    }
+}
