@@ -1,0 +1,168 @@
+package dev.loralego.bench;
+
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.client.AdapterPublisher;
+import dev.loralego.client.ClientConnection;
+import dev.loralego.kafka.EmbeddedKafkaBroker;
+import dev.loralego.peft.BaseModelShape;
+import dev.loralego.peft.DType;
+import dev.loralego.peft.SyntheticAdapters;
+import dev.loralego.registry.EmbeddedSchemaResolver;
+import dev.loralego.stream.MergeParameters;
+import dev.loralego.stream.MergeService;
+import dev.loralego.stream.TopologySerdes;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.StringDeserializer;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.lang.management.MemoryMXBean;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+
+/**
+ * The streaming benchmark of the service (issue "streaming merge service", performance): an embedded broker
+ * and the service in this JVM, {@code n} synthetic adapters published back to back, and for every version
+ * the time from its publish event (the event record's timestamp) until its manifest is visible to a
+ * read_committed consumer of {@code lora.merged.versions}. Reports p50/p95/max latency, sustained
+ * throughput and the JVM's peak heap (broker, service and publisher together: an upper bound for the
+ * service alone).
+ */
+public final class StreamingBenchmark {
+    /**
+     * @param shape     base model shape of the synthetic adapters
+     * @param adapters  adapters published
+     * @param rank      their rank
+     * @param dtype     their dtype
+     * @param params    the service's merge parameters
+     * @param dir       working directory (recreated)
+     */
+    public record Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir) {
+    }
+
+    /** What was measured. */
+    public record Result(Setup setup, double[] latenciesMs, double seconds, long peakHeapBytes, long maxHeapBytes) {
+        public double percentile(double p) {
+            double[] s = latenciesMs.clone();
+            Arrays.sort(s);
+            int i = (int) Math.ceil(p / 100.0 * s.length) - 1;
+            return s[Math.max(0, Math.min(s.length - 1, i))];
+        }
+
+        public double throughput() {
+            return setup.adapters() / seconds;
+        }
+
+        public String summary() {
+            return String.format(Locale.ROOT,
+                    "%d x %s r%d %s, k=%s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; peak heap %.0f MiB of %.0f MiB",
+                    setup.adapters(), setup.shape(), setup.rank(), setup.dtype(), setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
+                    percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
+                    maxHeapBytes / 1048576.0);
+        }
+    }
+
+    private StreamingBenchmark() {
+    }
+
+    public static Result run(Setup setup, PrintStream progress) throws Exception {
+        recreate(setup.dir());
+        List<Path> dirs = SyntheticAdapters.generate(setup.dir().resolve("adapters"), setup.adapters(), setup.rank(),
+                BaseModelShape.byName(setup.shape()), 7, setup.dtype());
+        progress.printf("wrote %d adapters; starting broker and service%n", dirs.size());
+        MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
+        AtomicLong peakHeap = new AtomicLong();
+        AtomicBoolean sampling = new AtomicBoolean(true);
+        Thread sampler = new Thread(() -> {
+            while (sampling.get()) {
+                peakHeap.accumulateAndGet(memory.getHeapMemoryUsage().getUsed(), Math::max);
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException e) {
+                    return;
+                }
+            }
+        }, "heap-sampler");
+        sampler.setDaemon(true);
+        String group = "bench";
+        int maxBytes = 64 << 20;
+        try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start(setup.dir().resolve("kafka"), 0);
+             MergeService service = MergeService.start(new MergeService.Config(broker.bootstrapServers(), "lora-lego-bench",
+                     setup.dir().resolve("streams"), 1, (short) 1, maxBytes, 1, setup.params(), Map.of()), null, Duration.ofMinutes(2))) {
+            Map<Long, Double> latency = new ConcurrentHashMap<>();
+            AtomicLong lastSeen = new AtomicLong();
+            Thread watcher = new Thread(() -> watch(broker.bootstrapServers(), service, group, setup.adapters(), latency, lastSeen), "version-watcher");
+            watcher.start();
+            sampler.start();
+            AdapterPublisher publisher = new AdapterPublisher(ClientConnection.of(broker.bootstrapServers(), Map.of(), maxBytes, Duration.ofMinutes(2)));
+            long start = System.nanoTime();
+            for (Path d : dirs) {
+                publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
+            }
+            progress.printf("published %d adapters in %.1f s; waiting for the versions%n", dirs.size(), (System.nanoTime() - start) / 1e9);
+            watcher.join(Duration.ofMinutes(30).toMillis());
+            long end = lastSeen.get();
+            sampling.set(false);
+            double[] l = latency.values().stream().mapToDouble(Double::doubleValue).toArray();
+            if (l.length < setup.adapters()) throw new IllegalStateException("only " + l.length + " of " + setup.adapters() + " versions appeared");
+            return new Result(setup, l, (end - start) / 1e9, peakHeap.get(), memory.getHeapMemoryUsage().getMax());
+        } finally {
+            sampling.set(false);
+        }
+    }
+
+    private static void watch(String bootstrap, MergeService service, String group, int versions, Map<Long, Double> latency, AtomicLong lastSeen) {
+        TopologySerdes serdes = MergeService.serdes(new EmbeddedSchemaResolver());
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        String topic = service.topics().mergedVersions();
+        try (KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(p, new StringDeserializer(), new ByteArrayDeserializer())) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            long deadline = System.currentTimeMillis() + Duration.ofMinutes(30).toMillis();
+            while (latency.size() < versions && System.currentTimeMillis() < deadline) {
+                for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(50))) {
+                    if (!group.equals(r.key())) continue;
+                    long now = System.currentTimeMillis();
+                    MergedVersionManifest m = serdes.mergedVersion().deserializer().deserialize(topic, r.value());
+                    latency.put(m.getSequence(), (double) (now - m.getEventTimestamp()));
+                    lastSeen.set(System.nanoTime());
+                }
+            }
+        }
+    }
+
+    private static void recreate(Path dir) throws IOException {
+        if (Files.exists(dir)) {
+            try (Stream<Path> s = Files.walk(dir)) {
+                for (Path f : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(f);
+            }
+        }
+        Files.createDirectories(dir);
+    }
+
+    /** The latencies in sequence order (for plots and reports). */
+    static List<Double> inOrder(Map<Long, Double> latency) {
+        return new ArrayList<>(new java.util.TreeMap<>(latency).values());
+    }
+}

@@ -1,0 +1,44 @@
+package dev.loralego.cli;
+
+import dev.loralego.bench.StreamingBenchmark;
+import dev.loralego.peft.DType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code bench stream}: latency and throughput of the service on the embedded broker. */
+@Command(name = "stream", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+        description = {"Publishes N synthetic adapters back to back to a service on an embedded broker and reports",
+                "per-version latency (p50/p95/max), throughput and peak heap.",
+                "Example: bench stream --shape llama-7b --adapters 20 --rank 16 --dtype bf16 --k 16"})
+public final class StreamBenchCommand implements Callable<Integer> {
+    @Option(names = "--shape", defaultValue = "tiny", description = "base model shape (default: ${DEFAULT-VALUE})")
+    String shape;
+
+    @Option(names = "--adapters", defaultValue = "50", description = "adapters published (default: ${DEFAULT-VALUE})")
+    int adapters;
+
+    @Option(names = "--rank", defaultValue = "8", description = "rank (default: ${DEFAULT-VALUE})")
+    int rank;
+
+    @Option(names = "--dtype", defaultValue = "bf16", description = "dtype of the adapters (default: ${DEFAULT-VALUE})")
+    String dtype;
+
+    @Option(names = "--dir", defaultValue = "lora-lego-bench", description = "working directory, recreated (default: ${DEFAULT-VALUE})")
+    Path dir;
+
+    @Mixin
+    ServiceOptionsMixin options;
+
+    @Override
+    public Integer call() throws Exception {
+        org.apache.logging.log4j.core.config.Configurator.setLevel("dev.loralego", org.apache.logging.log4j.Level.WARN);
+        StreamingBenchmark.Result r = StreamingBenchmark.run(new StreamingBenchmark.Setup(shape, adapters, rank,
+                DType.fromUserName(dtype), options.toParameters(), dir), System.out);
+        System.out.println(r.summary());
+        return 0;
+    }
+}
