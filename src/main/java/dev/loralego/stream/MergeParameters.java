@@ -22,8 +22,21 @@ import java.util.TreeMap;
  * @param decay       forgetting factor λ applied to cluster weights before each step (1 = off)
  * @param outputDType element type of merged tensors on {@code lora.merged.layers}: F32, F16 or BF16
  * @param maxRank     largest adapter rank accepted
+ * @param normOutlierFactor an adapter whose module update norm {@code ‖ΔW‖_F} exceeds this multiple of the
+ *                    median of the module's other live adapters (at least two) is an outlier; 0 = no check
+ * @param normOutlierPolicy what happens to an outlier: {@code reject} (left out of that module, reported in
+ *                    the manifest's warnings) or {@code clip} (scaled down to the limit, reported)
  */
-public record MergeParameters(LegoOptions lego, int refineEvery, String refineMode, double decay, String outputDType, int maxRank) {
+public record MergeParameters(LegoOptions lego, int refineEvery, String refineMode, double decay, String outputDType, int maxRank,
+                              double normOutlierFactor, String normOutlierPolicy) {
+
+    /** Default outlier limit: ten times the median norm of the module's other adapters. */
+    public static final double DEFAULT_NORM_OUTLIER_FACTOR = 10;
+
+    /** With the default outlier guard (factor 10, reject). */
+    public MergeParameters(LegoOptions lego, int refineEvery, String refineMode, double decay, String outputDType, int maxRank) {
+        this(lego, refineEvery, refineMode, decay, outputDType, maxRank, DEFAULT_NORM_OUTLIER_FACTOR, "reject");
+    }
 
     /** Service defaults: LoRA-LEGO defaults, Lloyd refinement every 8 updates, no decay, F32 output, ranks up to 256. */
     public static MergeParameters defaults() {
@@ -47,6 +60,13 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
             throw new IllegalArgumentException("outputDType must be F32, F16 or BF16, got " + outputDType);
         }
         if (maxRank < 1) throw new IllegalArgumentException("maxRank must be >= 1, got " + maxRank);
+        if (!(normOutlierFactor == 0 || normOutlierFactor > 1) || !Double.isFinite(normOutlierFactor)) {
+            throw new IllegalArgumentException("normOutlierFactor must be 0 (off) or > 1, got " + normOutlierFactor);
+        }
+        normOutlierPolicy = normOutlierPolicy.toLowerCase(Locale.ROOT);
+        if (!normOutlierPolicy.equals("reject") && !normOutlierPolicy.equals("clip")) {
+            throw new IllegalArgumentException("normOutlierPolicy must be reject or clip, got " + normOutlierPolicy);
+        }
     }
 
     /** The parameters as a sorted string map (the form stored in tasks and manifests). */
@@ -67,6 +87,8 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
         m.put("decay", Double.toString(decay));
         m.put("outputDType", outputDType);
         m.put("maxRank", Integer.toString(maxRank));
+        m.put("normOutlierFactor", Double.toString(normOutlierFactor));
+        m.put("normOutlierPolicy", normOutlierPolicy);
         return m;
     }
 
@@ -87,7 +109,9 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
                 Boolean.parseBoolean(m.getOrDefault("outputReweighting", Boolean.toString(dl.outputReweighting()))));
         return new MergeParameters(lego, intOr(m, "refineEvery", d.refineEvery()), m.getOrDefault("refineMode", d.refineMode()),
                 Double.parseDouble(m.getOrDefault("decay", Double.toString(d.decay()))),
-                m.getOrDefault("outputDType", d.outputDType()), intOr(m, "maxRank", d.maxRank()));
+                m.getOrDefault("outputDType", d.outputDType()), intOr(m, "maxRank", d.maxRank()),
+                Double.parseDouble(m.getOrDefault("normOutlierFactor", Double.toString(d.normOutlierFactor()))),
+                m.getOrDefault("normOutlierPolicy", d.normOutlierPolicy()));
     }
 
     private static int intOr(Map<String, String> m, String key, int dflt) {

@@ -173,8 +173,15 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             touched.add(task.getAdapterId());
             if (task.getOp() == ModuleOp.UPSERT) {
                 if (rejected == null) rejected = mismatch(task, layer);
+                AdapterModule factors = null;
                 if (rejected == null) {
-                    clusters.upsert(task.getAdapterId(), TensorCodec.toAdapterModule(layer, task.getWeight()));
+                    NormGuard.Verdict v = NormGuard.check(clusters, TensorCodec.toAdapterModule(layer, task.getWeight()),
+                            MergeParameters.fromMap(task.getParameters()));
+                    factors = v.factors();
+                    rejected = v.note();
+                }
+                if (factors != null) {
+                    clusters.upsert(task.getAdapterId(), factors);
                 } else {
                     // The event and its layer disagree: the adapter does not take part in this module.
                     clusters.retract(task.getAdapterId());

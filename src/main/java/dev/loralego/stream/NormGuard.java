@@ -1,0 +1,63 @@
+package dev.loralego.stream;
+
+import dev.loralego.lego.AdapterModule;
+import dev.loralego.lego.StreamingModuleClusters;
+import dev.loralego.lego.UnitPool;
+import dev.loralego.lego.UpdateNorms;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Keeps one adapter from taking over a module's merge: its update norm {@code ‖ΔW‖_F} is compared with the
+ * median of the module's other live adapters (at least two of them); beyond
+ * {@link MergeParameters#normOutlierFactor()} times that median, the policy applies — {@code reject}: the
+ * adapter is left out of this module; {@code clip}: its factors are scaled so its norm equals the limit.
+ * Either way the manifest's warnings say so. Depends only on the stored state, so a replay decides the same.
+ */
+final class NormGuard {
+    /**
+     * @param factors what to upsert (null: nothing, the adapter is left out)
+     * @param note    the warning for the manifest, or null
+     */
+    record Verdict(AdapterModule factors, String note) {
+    }
+
+    private NormGuard() {
+    }
+
+    static Verdict check(StreamingModuleClusters clusters, AdapterModule incoming, MergeParameters params) {
+        double factor = params.normOutlierFactor();
+        if (factor == 0 || clusters.liveAdapters().isEmpty()) return new Verdict(incoming, null);
+        UnitPool pool = clusters.pool();
+        List<String> ids = clusters.liveAdapters();
+        int[] owner = pool.ownerAdapter();
+        List<Double> others = new ArrayList<>();
+        int start = 0;
+        for (int t = 0; t < ids.size(); t++) {
+            int count = 0;
+            while (start + count < owner.length && owner[start + count] == t) count++;
+            if (!ids.get(t).equals(incoming.adapterId())) {
+                others.add(UpdateNorms.ofUnits(pool.units(), start, count, pool.dIn(), pool.dOut()));
+            }
+            start += count;
+        }
+        if (others.size() < 2) return new Verdict(incoming, null);
+        double median = UpdateNorms.median(others.stream().mapToDouble(Double::doubleValue).toArray());
+        double norm = UpdateNorms.of(incoming);
+        double limit = factor * median;
+        if (!(norm > limit) || median == 0) return new Verdict(incoming, null);
+        String what = String.format(Locale.ROOT, "update norm of %s is %.4g, %.1fx the median %.4g of the module's other %d adapters (limit %.4gx)",
+                incoming.adapterId(), norm, norm / median, median, others.size(), factor);
+        if (params.normOutlierPolicy().equals("clip")) {
+            double shrink = Math.sqrt(limit / norm);
+            double[] a = incoming.a().clone(), b = incoming.b().clone();
+            for (int i = 0; i < a.length; i++) a[i] *= shrink;
+            for (int i = 0; i < b.length; i++) b[i] *= shrink;
+            return new Verdict(new AdapterModule(incoming.adapterId(), incoming.weight(), incoming.scaling(), incoming.rank(),
+                    incoming.dIn(), incoming.dOut(), a, b), what + "; clipped to the limit");
+        }
+        return new Verdict(null, what + "; rejected");
+    }
+}
