@@ -319,35 +319,47 @@ class MergedVersionClientsTest {
             assertEquals(3, s1.execExit(), "the failing command ran and was reported");
             assertAdapterHolds(root.resolve(group), List.of(m1));
 
+            // Version 2's layer carries bytes that do not give its digest: it must never be linked.
+            Planted honest = Planted.of(group, "k.proj", 2, 5, 3, 2, TensorDType.F32, rnd);
+            Planted other = Planted.of(group, "k.proj", 2, 5, 3, 2, TensorDType.F32, rnd);
+            MergedLayer lying = other.record();
+            lying.setDigest(honest.digest);
+            kafka.produce(kafka.topics.mergedLayers(), List.of(Map.entry(group + "|k.proj",
+                    kafka.serdes.mergedLayer().serializer().serialize(kafka.topics.mergedLayers(), lying))));
+            publishVersion(manifest(group, 2, List.of(honest), List.of(new AdapterRef("a", 2L, 1.0, null, "d"))), List.of());
+            assertNull(swaps.poll(3, TimeUnit.SECONDS), "the bad version is skipped");
+            assertEquals(Path.of(".versions", "wb-1"), Files.readSymbolicLink(root.resolve(group)));
+
             // Every adapter withdrawn: a version without modules, written as manifest.json alone.
-            MergedVersionManifest v2 = manifest(group, 2, List.of(), List.of());
-            publishVersion(v2, List.of());
-            VersionWatcher.Swap s2 = swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
-            assertNotNull(s2, "watching went on after the failing command");
-            assertEquals(2, s2.sequence());
-            assertEquals(0, s2.modules());
+            MergedVersionManifest v3 = manifest(group, 3, List.of(), List.of());
+            publishVersion(v3, List.of());
+            VersionWatcher.Swap s3 = swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+            assertNotNull(s3, "watching went on after the failing command and the bad version");
+            assertEquals(3, s3.sequence());
+            assertEquals(0, s3.modules());
             try (Stream<Path> files = Files.list(root.resolve(group))) {
                 assertEquals(List.of(ManifestJson.FILE_NAME), files.map(p -> p.getFileName().toString()).toList());
             }
-            assertManifestJson(root.resolve(group).resolve(ManifestJson.FILE_NAME), v2);
+            assertManifestJson(root.resolve(group).resolve(ManifestJson.FILE_NAME), v3);
         } finally {
             watcher.stop();
             t.join(TimeUnit.SECONDS.toMillis(30));
         }
         assertFalse(t.isAlive(), "stop() ends run()");
         assertNull(failure.get());
-        assertEquals(2, returned.get());
+        assertEquals(3, returned.get());
 
         // Two versions arrive while nobody watches: a restart converges to the latest.
-        Planted m3 = Planted.of(group, "k.proj", 2, 5, 3, 3, TensorDType.F32, rnd);
-        Planted m4 = Planted.of(group, "k.proj", 4, 5, 3, 4, TensorDType.F32, rnd);
-        publishVersion(manifest(group, 3, List.of(m3), List.of(new AdapterRef("a", 3L, 1.0, null, "d"))), List.of(m3));
-        publishVersion(manifest(group, 4, List.of(m4), List.of(new AdapterRef("a", 4L, 1.0, null, "d"))), List.of(m4));
+        Planted m4 = Planted.of(group, "k.proj", 2, 5, 3, 4, TensorDType.F32, rnd);
+        Planted m5 = Planted.of(group, "k.proj", 4, 5, 3, 5, TensorDType.F32, rnd);
+        publishVersion(manifest(group, 4, List.of(m4), List.of(new AdapterRef("a", 3L, 1.0, null, "d"))), List.of(m4));
+        publishVersion(manifest(group, 5, List.of(m5), List.of(new AdapterRef("a", 4L, 1.0, null, "d"))), List.of(m5));
         VersionWatcher again = new VersionWatcher(kafka.connection(),
                 new VersionWatcher.Settings(group, root, null, Duration.ofSeconds(30)), null);
-        assertEquals(2, again.installedSequence());
-        assertEquals(4, again.run(true, WAIT));
-        assertAdapterHolds(root.resolve(group), List.of(m4));
+        assertEquals(3, again.installedSequence());
+        assertEquals(5, again.run(true, WAIT));
+        assertAdapterHolds(root.resolve(group), List.of(m5));
+        assertEquals(Path.of(".versions", "wb-5"), Files.readSymbolicLink(root.resolve(group)));
     }
 
     @Test
