@@ -191,6 +191,8 @@ public final class VersionWatcher {
             c.assign(parts);
             c.seekToBeginning(parts);
             Map<TopicPartition, Long> versionsEnd = c.endOffsets(versionParts, connection.timeout());
+            LOG.info("group {}: watching {} and {} from the beginning (installed: {})", groupKey, versionsTopic, layersTopic,
+                    installed < 0 ? "none" : installed);
             boolean caughtUp = false;
             long latestAtStart = -1;
             MergedVersionManifest target = null;

@@ -371,6 +371,33 @@ class MergedVersionClientsTest {
         assertTrue(err.toString().contains("is not a symbolic link"), err.toString());
     }
 
+    @Test
+    void watchCommandStopsCleanlyOnSigterm() throws Exception {
+        Path root = dir.resolve("serving-sigterm");
+        Path stderr = dir.resolve("sigterm-err.txt");
+        Path stdout = dir.resolve("sigterm-out.txt");
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Process p = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
+                "-Djava.io.tmpdir=" + System.getProperty("java.io.tmpdir"), LoraLegoCommand.class.getName(),
+                "watch", "--group", "sig", "--out", root.toString(), "--bootstrap-servers", kafka.broker.bootstrapServers())
+                .redirectOutput(stdout.toFile()).redirectError(stderr.toFile()).start();
+        try {
+            long deadline = System.nanoTime() + WAIT.toNanos();
+            while (!Files.readString(stderr).contains("group sig: watching")) {
+                assertTrue(p.isAlive(), "watch ended early: " + Files.readString(stderr));
+                assertTrue(System.nanoTime() < deadline, "watch did not start polling");
+                Thread.sleep(100);
+            }
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "watch did not stop on SIGTERM");
+        } finally {
+            p.destroyForcibly();
+        }
+        assertTrue(Files.readString(stdout).contains("group sig: no version installed"),
+                "run() returned and the command finished its output: " + Files.readString(stdout) + Files.readString(stderr));
+        assertFalse(Files.readString(stderr).contains("error:"), Files.readString(stderr));
+    }
+
     // ------------------------------------------------------------------------------------ helpers
 
     private static int watchOnce(String group, Path root, String exec, StringWriter out, StringWriter err) {
