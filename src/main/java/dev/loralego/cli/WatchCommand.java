@@ -72,10 +72,13 @@ public final class WatchCommand implements Callable<Integer> {
             }
         }, "lora-lego-watch-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);
-        long installed;
         try {
-            installed = watcher.run(once, maxWaitSeconds > 0 ? Duration.ofSeconds(maxWaitSeconds) : null);
+            long installed = watcher.run(once, maxWaitSeconds > 0 ? Duration.ofSeconds(maxWaitSeconds) : null);
+            out.printf(Locale.ROOT, "group %s: %s%n", group, installed < 0 ? "no version installed"
+                    : "version " + installed + " installed at " + watcher.link());
+            out.flush();
         } finally {
+            // Only now may a running shutdown hook return and let the JVM halt.
             finished.countDown();
             try {
                 Runtime.getRuntime().removeShutdownHook(hook);
@@ -83,8 +86,6 @@ public final class WatchCommand implements Callable<Integer> {
                 // the hook is running: the JVM is exiting anyway
             }
         }
-        out.printf(Locale.ROOT, "group %s: %s%n", group, installed < 0 ? "no version installed" : "version " + installed + " installed at " + watcher.link());
-        out.flush();
         return 0;
     }
 }

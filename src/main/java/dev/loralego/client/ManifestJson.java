@@ -158,7 +158,7 @@ public final class ManifestJson {
         }
         JsonNode t = object(root, "trigger");
         VersionTrigger trigger = new VersionTrigger(text(t, "trigger.eventId", "eventId"),
-                AdapterEventType.valueOf(text(t, "trigger.type", "type")),
+                eventType(text(t, "trigger.type", "type")),
                 text(t, "trigger.adapterId", "adapterId"), integer(t, "trigger.adapterVersion", "adapterVersion"));
         List<AdapterRef> adapters = new ArrayList<>();
         for (JsonNode a : array(root, "adapters")) {
@@ -194,6 +194,14 @@ public final class ManifestJson {
                 .setEventTimestamp(integer(root, "eventTimestamp"))
                 .setServiceVersion(text(root, "serviceVersion", "serviceVersion"))
                 .build();
+    }
+
+    private static AdapterEventType eventType(String name) {
+        try {
+            return AdapterEventType.valueOf(name);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("field 'trigger.type' must be PUBLISH or WITHDRAW, got '" + name + "'", e);
+        }
     }
 
     private static JsonNode object(JsonNode parent, String field) {

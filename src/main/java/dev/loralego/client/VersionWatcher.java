@@ -60,6 +60,8 @@ import java.util.regex.Pattern;
  * manifest's digest; until then polling goes on. Only layers that can still be needed are kept in memory:
  * the target manifest's, and those newer than it. A restart resumes where it left off: the sequence of
  * {@code ROOT/<group>/manifest.json}, if present, is the installed one and only higher sequences are applied.
+ * A version whose layers contradict its manifest (shape, byte count or digest of the bytes) is never linked:
+ * it is logged and skipped until a newer version arrives (with {@code once} it is an error).
  */
 public final class VersionWatcher {
     private static final Logger LOG = LoggerFactory.getLogger(VersionWatcher.class);
@@ -111,6 +113,8 @@ public final class VersionWatcher {
     private final Path link;
     private final Pattern versionName;
     private volatile boolean stopped;
+    /** Sequence under the link, -1 if none. */
+    private volatile long installed = -1;
     private volatile KafkaConsumer<byte[], byte[]> consumer;
 
     /** A watcher; nothing happens until {@link #run}. */
@@ -158,7 +162,7 @@ public final class VersionWatcher {
     }
 
     /**
-     * Watches until {@link #stop()}, or with {@code once} until the link holds a version at least as new as
+     * Watches until {@link #stop()} (a wakeup while blocked in Kafka ends it quietly), or with {@code once} until the link holds a version at least as new as
      * the latest one on the versions topic when watching started (waiting for a first version if there is
      * none).
      *
@@ -169,8 +173,8 @@ public final class VersionWatcher {
     public long run(boolean once, Duration maxWait) throws IOException {
         Files.createDirectories(versionsDir);
         removeStaleTemporaries();
-        long applied = installedSequence();
-        if (applied >= 0) LOG.info("group {}: version {} is installed at {}", settings.group(), applied, link);
+        installed = installedSequence();
+        if (installed >= 0) LOG.info("group {}: version {} is installed at {}", settings.group(), installed, link);
         connection.loadPublishedSchemas();
         String versionsTopic = connection.topics().mergedVersions();
         String layersTopic = connection.topics().mergedLayers();
@@ -180,28 +184,25 @@ public final class VersionWatcher {
 
         try (KafkaConsumer<byte[], byte[]> c = connection.newConsumer("lora-lego-watch-" + groupKey)) {
             consumer = c;
-            if (stopped) return applied;
+            if (stopped) return installed;
             List<TopicPartition> versionParts = LogScan.partitions(c, versionsTopic, connection.timeout());
             List<TopicPartition> parts = new ArrayList<>(versionParts);
             parts.addAll(LogScan.partitions(c, layersTopic, connection.timeout()));
             c.assign(parts);
             c.seekToBeginning(parts);
             Map<TopicPartition, Long> versionsEnd = c.endOffsets(versionParts, connection.timeout());
+            LOG.info("group {}: watching {} and {} from the beginning (installed: {})", groupKey, versionsTopic, layersTopic,
+                    installed < 0 ? "none" : installed);
             boolean caughtUp = false;
             long latestAtStart = -1;
             MergedVersionManifest target = null;
             long reportedWaiting = -1;
+            long failed = -1;
             // module -> digest -> layer: the layers that may still be needed (see the class comment)
             Map<String, Map<String, MergedLayer>> layers = new TreeMap<>();
 
             while (!stopped) {
-                Iterable<ConsumerRecord<byte[], byte[]>> records;
-                try {
-                    records = c.poll(POLL);
-                } catch (WakeupException e) {
-                    break;
-                }
-                for (ConsumerRecord<byte[], byte[]> r : records) {
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(POLL)) {
                     if (r.key() == null || r.value() == null) continue;
                     String key = new String(r.key(), StandardCharsets.UTF_8);
                     if (r.topic().equals(versionsTopic)) {
@@ -230,28 +231,36 @@ public final class VersionWatcher {
                     caughtUp = true;
                     latestAtStart = target == null ? -1 : target.getSequence();
                 }
-                if (target != null && target.getSequence() > applied) {
+                if (target != null && target.getSequence() > installed && target.getSequence() != failed) {
                     SortedMap<String, MergedLayer> chosen = available(target, layers);
                     if (chosen != null) {
-                        apply(target, chosen);
-                        applied = target.getSequence();
+                        try {
+                            apply(target, chosen);
+                        } catch (IllegalStateException e) {
+                            // A version whose content contradicts its manifest: never serve it; wait for a newer one.
+                            if (once) throw e;
+                            failed = target.getSequence();
+                            LOG.error("group {}: version {} skipped: {}", groupKey, failed, e.getMessage());
+                        }
                     } else if (caughtUp && reportedWaiting != target.getSequence()) {
                         reportedWaiting = target.getSequence();
                         LOG.info("group {}: version {} is waiting for merged layers of {}", groupKey, target.getSequence(),
                                 missing(target, layers));
                     }
                 }
-                if (once && caughtUp && applied >= 0 && applied >= latestAtStart) break;
+                if (once && caughtUp && installed >= 0 && installed >= latestAtStart) break;
                 if (once && System.nanoTime() > deadline) {
                     throw new IllegalStateException("group '" + groupKey + "': no new version in place within "
                             + maxWait.toSeconds() + " s" + (target == null ? " (no version on " + versionsTopic + ")"
                             : " (latest seen " + target.getSequence() + ", waiting for its layers: " + missing(target, layers) + ")"));
                 }
             }
+        } catch (WakeupException e) {
+            if (!stopped) throw e;
         } finally {
             consumer = null;
         }
-        return applied;
+        return installed;
     }
 
     /** A layer can be needed if it is newer than the target, or it is the target's layer of its module. */
@@ -339,6 +348,7 @@ public final class VersionWatcher {
         }
         LOG.info("group {}: version {} in place at {} ({} modules, digest {})", group, m.getSequence(), link,
                 m.getModules().size(), m.getDigest());
+        installed = m.getSequence();
         removeOldVersions(name, previous);
         Integer exit = settings.execCommand() == null ? null : runCommand(m, finalDir.toRealPath());
         listener.swapped(new Swap(group, m.getSequence(), finalDir, m.getDigest(), m.getModules().size(), exit));
