@@ -18,19 +18,23 @@ import java.util.SortedMap;
 import java.util.concurrent.Callable;
 
 /** {@code export}: one merged version of a group as a PEFT adapter directory with manifest.json, verified. */
-@Command(name = "export", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+@Command(name = "export", versionProvider = VersionProvider.class,
         description = {"Writes a merged version of a group as a PEFT adapter directory plus manifest.json, and verifies",
                 "every module's digest read back from the written file.",
                 "Example: export --group gpt2 --version 7 --out merged-v7/"})
 public final class ExportCommand implements Callable<Integer> {
 
-    @Option(names = "--group", required = true, description = "merge group")
+    @Mixin
+    HelpOptions helpOptions;
+
+    @Option(names = "--group", description = "merge group (required)")
     String group;
 
-    @Option(names = "--version", description = "sequence number of the merged version (default: the latest)")
-    Long version;
+    @Option(names = "--version", arity = "0..1", fallbackValue = HelpOptions.NO_VALUE, paramLabel = "S",
+            description = "sequence number of the merged version (default: the latest); without a value: print the program version")
+    String version;
 
-    @Option(names = "--out", required = true, description = "output directory (created; its PEFT files and manifest.json are replaced)")
+    @Option(names = "--out", description = "output directory (required; created; its PEFT files and manifest.json are replaced)")
     Path out;
 
     @Mixin
@@ -41,10 +45,14 @@ public final class ExportCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (HelpOptions.printedVersion(version, spec.commandLine())) return 0;
+        HelpOptions.require(spec.commandLine(), group, "--group=<group>");
+        HelpOptions.require(spec.commandLine(), out, "--out=<out>");
+        Long sequence = HelpOptions.parseVersion(spec.commandLine(), version, "a version sequence number");
         ClientConnection connection = client.connect();
         connection.loadPublishedSchemas();
         MergedVersionReader reader = new MergedVersionReader(connection);
-        MergedVersionManifest manifest = reader.manifest(group, version);
+        MergedVersionManifest manifest = reader.manifest(group, sequence);
         SortedMap<String, MergedLayer> layers = reader.layers(manifest);
         PeftExport.Result r = PeftExport.write(out, manifest, layers);
         PrintWriter w = spec.commandLine().getOut();

@@ -13,21 +13,25 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code publish}: sends a PEFT adapter into a merge group, layers and event in one Kafka transaction. */
-@Command(name = "publish", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+@Command(name = "publish", versionProvider = VersionProvider.class,
         description = {"Publishes a PEFT LoRA adapter into a merge group: one record per module on the layers topic and the",
                 "publish event, in one Kafka transaction (the service sees all of it or nothing).",
                 "Example: publish --group gpt2 --team nlp --weight 1.5 adapters/tigrinya"})
 public final class PublishCommand implements Callable<Integer> {
 
-    @Option(names = "--group", required = true, description = "merge group")
+    @Mixin
+    HelpOptions helpOptions;
+
+    @Option(names = "--group", description = "merge group (required)")
     String group;
 
     @Option(names = "--adapter-id", description = "adapter id (default: the directory's name)")
     String adapterId;
 
-    @Option(names = "--version", description = "adapter version (default: 1 + this adapter's version in the group's latest"
-            + " merged version, or 1 if it is not in it)")
-    Long version;
+    @Option(names = "--version", arity = "0..1", fallbackValue = HelpOptions.NO_VALUE, paramLabel = "V",
+            description = "adapter version (default: 1 + this adapter's version in the group's latest"
+            + " merged version, or 1 if it is not in it); without a value: print the program version")
+    String version;
 
     @Option(names = "--weight", defaultValue = "1", description = "merge weight, > 0 (default: ${DEFAULT-VALUE})")
     double weight;
@@ -38,7 +42,7 @@ public final class PublishCommand implements Callable<Integer> {
     @Mixin
     ClientOptionsMixin client;
 
-    @Parameters(index = "0", paramLabel = "ADAPTER_DIR", description = "PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "ADAPTER_DIR", description = "PEFT adapter directory (adapter_config.json + adapter_model.safetensors)")
     Path adapterDir;
 
     @CommandLine.Spec
@@ -46,8 +50,12 @@ public final class PublishCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (HelpOptions.printedVersion(version, spec.commandLine())) return 0;
+        HelpOptions.require(spec.commandLine(), group, "--group=<group>");
+        HelpOptions.require(spec.commandLine(), adapterDir, "ADAPTER_DIR");
+        Long adapterVersion = HelpOptions.parseVersion(spec.commandLine(), version, "an adapter version");
         AdapterPublisher.Published p = new AdapterPublisher(client.connect())
-                .publish(new AdapterPublisher.PublishRequest(group, adapterId, version, weight, team, adapterDir));
+                .publish(new AdapterPublisher.PublishRequest(group, adapterId, adapterVersion, weight, team, adapterDir));
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "published %s version %d to group %s%n", p.adapterId(), p.version(), p.group());
         out.printf(Locale.ROOT, "  modules: %d, adapter digest: %s%n", p.modules().size(), p.adapterDigest());

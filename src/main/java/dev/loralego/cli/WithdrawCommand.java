@@ -12,20 +12,24 @@ import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code withdraw}: takes an adapter out of a merge group (the service emits a version without it). */
-@Command(name = "withdraw", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
+@Command(name = "withdraw", versionProvider = VersionProvider.class,
         description = {"Withdraws an adapter from a merge group.",
                 "Example: withdraw --group gpt2 --adapter-id tigrinya"})
 public final class WithdrawCommand implements Callable<Integer> {
 
-    @Option(names = "--group", required = true, description = "merge group")
+    @Mixin
+    HelpOptions helpOptions;
+
+    @Option(names = "--group", description = "merge group (required)")
     String group;
 
-    @Option(names = "--adapter-id", required = true, description = "adapter id")
+    @Option(names = "--adapter-id", description = "adapter id (required)")
     String adapterId;
 
-    @Option(names = "--version", defaultValue = "-1",
-            description = "the version to withdraw; the service refuses it if another version is live (default: whatever is live)")
-    long version;
+    @Option(names = "--version", arity = "0..1", fallbackValue = HelpOptions.NO_VALUE, paramLabel = "V",
+            description = "the version to withdraw; the service refuses it if another version is live (default: whatever is live);"
+                    + " without a value: print the program version")
+    String versionArg;
 
     @Mixin
     ClientOptionsMixin client;
@@ -35,6 +39,11 @@ public final class WithdrawCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (HelpOptions.printedVersion(versionArg, spec.commandLine())) return 0;
+        HelpOptions.require(spec.commandLine(), group, "--group=<group>");
+        HelpOptions.require(spec.commandLine(), adapterId, "--adapter-id=<adapterId>");
+        Long v = HelpOptions.parseVersion(spec.commandLine(), versionArg, "an adapter version");
+        long version = v == null ? -1 : v;
         AdapterEvent e = new AdapterPublisher(client.connect()).withdraw(group, adapterId, version);
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "withdrew %s (%s) from group %s, event %s%n", e.getAdapterId(),

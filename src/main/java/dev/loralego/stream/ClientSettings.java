@@ -13,7 +13,8 @@ import java.util.regex.Pattern;
 /**
  * The config file shared by every command ({@code --config FILE}, Java properties): Kafka client settings
  * (e.g. {@code security.protocol}, {@code sasl.jaas.config}, {@code ssl.truststore.location}) pass through to
- * every client; {@code topic.*}, {@code group.*} and {@code schema.registry.*} entries are ours.
+ * every client; {@code topic.*}, {@code lora.*} (e.g. {@code lora.group.<name>.k=32}) and
+ * {@code schema.registry.*} entries are ours.
  *
  * <p>Secrets stay out of the file: a value may reference an environment variable as {@code ${env:NAME}},
  * resolved when the file is read. Values are never logged.
@@ -55,12 +56,12 @@ public final class ClientSettings {
         return sb.toString();
     }
 
-    /** The entries meant for Kafka clients: everything but ours ({@code topic.}, {@code group.}, {@code schema.registry.}, {@code basic.auth.}). */
+    /** The entries meant for Kafka clients: everything but ours ({@code topic.}, {@code lora.}, {@code schema.registry.}, {@code basic.auth.}). */
     public static Map<String, String> kafkaClientEntries(Map<String, String> config) {
         TreeMap<String, String> out = new TreeMap<>();
         config.forEach((k, v) -> {
-            if (!k.startsWith("topic.") && !k.startsWith("group.") && !k.startsWith("schema.registry.")
-                    && !k.startsWith("basic.auth.") && !k.startsWith("service.")) {
+            if (!k.startsWith("topic.") && !k.startsWith("lora.") && !k.startsWith("schema.registry.")
+                    && !k.startsWith("basic.auth.")) {
                 out.put(k, v);
             }
         });

@@ -85,6 +85,11 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         }
         String group = event.getGroup();
         try {
+            if (group == null || group.isBlank() || group.startsWith(".") || group.chars().anyMatch(c -> c == '|' || c == '@'
+                    || c == '/' || c == '\\' || Character.isWhitespace(c) || Character.isISOControl(c))) {
+                throw new RejectedInput("group name '" + group + "' is not allowed (no '|', '@', '/', '\\', whitespace or control"
+                        + " characters, not starting with '.')", "group");
+            }
             if (keyGroup == null || !keyGroup.equals(group)) {
                 throw new RejectedInput("record key '" + keyGroup + "' must equal the event's group '" + group + "'", "group");
             }

@@ -72,9 +72,12 @@ public final class MergeService implements AutoCloseable {
             return ClientSettings.kafkaClientEntries(config);
         }
 
-        /** The parameters of {@code group}: defaults overridden by {@code group.<group>.<name>} entries. */
+        /** Config entries {@code lora.group.<group>.<parameter>=value} override the defaults for one group. */
+        public static final String GROUP_OVERRIDE_PREFIX = "lora.group.";
+
+        /** The parameters of {@code group}: defaults overridden by {@code lora.group.<group>.<name>} entries. */
         public MergeParameters parametersOf(String group) {
-            String prefix = "group." + group + ".";
+            String prefix = GROUP_OVERRIDE_PREFIX + group + ".";
             Map<String, String> m = new TreeMap<>(defaults.toMap());
             boolean overridden = false;
             for (Map.Entry<String, String> e : config.entrySet()) {

@@ -71,4 +71,19 @@ class CliTest {
         assertEquals(2, opt.exit(), opt::toString);
         assertTrue(opt.err().contains("--no-such-option"), opt::toString);
     }
+
+    @Test
+    void versionTakesAValueWhereCommandsNeedOneAndPrintsTheProgramVersionWithoutOne() {
+        for (String name : List.of("publish", "withdraw", "export")) {
+            CommandRun alone = CommandRun.of(name, "--version");
+            assertEquals(0, alone.exit(), alone::toString);
+            assertTrue(alone.out().startsWith("lora-lego " + VersionProvider.version()), alone::toString);
+        }
+        CommandRun bad = CommandRun.of("export", "--group", "g", "--version", "seven", "--out", "x");
+        assertEquals(2, bad.exit(), bad::toString);
+        assertTrue(bad.err().contains("--version takes a version sequence number, got 'seven'"), bad::toString);
+        CommandRun missing = CommandRun.of("publish", "--group", "g");
+        assertEquals(2, missing.exit(), missing::toString);
+        assertTrue(missing.err().contains("Missing required option: 'ADAPTER_DIR'"), missing::toString);
+    }
 }
