@@ -334,6 +334,110 @@ class MergeTopologyTest {
     }
 
     @Test
+    void malformedLayersAreDeadLetteredNamingTheField() {
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1);
+        // unknown schema id: magic byte 0, id 12345, then garbage
+        layers.pipeInput(key(GROUP + "|layers.0.q_proj"), new byte[]{0, 0, 0, 0x30, 0x39, 1, 2, 3});
+        // truncated tensor bytes
+        AdapterLayer truncated = AdapterLayer.newBuilder(a.layers().get("layers.0.q_proj")).build();
+        byte[] shortA = java.util.Arrays.copyOf(bytes(truncated.getA()), truncated.getA().remaining() - 4);
+        truncated.setA(ByteBuffer.wrap(shortA));
+        truncated.setDigest(Digests.layer(shortA, bytes(truncated.getB())));
+        pipeLayer(truncated);
+        // rank 0
+        AdapterLayer rank0 = AdapterLayer.newBuilder(a.layers().get("layers.0.q_proj")).setRank(0).build();
+        pipeLayer(rank0);
+        // +Inf in B
+        AdapterLayer inf = AdapterLayer.newBuilder(a.layers().get("layers.0.v_proj")).build();
+        byte[] b = bytes(inf.getB());
+        ByteBuffer.wrap(b).order(java.nio.ByteOrder.LITTLE_ENDIAN).putFloat(0, Float.POSITIVE_INFINITY);
+        inf.setB(ByteBuffer.wrap(b));
+        inf.setDigest(Digests.layer(bytes(inf.getA()), b));
+        pipeLayer(inf);
+        // a layer keyed under another module
+        layers.pipeInput(key(GROUP + "|layers.0.v_proj"),
+                serdes.adapterLayer().serializer().serialize(topics.adapterLayers(), a.layers().get("layers.0.q_proj")));
+
+        List<DeadLetter> dl = deadLetters();
+        assertEquals(5, dl.size(), () -> dl.stream().map(DeadLetter::getReason).toList().toString());
+        assertTrue(dl.get(0).getReason().contains("unknown schema id 12345"), dl.get(0).getReason());
+        assertEquals("a", dl.get(1).getField());
+        assertTrue(dl.get(1).getReason().contains("needs"), dl.get(1).getReason());
+        assertEquals("rank", dl.get(2).getField());
+        assertEquals("b", dl.get(3).getField());
+        assertTrue(dl.get(3).getReason().contains("Infinity"), dl.get(3).getReason());
+        assertEquals("module", dl.get(4).getField());
+        for (DeadLetter d : dl) assertEquals(GROUP, d.getGroup());
+    }
+
+    private void pipeLayer(AdapterLayer l) {
+        layers.pipeInput(key(l.getGroup() + "|" + l.getModule()), serdes.adapterLayer().serializer().serialize(topics.adapterLayers(), l));
+    }
+
+    @Test
+    void fuzzedRecordsAreMergedOrDeadLetteredAndNeverStopTheTopology() {
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(2024);
+        List<byte[]> validEvents = new ArrayList<>();
+        List<byte[]> validLayers = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            StreamFixtures.Adapter a = adapter(GROUP, "f" + i, 1, 2, 900 + i);
+            validEvents.add(serdes.adapterEvent().serializer().serialize(topics.adapterEvents(), a.publishEvent()));
+            a.layers().values().forEach(l -> validLayers.add(serdes.adapterLayer().serializer().serialize(topics.adapterLayers(), l)));
+        }
+        int events = 0;
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        for (int i = 0; i < 600 && System.nanoTime() < deadline; i++) {
+            boolean event = rnd.nextBoolean();
+            byte[] base = (event ? validEvents : validLayers).get(rnd.nextInt(event ? validEvents.size() : validLayers.size()));
+            byte[] v = mutate(base, rnd);
+            if (event) {
+                events++;
+                events(v);
+            } else {
+                layers.pipeInput(key(GROUP + "|layers.0.q_proj"), v, Instant.ofEpochMilli(clock++));
+            }
+        }
+        long eventDeadLetters = deadLetters().stream().filter(d -> d.getSourceTopic().equals(topics.adapterEvents())).count();
+        long sequenced = 0;
+        var store = driver.<String, byte[]>getKeyValueStore(MergeTopology.GROUP_STATE_STORE);
+        InternalCodec<dev.loralego.avro.internal.GroupState> codec = new InternalCodec<>(dev.loralego.avro.internal.GroupState.class);
+        try (var it = store.all()) {
+            while (it.hasNext()) sequenced += codec.decode(it.next().value).getNextSequence() - 1;
+        }
+        assertEquals(events, eventDeadLetters + sequenced, "every event was either sequenced into a version or dead-lettered");
+        // Still alive: a clean publish into a fresh group becomes version 1.
+        latestVersions();
+        StreamFixtures.Adapter clean = adapter("after-fuzz", "ok", 1, 2, 1);
+        publish(clean);
+        assertTrue(latestVersions().stream().anyMatch(m -> m.getGroup().equals("after-fuzz") && m.getSequence() == 1));
+    }
+
+    private void events(byte[] value) {
+        events.pipeInput(key(GROUP), value, Instant.ofEpochMilli(clock++));
+    }
+
+    /** A random mutation: bit flips, truncation, a random splice, or pure noise. */
+    private static byte[] mutate(byte[] base, java.util.SplittableRandom rnd) {
+        byte[] v = base.clone();
+        switch (rnd.nextInt(5)) {
+            case 0 -> {
+                for (int k = 0; k < 1 + rnd.nextInt(4); k++) v[rnd.nextInt(v.length)] ^= (byte) (1 << rnd.nextInt(8));
+            }
+            case 1 -> v = java.util.Arrays.copyOf(v, rnd.nextInt(v.length));
+            case 2 -> {
+                int at = rnd.nextInt(v.length);
+                for (int k = at; k < Math.min(v.length, at + 8); k++) v[k] = (byte) rnd.nextInt(256);
+            }
+            case 3 -> {
+                v = new byte[rnd.nextInt(64)];
+                for (int k = 0; k < v.length; k++) v[k] = (byte) rnd.nextInt(256);
+            }
+            default -> { /* unchanged: a duplicate of a valid record */ }
+        }
+        return v;
+    }
+
+    @Test
     void aRejectedLayerStillLetsItsVersionOutWithAWarning() {
         StreamFixtures.Adapter good = adapter(GROUP, "good", 1, 2, 1);
         publish(good);
