@@ -113,6 +113,39 @@ class CrashRecoveryTest {
         }
     }
 
+    @Test
+    void twoInstancesShareThePartitionsAndOneTakesOverWhenTheOtherIsKilled() throws Exception {
+        String appId = "pair-app";
+        ServiceTopics t = ServiceTopics.defaults(appId);
+        Path config = ServiceTestSupport.fastFailoverConfig(dir);
+        Path logA = dir.resolve("pair-a.log"), logB = dir.resolve("pair-b.log");
+        Process a = ServiceTestSupport.startServiceProcess(broker.bootstrapServers(), dir.resolve("pair-a"), appId, 2, logA, config);
+        awaitLine(logA, "ready:", Duration.ofSeconds(90));
+        Process b = ServiceTestSupport.startServiceProcess(broker.bootstrapServers(), dir.resolve("pair-b"), appId, 2, logB, config);
+        List<String> groups = List.of("pair-x", "pair-y", "pair-z");
+        try {
+            awaitLine(logB, "ready:", Duration.ofSeconds(90));
+            for (int i = 0; i < 2; i++) {
+                for (String g : groups) ServiceTestSupport.publish(broker.bootstrapServers(), t, StreamFixtures.adapter(g, "a" + i, 1, 2, g.hashCode() + i));
+            }
+            for (String g : groups) assertEquals(2, ServiceTestSupport.awaitHistory(broker.bootstrapServers(), t, g, 2, Duration.ofSeconds(120)).size());
+            a.destroyForcibly();   // SIGKILL: no clean leave, no commit
+            a.waitFor(30, TimeUnit.SECONDS);
+            for (int i = 2; i < 4; i++) {
+                for (String g : groups) ServiceTestSupport.publish(broker.bootstrapServers(), t, StreamFixtures.adapter(g, "a" + i, 1, 2, g.hashCode() + i));
+            }
+            for (String g : groups) {
+                assertEquals(4, ServiceTestSupport.awaitHistory(broker.bootstrapServers(), t, g, 4, Duration.ofSeconds(180)).size(),
+                        () -> "the survivor took over; its log:\n" + tail(logB));
+            }
+        } finally {
+            a.destroyForcibly();
+            b.destroy();
+            b.waitFor(30, TimeUnit.SECONDS);
+        }
+        for (String g : groups) assertExactlyOnceAndAudited(broker.bootstrapServers(), t, g, 4);
+    }
+
     static void awaitLine(Path log, String text, Duration timeout) throws Exception {
         long deadline = System.currentTimeMillis() + timeout.toMillis();
         while (System.currentTimeMillis() < deadline) {

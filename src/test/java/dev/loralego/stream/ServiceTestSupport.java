@@ -104,6 +104,11 @@ final class ServiceTestSupport {
     /** A separate JVM running {@code lora-lego run} against {@code bootstrap}. */
     static Process startServiceProcess(String bootstrap, Path dataDir, String appId, Path log, Path config, String... jvmProps)
             throws IOException {
+        return startServiceProcess(bootstrap, dataDir, appId, 1, log, config, jvmProps);
+    }
+
+    static Process startServiceProcess(String bootstrap, Path dataDir, String appId, int partitions, Path log, Path config,
+                                       String... jvmProps) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Xmx512m");
@@ -112,7 +117,7 @@ final class ServiceTestSupport {
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.loralego.cli.LoraLegoCommand", "run",
                 "--bootstrap-servers", bootstrap, "--data-dir", dataDir.toString(), "--app-id", appId,
                 "--config", config.toString(), "--k", "3", "--refine-every", "1", "--refine-mode", "recluster",
-                "--max-rank", "64"));
+                "--max-rank", "64", "--partitions", Integer.toString(partitions)));
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
     }
 
