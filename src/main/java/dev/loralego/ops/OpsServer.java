@@ -97,7 +97,7 @@ public final class OpsServer implements AutoCloseable {
         server.createContext("/", ops.getOnly(ex -> ops.error(ex, 404, "no such endpoint: " + ex.getRequestURI().getRawPath())));
         server.setExecutor(executor);
         server.start();
-        LOG.info("ops endpoint on port {} (/health /ready /metrics /groups/{{group}}/versions/latest){}",
+        LOG.info("ops endpoint on port {} (/health /ready /metrics /groups/{group}/versions/latest){}",
                 ops.port(), self == null ? "" : ", application.server " + self.host() + ":" + self.port());
         return ops;
     }
