@@ -1,7 +1,6 @@
 package dev.loralego.ops;
 
 import org.apache.logging.log4j.Level;
-import org.apache.logging.log4j.core.LoggerContext;
 import org.apache.logging.log4j.core.appender.ConsoleAppender;
 import org.apache.logging.log4j.core.config.Configurator;
 import org.apache.logging.log4j.core.config.builder.api.AppenderComponentBuilder;
@@ -66,10 +65,5 @@ public final class ServiceLogging {
         b.add(b.newLogger("org.apache.kafka.clients.NetworkClient", Level.ERROR));
         b.add(b.newRootLogger(Level.WARN).add(b.newAppenderRef(APPENDER)));
         return b.build(false);
-    }
-
-    /** The log4j2 context in use (for tests and diagnostics). */
-    static LoggerContext context() {
-        return LoggerContext.getContext(false);
     }
 }

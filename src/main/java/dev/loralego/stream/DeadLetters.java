@@ -22,10 +22,7 @@ final class DeadLetters {
     private final Serializer<DeadLetter> serializer;
     private final DeadLetterListener listener;
 
-    DeadLetters(String sinkName, String topic, Serializer<DeadLetter> serializer) {
-        this(sinkName, topic, serializer, null);
-    }
-
+    /** {@code listener} (may be null) is told about every rejection after it is forwarded. */
     DeadLetters(String sinkName, String topic, Serializer<DeadLetter> serializer, DeadLetterListener listener) {
         this.sinkName = sinkName;
         this.topic = topic;

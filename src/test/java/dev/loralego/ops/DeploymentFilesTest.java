@@ -15,7 +15,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -27,6 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Static checks of Dockerfile, docker-compose.yml and deploy/*.yaml (no Docker engine or cluster here): they
@@ -163,6 +163,19 @@ class DeploymentFilesTest {
         }
     }
 
+    @Test
+    void composeWatchCommandParsesWithTheRealCli() throws IOException {
+        CommandLine cli = LoraLegoCommand.commandLine();
+        assumeTrue(cli.getSubcommands().containsKey("watch"), "this build has no watch subcommand");
+        JsonNode watch = YAML.readTree(ROOT.resolve("docker-compose.yml").toFile()).get("services").get("watch");
+        List<String> command = strings(watch.get("command")).stream()
+                .map(a -> a.replace("${LORA_GROUP:-demo}", "demo")).toList(); // compose interpolation
+        CommandLine.ParseResult parsed = cli.parseArgs(command.toArray(String[]::new)).subcommand();
+        assertEquals("watch", parsed.commandSpec().name());
+        assertEquals("demo", parsed.matchedOptionValue("--group", (String) null));
+        assertEquals("kafka:9092", parsed.matchedOptionValue("--bootstrap-servers", (String) null));
+    }
+
     /** Container path → source (named volume or host path) of a compose service's short-syntax volumes. */
     static Map<String, String> mounts(JsonNode service) {
         Map<String, String> out = new HashMap<>();
@@ -195,8 +208,7 @@ class DeploymentFilesTest {
     }
 
     static boolean selects(JsonNode selector, JsonNode labels) {
-        for (Iterator<Map.Entry<String, JsonNode>> it = selector.fields(); it.hasNext(); ) {
-            Map.Entry<String, JsonNode> e = it.next();
+        for (Map.Entry<String, JsonNode> e : selector.properties()) {
             if (!e.getValue().asText().equals(labels.path(e.getKey()).asText(null))) return false;
         }
         return selector.size() > 0;
