@@ -1,16 +1,27 @@
 package dev.loralego.cli;
 
 import dev.loralego.kafka.EmbeddedKafkaBroker;
+import dev.loralego.ops.OpsServer;
+import dev.loralego.ops.ServiceLogging;
+import dev.loralego.ops.ServiceMetrics;
+import dev.loralego.registry.SchemaResolver;
 import dev.loralego.stream.ClientSettings;
 import dev.loralego.stream.MergeService;
 import dev.loralego.stream.VersionLog;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.state.HostInfo;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 
@@ -18,6 +29,7 @@ import java.util.concurrent.CountDownLatch;
 @Command(name = "run", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Runs the streaming merge service (Kafka Streams).",
                 "Without --bootstrap-servers it starts a real single-node Kafka broker inside this JVM.",
+                "HTTP on --http-port: /health, /ready, /metrics (Prometheus), /groups/{group}/versions/latest.",
                 "Example: run --k 16 --data-dir ./data"})
 public final class RunCommand implements Callable<Integer> {
     @Option(names = "--bootstrap-servers", description = "Kafka bootstrap servers; omit to start the embedded broker")
@@ -47,12 +59,31 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--max-record-bytes", defaultValue = "67108864", description = "largest tensor record (default: ${DEFAULT-VALUE})")
     int maxRecordBytes;
 
+    @Option(names = "--http-port", defaultValue = "8080",
+            description = "port of /health, /ready, /metrics and /groups/{group}/versions/latest; 0 = off (default: ${DEFAULT-VALUE})")
+    int httpPort;
+
+    @Option(names = "--advertised-host", description = "host other instances use to reach this one's --http-port "
+            + "(Kafka Streams application.server, for forwarded queries); default: this machine's host name. "
+            + "An application.server entry in --config wins")
+    String advertisedHost;
+
+    @Option(names = "--quiet", description = "log only warnings and errors")
+    boolean quiet;
+
+    @Option(names = "--json", description = "log one JSON object per line (stderr)")
+    boolean json;
+
     @Mixin
     ServiceOptionsMixin options;
 
     @Override
     public Integer call() throws Exception {
-        Map<String, String> config = ClientSettings.load(configFile);
+        if (quiet || json) ServiceLogging.configure(quiet, json);
+        Map<String, String> config = new TreeMap<>(ClientSettings.load(configFile));
+        if (httpPort != 0 && !config.containsKey(StreamsConfig.APPLICATION_SERVER_CONFIG)) {
+            config.put(StreamsConfig.APPLICATION_SERVER_CONFIG, advertisedHost() + ":" + httpPort);
+        }
         EmbeddedKafkaBroker broker = null;
         String servers = bootstrap;
         if (servers == null) {
@@ -61,17 +92,49 @@ public final class RunCommand implements Callable<Integer> {
         }
         MergeService.Config cfg = new MergeService.Config(servers, appId, dataDir.resolve("streams"), partitions,
                 replication, maxRecordBytes, threads, options.toParameters(), config);
-        MergeService service = MergeService.start(cfg, new VersionLog(), Duration.ofMinutes(2));
+        ServiceMetrics metrics = new ServiceMetrics();
+        VersionLog log = new VersionLog();
+        MergeService service = MergeService.start(cfg, m -> {
+            log.versionEmitted(m);
+            metrics.versionEmitted(m);
+        }, metrics, Duration.ofMinutes(2));
+        metrics.bindStreams(service.streams());
+        OpsServer ops = null;
+        if (httpPort != 0) {
+            String server = config.get(StreamsConfig.APPLICATION_SERVER_CONFIG);
+            try {
+                ops = OpsServer.start(new InetSocketAddress(httpPort), service.streams(), metrics,
+                        MergeService.serdes(SchemaResolver.fromConfig(config)).mergedVersion().deserializer(),
+                        HostInfo.buildFromEndpoint(server));
+            } catch (IOException | RuntimeException e) {
+                service.close();
+                metrics.close();
+                if (broker != null) broker.close();
+                throw new IllegalStateException("could not serve HTTP on port " + httpPort + ": " + e.getMessage(), e);
+            }
+        }
         CountDownLatch stopped = new CountDownLatch(1);
         EmbeddedKafkaBroker finalBroker = broker;
+        OpsServer finalOps = ops;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (finalOps != null) finalOps.close();
             service.close();
+            metrics.close();
             if (finalBroker != null) finalBroker.close();
             stopped.countDown();
         }, "shutdown"));
-        System.out.println("ready: bootstrap=" + servers);
+        System.out.println("ready: bootstrap=" + servers + (httpPort == 0 ? "" : " http=" + httpPort));
         System.out.flush();
         stopped.await();
         return 0;
+    }
+
+    private String advertisedHost() {
+        if (advertisedHost != null) return advertisedHost;
+        try {
+            return InetAddress.getLocalHost().getHostName();
+        } catch (UnknownHostException e) {
+            return "localhost";
+        }
     }
 }

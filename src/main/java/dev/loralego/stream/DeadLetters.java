@@ -20,11 +20,14 @@ final class DeadLetters {
     private final String sinkName;
     private final String topic;
     private final Serializer<DeadLetter> serializer;
+    private final DeadLetterListener listener;
 
-    DeadLetters(String sinkName, String topic, Serializer<DeadLetter> serializer) {
+    /** {@code listener} (may be null) is told about every rejection after it is forwarded. */
+    DeadLetters(String sinkName, String topic, Serializer<DeadLetter> serializer, DeadLetterListener listener) {
         this.sinkName = sinkName;
         this.topic = topic;
         this.serializer = serializer;
+        this.listener = listener == null ? dl -> { } : listener;
     }
 
     /**
@@ -51,5 +54,6 @@ final class DeadLetters {
                 dl.getOffset(), group, reason, field == null ? "" : " [field " + field + "]");
         String key = group != null ? group : rawKey == null ? null : new String(rawKey, StandardCharsets.UTF_8);
         context.forward(new Record<>(key, serializer.serialize(topic, dl), input.timestamp()), sinkName);
+        listener.deadLettered(dl);
     }
 }

@@ -104,6 +104,15 @@ public final class MergeService implements AutoCloseable {
     /** Creates the topics, starts the topology and waits until it is processing (or {@code timeout} passes). */
     public static MergeService start(Config config, VersionAssembler.VersionListener listener, Duration timeout)
             throws InterruptedException {
+        return start(config, listener, null, timeout);
+    }
+
+    /**
+     * As {@link #start(Config, VersionAssembler.VersionListener, Duration)}, with {@code deadLetters} (may be null)
+     * told about every record sent to the dead-letter topic.
+     */
+    public static MergeService start(Config config, VersionAssembler.VersionListener listener, DeadLetterListener deadLetters,
+                                     Duration timeout) throws InterruptedException {
         ServiceTopics topics = ServiceTopics.from(config.config(), config.appId());
         Map<String, Object> adminProps = new HashMap<>(config.clientOverrides());
         adminProps.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, config.bootstrap());
@@ -118,7 +127,7 @@ public final class MergeService implements AutoCloseable {
         TopologySerdes serdes = serdes(resolver);
         Function<String, MergeParameters> parametersOf = new CachedParameters(config);
         Topology topology = MergeTopology.build(new MergeTopology.Settings(topics, serdes, parametersOf,
-                config.maxRecordBytes(), ServiceVersion.get(), listener));
+                config.maxRecordBytes(), ServiceVersion.get(), listener, deadLetters));
         Properties props = StreamsSettings.streamsConfig(config.appId(), config.bootstrap(), config.stateDir(),
                 config.maxRecordBytes(), config.threads(), config.clientOverrides());
         KafkaStreams streams = new KafkaStreams(topology, props);

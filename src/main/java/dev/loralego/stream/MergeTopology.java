@@ -61,14 +61,22 @@ public final class MergeTopology {
      * @param maxStoredRecordBytes {@code max.message.bytes} of the changelogs of stores that hold tensors
      * @param serviceVersion  recorded in every manifest
      * @param listener        told about every emitted version (may be null)
+     * @param deadLetterListener told about every dead-lettered record (may be null)
      */
     public record Settings(ServiceTopics topics, TopologySerdes serdes, Function<String, MergeParameters> parametersOf,
-                           int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener) {
+                           int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener,
+                           DeadLetterListener deadLetterListener) {
         public Settings {
             Objects.requireNonNull(topics, "topics");
             Objects.requireNonNull(serdes, "serdes");
             Objects.requireNonNull(parametersOf, "parametersOf");
             Objects.requireNonNull(serviceVersion, "serviceVersion");
+        }
+
+        /** Settings without a dead-letter listener. */
+        public Settings(ServiceTopics topics, TopologySerdes serdes, Function<String, MergeParameters> parametersOf,
+                        int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener) {
+            this(topics, serdes, parametersOf, maxStoredRecordBytes, serviceVersion, listener, null);
         }
     }
 
@@ -93,10 +101,10 @@ public final class MergeTopology {
         // Each processor gets its own DeadLetters handle; they share one sink.
         topology.addProcessor(SEQUENCER, () -> new GroupSequencer(GROUP_STATE_STORE, t.adapterEvents(),
                 s.adapterEvent().deserializer(), settings.parametersOf(), TASKS_SINK, ASSEMBLY_SINK,
-                deadLetters(t, s)), EVENTS_SOURCE);
+                deadLetters(settings)), EVENTS_SOURCE);
         topology.addProcessor(MERGER, () -> new ModuleMerger(LAYER_BUFFER_STORE, MODULE_STATE_STORE, t.adapterLayers(),
                 s.adapterLayer().deserializer(), t.mergedLayers(), s.mergedLayer().serializer(),
-                MERGED_LAYERS_SINK, ASSEMBLY_SINK, deadLetters(t, s)), LAYERS_SOURCE, TASKS_SOURCE);
+                MERGED_LAYERS_SINK, ASSEMBLY_SINK, deadLetters(settings)), LAYERS_SOURCE, TASKS_SOURCE);
         topology.addProcessor(ASSEMBLER, () -> new VersionAssembler(ASSEMBLY_STORE, LATEST_VERSION_STORE, t.mergedVersions(),
                 s.mergedVersion().serializer(), VERSIONS_SINK, settings.serviceVersion(), settings.listener()),
                 ASSEMBLY_SOURCE);
@@ -115,8 +123,9 @@ public final class MergeTopology {
         return topology;
     }
 
-    private static DeadLetters deadLetters(ServiceTopics t, TopologySerdes s) {
-        return new DeadLetters(DEAD_LETTER_SINK, t.deadLetter(), s.deadLetter().serializer());
+    private static DeadLetters deadLetters(Settings settings) {
+        return new DeadLetters(DEAD_LETTER_SINK, settings.topics().deadLetter(), settings.serdes().deadLetter().serializer(),
+                settings.deadLetterListener());
     }
 
     private static StoreBuilder<KeyValueStore<String, byte[]>> store(String name, Map<String, String> changelogConfig) {

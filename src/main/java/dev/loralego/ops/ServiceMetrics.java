@@ -1,0 +1,129 @@
+package dev.loralego.ops;
+
+import dev.loralego.avro.DeadLetter;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.stream.DeadLetterListener;
+import dev.loralego.stream.VersionAssembler;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmMemoryMetrics;
+import io.micrometer.core.instrument.binder.jvm.JvmThreadMetrics;
+import io.micrometer.core.instrument.binder.kafka.KafkaStreamsMetrics;
+import io.micrometer.core.instrument.binder.system.ProcessorMetrics;
+import io.micrometer.prometheusmetrics.PrometheusConfig;
+import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
+import org.apache.kafka.streams.KafkaStreams;
+
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
+
+/**
+ * The service's Prometheus metrics (Micrometer {@link PrometheusMeterRegistry}):
+ * <ul>
+ *   <li>{@code lora_versions_emitted_total{group}} — merged versions emitted, per merge group;</li>
+ *   <li>{@code lora_group_latest_sequence{group}} — sequence number of the group's latest emitted version;</li>
+ *   <li>{@code lora_merge_latency_seconds} (histogram) — wall clock at emission minus the triggering event
+ *       record's timestamp: the publish-to-version latency a subscriber sees (a replay after a restart
+ *       shows up as large values);</li>
+ *   <li>{@code lora_dead_letters_total} — records sent to the dead-letter topic (present from the start, at 0,
+ *       so an alert on its rate has a series to look at);</li>
+ *   <li>every Kafka Streams client metric ({@code kafka_stream_*}, {@code kafka_consumer_*},
+ *       {@code kafka_producer_*}…) through Micrometer's {@link KafkaStreamsMetrics} binder, once
+ *       {@link #bindStreams} is called; and the JVM's memory, GC, thread and CPU metrics.</li>
+ * </ul>
+ * It listens to the topology ({@link VersionAssembler.VersionListener}, {@link DeadLetterListener}); the
+ * callbacks run on stream threads and only touch thread-safe meters. Nothing here reaches merged content.
+ */
+public final class ServiceMetrics implements VersionAssembler.VersionListener, DeadLetterListener, AutoCloseable {
+    /** Micrometer name of the versions counter (Prometheus: {@code lora_versions_emitted_total}). */
+    public static final String VERSIONS_EMITTED = "lora.versions.emitted";
+    /** Micrometer name of the latency timer (Prometheus: {@code lora_merge_latency_seconds}). */
+    public static final String MERGE_LATENCY = "lora.merge.latency";
+    /** Micrometer name of the dead-letter counter (Prometheus: {@code lora_dead_letters_total}). */
+    public static final String DEAD_LETTERS = "lora.dead.letters";
+    /** Micrometer name of the latest-sequence gauge (Prometheus: {@code lora_group_latest_sequence}). */
+    public static final String LATEST_SEQUENCE = "lora.group.latest.sequence";
+
+    private final PrometheusMeterRegistry registry;
+    private final LongSupplier clockMillis;
+    private final Timer latency;
+    private final Counter deadLetters;
+    private final Map<String, AtomicLong> latestSequence = new ConcurrentHashMap<>();
+    private final JvmGcMetrics gcMetrics;
+    private KafkaStreamsMetrics streamsMetrics;
+
+    /** Metrics with the wall clock for latencies. */
+    public ServiceMetrics() {
+        this(System::currentTimeMillis);
+    }
+
+    /** Metrics with {@code clockMillis} for latencies (tests pass a fixed clock). */
+    public ServiceMetrics(LongSupplier clockMillis) {
+        this.clockMillis = clockMillis;
+        this.registry = new PrometheusMeterRegistry(PrometheusConfig.DEFAULT);
+        this.latency = Timer.builder(MERGE_LATENCY)
+                .description("publish event timestamp to merged version emitted")
+                .publishPercentileHistogram()
+                .minimumExpectedValue(Duration.ofMillis(10))
+                .maximumExpectedValue(Duration.ofMinutes(10))
+                .register(registry);
+        this.deadLetters = Counter.builder(DEAD_LETTERS).description("records sent to the dead-letter topic")
+                .register(registry);
+        new JvmMemoryMetrics().bindTo(registry);
+        new JvmThreadMetrics().bindTo(registry);
+        new ClassLoaderMetrics().bindTo(registry);
+        new ProcessorMetrics().bindTo(registry);
+        this.gcMetrics = new JvmGcMetrics();
+        gcMetrics.bindTo(registry);
+    }
+
+    /** Binds the Kafka Streams client metrics of {@code streams} (call once, after it started). */
+    public synchronized void bindStreams(KafkaStreams streams) {
+        if (streamsMetrics != null) throw new IllegalStateException("Kafka Streams metrics are already bound");
+        streamsMetrics = new KafkaStreamsMetrics(streams);
+        streamsMetrics.bindTo(registry);
+    }
+
+    @Override
+    public void versionEmitted(MergedVersionManifest manifest) {
+        String group = manifest.getGroup();
+        registry.counter(VERSIONS_EMITTED, "group", group).increment();
+        latestSequence.computeIfAbsent(group, g -> {
+            AtomicLong holder = new AtomicLong();
+            Gauge.builder(LATEST_SEQUENCE, holder, AtomicLong::doubleValue)
+                    .description("sequence of the group's latest emitted version").tag("group", g).register(registry);
+            return holder;
+        }).accumulateAndGet(manifest.getSequence(), Math::max);
+        long millis = clockMillis.getAsLong() - manifest.getEventTimestamp();
+        latency.record(Math.max(0, millis), TimeUnit.MILLISECONDS);
+    }
+
+    @Override
+    public void deadLettered(DeadLetter letter) {
+        deadLetters.increment();
+    }
+
+    /** The registry (to add meters or read values). */
+    public PrometheusMeterRegistry registry() {
+        return registry;
+    }
+
+    /** The Prometheus text exposition of every meter. */
+    public String scrape() {
+        return registry.scrape();
+    }
+
+    @Override
+    public synchronized void close() {
+        if (streamsMetrics != null) streamsMetrics.close();
+        gcMetrics.close();
+        registry.close();
+    }
+}

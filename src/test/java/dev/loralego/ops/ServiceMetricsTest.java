@@ -1,0 +1,73 @@
+package dev.loralego.ops;
+
+import dev.loralego.avro.AdapterEventType;
+import dev.loralego.avro.DeadLetter;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.avro.VersionTrigger;
+import io.micrometer.core.instrument.Timer;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The service meters with a fixed clock: counts per group, latency = clock − event timestamp, dead letters. */
+class ServiceMetricsTest {
+    static final double EXACT = 0.0;
+    static final double SECONDS_TOLERANCE = 1e-9;
+
+    static MergedVersionManifest version(String group, long sequence, long eventTimestamp) {
+        return MergedVersionManifest.newBuilder().setGroup(group).setSequence(sequence)
+                .setTrigger(new VersionTrigger("e" + sequence, AdapterEventType.PUBLISH, "a", 1L))
+                .setAdapters(List.of()).setModules(List.of()).setDigest("d").setParameters(Map.of())
+                .setEventTimestamp(eventTimestamp).setServiceVersion("test").setWarnings(List.of()).build();
+    }
+
+    static DeadLetter letter() {
+        return DeadLetter.newBuilder().setSourceTopic("lora.adapter.events").setPartition(0).setOffset(5)
+                .setReason("bad").setTimestamp(0).build();
+    }
+
+    @Test
+    void countsLatenciesAndDeadLetters() {
+        AtomicLong now = new AtomicLong(10_000);
+        try (ServiceMetrics m = new ServiceMetrics(now::get)) {
+            m.versionEmitted(version("g1", 1, 7_500));   // 2.5 s
+            now.set(20_000);
+            m.versionEmitted(version("g1", 2, 19_000));  // 1.0 s
+            m.versionEmitted(version("g2", 1, 21_000));  // event "after" the clock: clamped to 0
+            m.deadLettered(letter());
+            m.deadLettered(letter());
+            m.deadLettered(letter());
+
+            assertEquals(2.0, m.registry().get(ServiceMetrics.VERSIONS_EMITTED).tag("group", "g1").counter().count(), EXACT);
+            assertEquals(1.0, m.registry().get(ServiceMetrics.VERSIONS_EMITTED).tag("group", "g2").counter().count(), EXACT);
+            assertEquals(2.0, m.registry().get(ServiceMetrics.LATEST_SEQUENCE).tag("group", "g1").gauge().value(), EXACT);
+            Timer t = m.registry().get(ServiceMetrics.MERGE_LATENCY).timer();
+            assertEquals(3, t.count());
+            assertEquals(3.5, t.totalTime(TimeUnit.SECONDS), SECONDS_TOLERANCE);
+            assertEquals(2.5, t.max(TimeUnit.SECONDS), SECONDS_TOLERANCE);
+            assertEquals(3.0, m.registry().get(ServiceMetrics.DEAD_LETTERS).counter().count(), EXACT);
+
+            String scrape = m.scrape();
+            assertTrue(scrape.contains("lora_versions_emitted_total{group=\"g1\"} 2.0"), scrape);
+            assertTrue(scrape.contains("lora_dead_letters_total 3.0"), scrape);
+            assertTrue(scrape.contains("lora_merge_latency_seconds_count 3"), scrape);
+            assertTrue(scrape.contains("lora_merge_latency_seconds_sum 3.5"), scrape);
+        }
+    }
+
+    @Test
+    void latestSequenceNeverGoesBackAndDeadLettersStartAtZero() {
+        try (ServiceMetrics m = new ServiceMetrics(() -> 0L)) {
+            assertTrue(m.scrape().contains("lora_dead_letters_total 0.0"));
+            m.versionEmitted(version("g", 5, 0));
+            m.versionEmitted(version("g", 3, 0)); // a replay of an older version
+            assertEquals(5.0, m.registry().get(ServiceMetrics.LATEST_SEQUENCE).tag("group", "g").gauge().value(), EXACT);
+        }
+    }
+}
