@@ -117,7 +117,7 @@ final class ServiceTestSupport {
         cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), "dev.loralego.cli.LoraLegoCommand", "run",
                 "--bootstrap-servers", bootstrap, "--data-dir", dataDir.toString(), "--app-id", appId,
                 "--config", config.toString(), "--k", "3", "--refine-every", "1", "--refine-mode", "recluster",
-                "--max-rank", "64", "--partitions", Integer.toString(partitions)));
+                "--max-rank", "64", "--partitions", Integer.toString(partitions), "--http-port", "0"));
         return new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).start();
     }
 
