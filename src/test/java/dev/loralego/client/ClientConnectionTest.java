@@ -27,7 +27,7 @@ class ClientConnectionTest {
                 "security.protocol=SASL_SSL",
                 "sasl.mechanism=PLAIN",
                 "topic.merged.versions=team.versions",
-                "group.gpt2.k=16",
+                "lora.group.gpt2.k=16",
                 "isolation.level=read_uncommitted",
                 "bootstrap.servers=from-file:9092", ""));
         ClientConnection c = ClientConnection.fromConfigFile(null, file, 8 << 20, Duration.ofSeconds(5));
@@ -42,7 +42,7 @@ class ClientConnectionTest {
         assertEquals(Integer.toString(8 << 20), producer.get(ProducerConfig.MAX_REQUEST_SIZE_CONFIG));
         assertEquals("all", producer.get(ProducerConfig.ACKS_CONFIG));
         assertFalse(producer.containsKey("topic.merged.versions"));
-        assertFalse(producer.containsKey("group.gpt2.k"));
+        assertFalse(producer.containsKey("lora.group.gpt2.k"));
 
         Map<String, Object> consumer = c.consumerProps("c");
         assertEquals("SASL_SSL", consumer.get("security.protocol"));

@@ -95,7 +95,7 @@ final class ClientTestKafka implements AutoCloseable {
             for (PartitionInfo i : c.partitionsFor(topic)) parts.add(new TopicPartition(topic, i.partition()));
             c.assign(parts);
             c.seekToBeginning(parts);
-            Map<TopicPartition, Long> end = c.endOffsets(parts);
+            Map<TopicPartition, Long> end = readCommitted ? settledEnd(c, parts, c.endOffsets(parts)) : c.endOffsets(parts);
             long deadline = System.nanoTime() + TIMEOUT.toNanos();
             while (parts.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
                 if (System.nanoTime() > deadline) throw new IllegalStateException("could not read " + topic + " to its end");
@@ -109,6 +109,33 @@ final class ClientTestKafka implements AutoCloseable {
             }
         }
         return out;
+    }
+
+    /**
+     * A committed transaction's markers reach the partitions just after {@code commitTransaction} returns, so
+     * the last stable offset can trail for a moment: wait (bounded) until it reaches the log end.
+     */
+    private Map<TopicPartition, Long> settledEnd(KafkaConsumer<byte[], byte[]> committed, List<TopicPartition> parts,
+                                                 Map<TopicPartition, Long> end) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_uncommitted");
+        try (KafkaConsumer<byte[], byte[]> raw = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (System.nanoTime() < deadline) {
+                Map<TopicPartition, Long> logEnd = raw.endOffsets(parts);
+                Map<TopicPartition, Long> stable = end;
+                if (parts.stream().allMatch(tp -> stable.get(tp) >= logEnd.get(tp) - 1)) return end;
+                try {
+                    Thread.sleep(50);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return end;
+                }
+                end = committed.endOffsets(parts);
+            }
+            return end;
+        }
     }
 
     @Override

@@ -115,6 +115,13 @@ class CrashRecoveryTest {
 
     @Test
     void twoInstancesShareThePartitionsAndOneTakesOverWhenTheOtherIsKilled() throws Exception {
+        // A broker of its own: this test's topics have two partitions.
+        try (EmbeddedKafkaBroker own = EmbeddedKafkaBroker.start(dir.resolve("kafka-pair"), 0)) {
+            failover(own);
+        }
+    }
+
+    private void failover(EmbeddedKafkaBroker broker) throws Exception {
         String appId = "pair-app";
         ServiceTopics t = ServiceTopics.defaults(appId);
         Path config = ServiceTestSupport.fastFailoverConfig(dir);
