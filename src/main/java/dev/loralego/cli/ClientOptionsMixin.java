@@ -15,7 +15,7 @@ public final class ClientOptionsMixin {
 
     @Option(names = "--config", paramLabel = "FILE",
             description = "properties file: Kafka client settings (security.protocol, sasl.*, ssl.*) passed to every client,"
-                    + " topic.* names, schema.registry.* settings; values may use ${env:NAME}")
+                    + " topic.* names, schema.registry.* settings; values may use $${env:NAME}")
     Path config;
 
     @Option(names = "--max-record-bytes", defaultValue = "" + ClientConnection.DEFAULT_MAX_RECORD_BYTES, paramLabel = "BYTES",

@@ -35,7 +35,7 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--bootstrap-servers", description = "Kafka bootstrap servers; omit to start the embedded broker")
     String bootstrap;
 
-    @Option(names = "--config", description = "config file (Kafka client settings, topic.*, group.<g>.<option> overrides)")
+    @Option(names = "--config", description = "config file (Kafka client settings, topic.*, lora.group.<g>.<option> overrides; values may use $${env:NAME})")
     Path configFile;
 
     @Option(names = "--embedded-port", defaultValue = "9092", description = "port of the embedded broker (default: ${DEFAULT-VALUE}; 0 = any free port)")
