@@ -6,16 +6,16 @@ package dev.loralego.lego;
  *
  * <p>The kernel walks each row of {@code X} once per block of four centroids, with one accumulator per
  * (row, centroid) summed in index order: results do not depend on blocking or threads, and no memory is
- * allocated. Values below zero from cancellation are clamped to zero. Package-private: the hot loop of
- * {@link RankWiseClustering} and {@link StreamingModuleClusters}.
+ * allocated. Values below zero from cancellation are clamped to zero. The hot loop of
+ * {@link RankWiseClustering} and {@link StreamingModuleClusters}; public for the JMH benchmarks.
  */
-final class SquaredDistances {
+public final class SquaredDistances {
 
     private SquaredDistances() {
     }
 
     /** Squared L2 norm of each of {@code n} rows of length {@code dim}, into {@code out[0..n)}. */
-    static void rowNorms(double[] x, int n, int dim, double[] out) {
+    public static void rowNorms(double[] x, int n, int dim, double[] out) {
         for (int i = 0; i < n; i++) {
             double s = 0;
             int row = i * dim;
@@ -33,7 +33,7 @@ final class SquaredDistances {
      * @param cNorms squared row norms of {@code c} (not modified)
      * @param out    {@code n × k}, overwritten
      */
-    static void compute(double[] x, double[] xNorms, int n, double[] c, double[] cNorms, int k, int dim, double[] out) {
+    public static void compute(double[] x, double[] xNorms, int n, double[] c, double[] cNorms, int k, int dim, double[] out) {
         for (int i = 0; i < n; i++) {
             int xr = i * dim;
             int or = i * k;
