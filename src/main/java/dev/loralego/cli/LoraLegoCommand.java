@@ -14,6 +14,7 @@ import picocli.CommandLine.Command;
         subcommands = {
                 MergeCommand.class,
                 SynthCommand.class,
+                BenchCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class LoraLegoCommand implements Runnable {
