@@ -11,7 +11,6 @@ import org.jfree.chart.plot.ValueMarker;
 import org.jfree.chart.plot.XYPlot;
 import org.jfree.chart.renderer.category.StatisticalBarRenderer;
 import org.jfree.chart.renderer.xy.XYErrorRenderer;
-import org.jfree.chart.title.TextTitle;
 import org.jfree.chart.ui.RectangleEdge;
 import org.jfree.data.statistics.DefaultStatisticalCategoryDataset;
 import org.jfree.data.xy.XYIntervalSeries;
@@ -32,7 +31,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -58,7 +56,7 @@ public final class QualityPlots {
     private static final Font LABEL = new Font("DejaVu Sans", Font.PLAIN, 16);
     private static final Font TICK = new Font("DejaVu Sans", Font.PLAIN, 14);
     private static final double BAR_FLOOR = -0.5;
-    private static final double LINE_FLOOR = -1.0;
+    private static final double LINE_FLOOR = -0.2;
 
     private QualityPlots() {
     }
@@ -100,7 +98,7 @@ public final class QualityPlots {
         boolean anyOod = rows.stream().anyMatch(c -> Double.isFinite(results.outOfDomain(c, InitRegime.SHARED_INIT).mean()));
         JFreeChart in = barChart(results, rows, true, "in-domain gain (1 = own adapter, 0 = base layer)");
         JFreeChart ood = anyOod ? barChart(results, rows, false, "out-of-domain gain") : null;
-        int panelH = 130 + rows.size() * 2 * 17;
+        int panelH = Math.max(480, 170 + rows.size() * 2 * 19);
         int panelW = 900;
         List<JFreeChart> panels = new ArrayList<>();
         panels.add(in);
@@ -136,12 +134,16 @@ public final class QualityPlots {
         r.setItemMargin(0.0);
         r.setDrawBarOutline(false);
         r.setShadowVisible(false);
+        // values inside the bars, at their base, so that they never collide with the error bars
         r.setDefaultItemLabelGenerator(new StandardCategoryItemLabelGenerator("{2}", new java.text.DecimalFormat("0.00")));
         r.setDefaultItemLabelsVisible(true);
-        r.setDefaultItemLabelFont(new Font("DejaVu Sans", Font.PLAIN, 11));
+        r.setDefaultItemLabelFont(new Font("DejaVu Sans", Font.BOLD, 11));
+        r.setDefaultItemLabelPaint(Color.WHITE);
         r.setDefaultPositiveItemLabelPosition(new org.jfree.chart.labels.ItemLabelPosition(
-                org.jfree.chart.labels.ItemLabelAnchor.OUTSIDE3, org.jfree.chart.ui.TextAnchor.CENTER_LEFT));
-        r.setItemLabelAnchorOffset(14);
+                org.jfree.chart.labels.ItemLabelAnchor.INSIDE9, org.jfree.chart.ui.TextAnchor.CENTER_LEFT));
+        r.setDefaultNegativeItemLabelPosition(new org.jfree.chart.labels.ItemLabelPosition(
+                org.jfree.chart.labels.ItemLabelAnchor.INSIDE3, org.jfree.chart.ui.TextAnchor.CENTER_RIGHT));
+        r.setItemLabelAnchorOffset(4);
         for (int i = 0; i < InitRegime.values().length; i++) r.setSeriesPaint(i, PALETTE[i]);
         CategoryPlot plot = new CategoryPlot(data, cat, val, r);
         plot.setOrientation(PlotOrientation.HORIZONTAL);
@@ -238,12 +240,16 @@ public final class QualityPlots {
                 r.setSeriesLinesVisible(i, true);
                 r.setSeriesStroke(i, new BasicStroke(2.2f));
             }
-            NumberAxis x = new NumberAxis("adapters merged");
+            org.jfree.chart.axis.LogAxis x = new org.jfree.chart.axis.LogAxis("adapters merged (log scale)");
+            x.setBase(2);
+            x.setTickUnit(new org.jfree.chart.axis.NumberTickUnit(1, new java.text.DecimalFormat("0")));
+            x.setNumberFormatOverride(new java.text.DecimalFormat("0"));
             x.setLabelFont(LABEL);
             x.setTickLabelFont(TICK);
-            x.setAutoRangeIncludesZero(false);
-            x.setStandardTickUnits(NumberAxis.createIntegerTickUnits());
-            NumberAxis y = new NumberAxis("in-domain gain (cut at " + LINE_FLOOR + ")");
+            int minN = rows.stream().mapToInt(MergeCase::adapters).min().orElse(1);
+            int maxN = rows.stream().mapToInt(MergeCase::adapters).max().orElse(2);
+            x.setRange(minN / 1.25, maxN * 1.25);
+            NumberAxis y = new NumberAxis("in-domain gain (values below " + LINE_FLOOR + " drawn at it)");
             y.setLabelFont(LABEL);
             y.setTickLabelFont(TICK);
             XYPlot plot = new XYPlot(data, x, y, r);
@@ -291,8 +297,10 @@ public final class QualityPlots {
             g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
             g.setPaint(Color.WHITE);
             g.fillRect(0, 0, img.getWidth(), img.getHeight());
-            TextTitle t = new TextTitle(title, TITLE);
-            t.draw(g, new Rectangle2D.Double(0, 8, totalW, titleH - 8));
+            g.setPaint(Color.BLACK);
+            g.setFont(TITLE);
+            int tw = g.getFontMetrics().stringWidth(title);
+            g.drawString(title, (totalW - tw) / 2, titleH - 14);
             for (int i = 0; i < panels.size(); i++) {
                 int row = i / cols, col = i % cols;
                 int x = 0;
@@ -310,7 +318,4 @@ public final class QualityPlots {
         return img;
     }
 
-    static String lower(String s) {
-        return s.toLowerCase(Locale.ROOT);
-    }
 }
