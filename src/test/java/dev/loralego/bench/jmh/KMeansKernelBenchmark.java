@@ -30,8 +30,9 @@ import java.util.concurrent.TimeUnit;
  *       update, inertia), {@code 2 n k dim + 7 n dim} flops;</li>
  *   <li>{@link #naiveDots}: the same {@code n × k} dot products as plain one-accumulator Java loops (what a
  *       straightforward implementation reaches);</li>
- *   <li>{@link #axpyInCache}: {@code y += a x} over one {@code dim}-vector, repeated {@code n k} times: the
- *       vectorised multiply-add throughput of the JIT on data in cache, the compute ceiling for this JVM;</li>
+ *   <li>{@link #axpyInCache}: {@code y += a v} over two {@code n k}-vectors in L1, repeated {@code dim} times
+ *       ({@code 2 n k dim} flops): the vectorised multiply-add throughput of the JIT, the compute ceiling for plain
+ *       Java on this machine;</li>
  *   <li>{@link #streamTriad} and {@link #streamSum}: memory bandwidth (STREAM triad {@code a = b + s c}, counted as
  *       24 bytes per element, and a read-only sum, 8 bytes per element) over 256 MiB arrays.</li>
  * </ul>
@@ -52,7 +53,7 @@ public class KMeansKernelBenchmark {
     @Param("16")
     public int k;
 
-    private double[] x, xNorms, c, cNorms, dist, y;
+    private double[] x, xNorms, c, cNorms, dist, y, v;
     private UnitPool pool;
     private RankWiseClustering oneStep;
 
@@ -71,7 +72,9 @@ public class KMeansKernelBenchmark {
         SquaredDistances.rowNorms(x, n, dim, xNorms);
         SquaredDistances.rowNorms(c, k, dim, cNorms);
         dist = new double[n * k];
-        y = new double[dim];
+        y = new double[n * k];
+        v = new double[n * k];
+        for (int i = 0; i < v.length; i++) v[i] = rng.nextGaussian();
         double[] w = new double[n];
         int[] owner = new int[n], rank = new int[n];
         for (int i = 0; i < n; i++) {
@@ -131,13 +134,13 @@ public class KMeansKernelBenchmark {
 
     @Benchmark
     public double[] axpyInCache() {
-        double[] yy = y;
-        for (int i = 0; i < n; i++) {
-            for (int j = 0; j < k; j++) {
-                double a = 1e-9 * (j + 1);
-                int cr = j * dim;
-                for (int d = 0; d < dim; d++) yy[d] += a * c[cr + d];
-            }
+        // y += a·v over two (n·k)-vectors (16 KiB each for the default shape: in L1), dim times: n·k·dim
+        // multiply-adds, the same count as the kernel, in the simplest loop the JIT vectorises
+        double[] yy = y, vv = v;
+        int len = yy.length;
+        for (int rep = 0; rep < dim; rep++) {
+            double a = 1e-12 * (rep & 7);
+            for (int t = 0; t < len; t++) yy[t] += a * vv[t];
         }
         return yy;
     }
