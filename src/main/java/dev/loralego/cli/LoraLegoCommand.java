@@ -21,6 +21,7 @@ import picocli.CommandLine.Command;
                 WithdrawCommand.class,
                 ExportCommand.class,
                 WatchCommand.class,
+                BenchCommand.class,
                 CommandLine.HelpCommand.class
         })
 public final class LoraLegoCommand implements Runnable {

@@ -1,6 +1,7 @@
 package dev.loralego.cli;
 
 import dev.loralego.lego.BaselineOptions;
+import dev.loralego.lego.LegoOptions;
 import dev.loralego.lego.MergeMethod;
 import dev.loralego.lego.MergedModule;
 import dev.loralego.merge.AdapterMerge;
@@ -27,7 +28,7 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "merge", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Merges PEFT LoRA adapters into one PEFT adapter.",
-                "Example: merge --method lego --k 16 --out merged/ adapters/a adapters/b adapters/c"})
+                "Example: merge --method lego --out merged/ adapters/a adapters/b adapters/c   (k auto by default; --k 16 fixes it)"})
 public final class MergeCommand implements Callable<Integer> {
 
     @Spec
@@ -65,8 +66,9 @@ public final class MergeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        BaselineOptions baseline = new BaselineOptions(lego.k, density, lambda, lego.seed);
-        MergeSpec mergeSpec = new MergeSpec(method, lego.toOptions(), baseline);
+        // --k auto is the batch merge's default for lego (docs/results/quality.md); baselines default to max rank
+        BaselineOptions baseline = new BaselineOptions(method == MergeMethod.LEGO ? 0 : lego.baselineK(), density, lambda, lego.seed);
+        MergeSpec mergeSpec = new MergeSpec(method, lego.toOptions(LegoOptions.K_AUTO), baseline);
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();
         ProgressBar bar = new ProgressBar(spec.commandLine().getErr(), "merging");
         long t0 = System.nanoTime();

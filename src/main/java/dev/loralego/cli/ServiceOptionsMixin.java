@@ -26,8 +26,17 @@ public final class ServiceOptionsMixin {
     @Option(names = "--max-rank", defaultValue = "256", description = "largest adapter rank accepted (default: ${DEFAULT-VALUE})")
     int maxRank;
 
+    @Option(names = "--norm-outlier-factor", defaultValue = "10",
+            description = "an adapter whose update norm in a module exceeds this multiple of the median of the module's other adapters is an outlier; 0 = no check (default: ${DEFAULT-VALUE})")
+    double normOutlierFactor;
+
+    @Option(names = "--norm-outlier-policy", defaultValue = "reject",
+            description = "reject: leave the outlier out of that module; clip: scale it down to the limit; both reported in the manifest (default: ${DEFAULT-VALUE})")
+    String normOutlierPolicy;
+
     /** The validated parameters (defaults of every group). */
     public MergeParameters toParameters() {
-        return new MergeParameters(lego.toOptions(), refineEvery, refineMode, decay, outputDType, maxRank);
+        return new MergeParameters(lego.toOptions(), refineEvery, refineMode, decay, outputDType, maxRank,
+                normOutlierFactor, normOutlierPolicy);
     }
 }

@@ -14,7 +14,8 @@ import java.util.Objects;
  * rank index within an adapter, so the result does not depend on the order of the list and equals, bit for bit,
  * what {@link StreamingModuleClusters} computes from the same live set (see there). Adapter ids must be distinct.
  * {@code k} = {@link LegoOptions#requestedK(String)}, or the largest source rank when that is 0; it is clamped to
- * the pool size (units left after the canonical form).
+ * the pool size (units left after the canonical form). With {@link LegoOptions#K_AUTO}, {@link AutoRank} chooses
+ * {@code k} from the pool and its clustering at that {@code k} is the one kept.
  */
 public final class LegoMerger {
 
@@ -50,7 +51,9 @@ public final class LegoMerger {
         List<AdapterModule> sorted = inPoolOrder(module, adapters);
         int k = resolveK(module, sorted, options);
         UnitPool pool = pool(sorted, options.canonical());
-        ClusteringResult clustering = RankWiseClustering.of(options).cluster(pool, k, options.seed());
+        ClusteringResult clustering = k == LegoOptions.K_AUTO
+                ? AutoRank.choose(pool, RankWiseClustering.of(options), options.seed(), options.autoEnergyShare()).clustering()
+                : RankWiseClustering.of(options).cluster(pool, k, options.seed());
         MergedModule merged = DualReweighting.apply(clustering, pool, meanRank(sorted),
                 options.parameterReweighting(), options.outputReweighting());
         return new Outcome(merged, pool, clustering, sorted);
@@ -74,10 +77,13 @@ public final class LegoMerger {
         return sorted;
     }
 
-    /** {@code k} for a module: the requested one, or the largest source rank when it is 0. */
+    /**
+     * {@code k} for a module: the requested one, the largest source rank when it is 0, or {@link LegoOptions#K_AUTO}
+     * (chosen later from the pool by {@link AutoRank}).
+     */
     public static int resolveK(String module, List<AdapterModule> adapters, LegoOptions options) {
         int k = options.requestedK(module);
-        if (k > 0) return k;
+        if (k > 0 || k == LegoOptions.K_AUTO) return k;
         int max = 0;
         for (AdapterModule m : adapters) max = Math.max(max, m.rank());
         return max;

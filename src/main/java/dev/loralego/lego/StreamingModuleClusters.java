@@ -145,10 +145,15 @@ public final class StreamingModuleClusters {
      * @param module    module name (its {@code k} override in {@code options} is resolved here)
      * @param options   LoRA-LEGO options
      * @param streaming forgetting and refinement cadence
+     * @throws IllegalArgumentException if {@code k} of the module is {@link LegoOptions#K_AUTO} (batch merges only)
      */
     public StreamingModuleClusters(String module, LegoOptions options, StreamingOptions streaming) {
         this.module = Objects.requireNonNull(module, "module");
         Objects.requireNonNull(options, "options");
+        if (options.autoK(module)) {
+            throw new IllegalArgumentException("module " + module + ": k auto is a batch-merge choice; the streaming "
+                    + "form needs a fixed k (or 0 for the largest source rank)");
+        }
         this.options = new LegoOptions(options.requestedK(module), Map.of(), options.seed(), options.nInit(),
                 options.maxIter(), options.canonical(), options.featureNorm(), options.parameterReweighting(),
                 options.outputReweighting());

@@ -53,7 +53,8 @@ public record MergeSpec(MergeMethod method, LegoOptions lego, BaselineOptions ba
         Map<String, String> m = new TreeMap<>();
         m.put("method", method.cliName());
         if (method == MergeMethod.LEGO) {
-            m.put("k", lego.k() == 0 ? "max source rank" : Integer.toString(lego.k()));
+            m.put("k", lego.k() == 0 ? "max source rank" : lego.k() == LegoOptions.K_AUTO
+                    ? "auto (energy share " + lego.autoEnergyShare() + ")" : Integer.toString(lego.k()));
             m.put("seed", Long.toString(lego.seed()));
             m.put("nInit", Integer.toString(lego.nInit()));
             m.put("canonical", lego.canonical().name().toLowerCase(Locale.ROOT));

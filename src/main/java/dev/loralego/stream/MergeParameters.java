@@ -49,6 +49,9 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
     }
 
     public MergeParameters {
+        if (lego.k() == LegoOptions.K_AUTO || lego.kPerModule().containsValue(LegoOptions.K_AUTO)) {
+            throw new IllegalArgumentException("k auto is for the offline merge; the service needs a fixed k (or 0 = largest source rank)");
+        }
         if (refineEvery < 0) throw new IllegalArgumentException("refineEvery must be >= 0, got " + refineEvery);
         refineMode = refineMode.toLowerCase(Locale.ROOT);
         if (!refineMode.equals("lloyd") && !refineMode.equals("recluster")) {

@@ -65,6 +65,19 @@ public final class MergeService implements AutoCloseable {
             Objects.requireNonNull(stateDir, "stateDir");
             Objects.requireNonNull(defaults, "defaults");
             config = Map.copyOf(config);
+            // Fail at start, not in a stream thread, on a bad per-group override.
+            for (String key : config.keySet()) {
+                if (!key.startsWith(GROUP_OVERRIDE_PREFIX)) continue;
+                String rest = key.substring(GROUP_OVERRIDE_PREFIX.length());
+                int dot = rest.lastIndexOf('.');
+                if (dot <= 0) throw new IllegalArgumentException("config entry '" + key + "' should be " + GROUP_OVERRIDE_PREFIX + "<group>.<option>");
+                String group = rest.substring(0, dot);
+                try {
+                    parametersOf(group, defaults, config);
+                } catch (RuntimeException e) {
+                    throw new IllegalArgumentException("config entry '" + key + "': " + e.getMessage(), e);
+                }
+            }
         }
 
         /** Client settings from the config file (everything that is not ours) for Kafka clients. */
@@ -77,6 +90,10 @@ public final class MergeService implements AutoCloseable {
 
         /** The parameters of {@code group}: defaults overridden by {@code lora.group.<group>.<name>} entries. */
         public MergeParameters parametersOf(String group) {
+            return parametersOf(group, defaults, config);
+        }
+
+        private static MergeParameters parametersOf(String group, MergeParameters defaults, Map<String, String> config) {
             String prefix = GROUP_OVERRIDE_PREFIX + group + ".";
             Map<String, String> m = new TreeMap<>(defaults.toMap());
             boolean overridden = false;
