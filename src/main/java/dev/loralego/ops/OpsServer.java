@@ -1,5 +1,7 @@
 package dev.loralego.ops;
 
+import dev.loralego.client.ManifestJson;
+
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.sun.net.httpserver.HttpExchange;
@@ -168,7 +170,7 @@ public final class OpsServer implements AutoCloseable {
                 error(ex, 500, "stored manifest of group '" + group + "' cannot be decoded: " + e.getMessage());
                 return;
             }
-            send(ex, 200, JSON, ManifestJson.toJson(m));
+            send(ex, 200, JSON, ManifestJson.toJson(m).getBytes(java.nio.charset.StandardCharsets.UTF_8));
         } else if (answer instanceof LatestVersionQuery.Missing) {
             error(ex, 404, "group '" + group + "' has no merged version");
         } else if (answer instanceof LatestVersionQuery.Unavailable u) {

@@ -207,7 +207,7 @@ class OpsServerIntegrationTest {
         assertEquals(v2.getModules().stream().map(m -> m.getModule() + "=" + m.getDigest()).toList(), moduleDigests);
         assertEquals(new ArrayList<>(OpsFixtures.MODULES.keySet()), v2.getModules().stream().map(ModuleRef::getModule).toList());
         // The whole body is exactly the JSON view of the manifest the topic carries.
-        assertEquals(new String(ManifestJson.toJson(v2), java.nio.charset.StandardCharsets.UTF_8), r.body());
+        assertEquals(dev.loralego.client.ManifestJson.toJson(v2), r.body());
 
         HttpResponse<String> missing = get("/groups/no-such-group/versions/latest");
         assertEquals(404, missing.statusCode());
