@@ -66,6 +66,18 @@ public final class PerfReport {
                 "`merge` end to end: 8 synthetic llama-7b rank-16 BF16 adapters, lego --k 16"));
     }
 
+    /** The commands that produce the JMH result files this report reads. */
+    static final String HOW_TO_RUN = """
+            mvn -B package -DskipTests dependency:build-classpath -Dmdep.outputFile=target/cp.txt
+            CP=target/test-classes:target/classes:$(cat target/cp.txt)
+            java -cp $CP org.openjdk.jmh.Main KMeansKernelBenchmark -rf json -rff target/jmh-kernel.json
+            java -cp $CP org.openjdk.jmh.Main SafetensorsBenchmark -rf json -rff target/jmh-safetensors.json
+            java -cp $CP org.openjdk.jmh.Main MergeEndToEndBenchmark -wi 0 -i 2 -rf json -rff target/jmh-merge.json
+            (lscpu | head -20; java -version 2>&1) > target/machine.txt
+            java -jar target/lora-lego.jar bench perf-report --machine target/machine.txt --out docs/results \\
+                --jmh target/jmh-kernel.json target/jmh-safetensors.json target/jmh-merge.json
+            """;
+
     private PerfReport() {
     }
 
@@ -91,6 +103,8 @@ public final class PerfReport {
         StringBuilder sb = new StringBuilder("# Performance (JMH)\n\n");
         sb.append("Benchmarks in `src/test/java/dev/loralego/bench/jmh`; report by `bench perf-report`:\n\n```\n")
                 .append(command).append("\n```\n\n");
+        sb.append("How to run (from the repository root; JMH's annotation processor runs in `test-compile`):\n\n```\n")
+                .append(HOW_TO_RUN).append("```\n\n");
         if (machine != null) sb.append("## Machine\n\n```\n").append(machine.strip()).append("\n```\n\n");
         sb.append("## Results\n\n");
         sb.append("Throughput = work per operation (documented on each benchmark class) / mean time; ± = JMH's 99.9% "

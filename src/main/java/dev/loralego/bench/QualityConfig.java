@@ -56,7 +56,7 @@ public record QualityConfig(SkillWorld.Config world, LoraTrainer.Config training
                 threads, workDir);
     }
 
-    /** A smaller run for a first look (about a minute): d = 64, 8 tasks (4 merged), 2 seeds. */
+    /** A smaller run for a first look (seconds): d = 64, 8 tasks (4 merged), 2 seeds, 2/4/8 adapters. */
     public static QualityConfig quick(Path workDir, int threads) {
         SkillWorld.Config w = new SkillWorld.Config(64, 12, 8, 4, 2, 3, 5, 0.5, 2.0, 0.05, 0.05);
         return new QualityConfig(w, LoraTrainer.Config.defaults(), 1024, 256, 512, List.of(1L, 2L),

@@ -3,7 +3,6 @@ package dev.loralego.bench;
 import org.jfree.chart.JFreeChart;
 import org.jfree.chart.axis.CategoryAxis;
 import org.jfree.chart.axis.NumberAxis;
-import org.jfree.chart.labels.StandardCategoryItemLabelGenerator;
 import org.jfree.chart.title.LegendTitle;
 import org.jfree.chart.plot.CategoryPlot;
 import org.jfree.chart.plot.PlotOrientation;
@@ -125,7 +124,7 @@ public final class QualityPlots {
         cat.setTickLabelFont(TICK);
         cat.setMaximumCategoryLabelWidthRatio(0.45f);
         cat.setCategoryMargin(0.25);
-        NumberAxis val = new NumberAxis(axis);
+        NumberAxis val = new NumberAxis(min < BAR_FLOOR ? axis + "; bars cut at " + BAR_FLOOR + ", values in quality.md" : axis);
         val.setLabelFont(LABEL);
         val.setTickLabelFont(TICK);
         val.setRange(Math.max(min - 0.05, BAR_FLOOR), 1.1);
@@ -134,16 +133,6 @@ public final class QualityPlots {
         r.setItemMargin(0.0);
         r.setDrawBarOutline(false);
         r.setShadowVisible(false);
-        // values inside the bars, at their base, so that they never collide with the error bars
-        r.setDefaultItemLabelGenerator(new StandardCategoryItemLabelGenerator("{2}", new java.text.DecimalFormat("0.00")));
-        r.setDefaultItemLabelsVisible(true);
-        r.setDefaultItemLabelFont(new Font("DejaVu Sans", Font.BOLD, 11));
-        r.setDefaultItemLabelPaint(Color.WHITE);
-        r.setDefaultPositiveItemLabelPosition(new org.jfree.chart.labels.ItemLabelPosition(
-                org.jfree.chart.labels.ItemLabelAnchor.INSIDE9, org.jfree.chart.ui.TextAnchor.CENTER_LEFT));
-        r.setDefaultNegativeItemLabelPosition(new org.jfree.chart.labels.ItemLabelPosition(
-                org.jfree.chart.labels.ItemLabelAnchor.INSIDE3, org.jfree.chart.ui.TextAnchor.CENTER_RIGHT));
-        r.setItemLabelAnchorOffset(4);
         for (int i = 0; i < InitRegime.values().length; i++) r.setSeriesPaint(i, PALETTE[i]);
         CategoryPlot plot = new CategoryPlot(data, cat, val, r);
         plot.setOrientation(PlotOrientation.HORIZONTAL);

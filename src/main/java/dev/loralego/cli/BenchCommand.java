@@ -41,7 +41,7 @@ public final class BenchCommand implements Runnable {
         @CommandLine.Spec
         CommandLine.Model.CommandSpec spec;
 
-        @Option(names = "--quick", description = "smaller world (d = 64, 8 tasks, 2 seeds): about a minute")
+        @Option(names = "--quick", description = "smaller world (d = 64, 8 tasks, 2 seeds): seconds instead of about 2 minutes")
         boolean quick;
 
         @Option(names = "--seeds", split = ",", paramLabel = "SEED", description = "benchmark seeds (default: 1,2,3,4,5; quick: 1,2)")
