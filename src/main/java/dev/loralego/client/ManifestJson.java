@@ -93,6 +93,9 @@ public final class ManifestJson {
         new TreeMap<>(m.getParameters()).forEach(params::put);
         root.put("eventTimestamp", m.getEventTimestamp());
         root.put("serviceVersion", m.getServiceVersion());
+        ArrayNode warnings = root.putArray("warnings");
+        m.getWarnings().forEach(warnings::add);
+        root.put("meanInertia", m.getMeanInertia());
         return root;
     }
 
@@ -193,7 +196,22 @@ public final class ManifestJson {
                 .setParameters(params)
                 .setEventTimestamp(integer(root, "eventTimestamp"))
                 .setServiceVersion(text(root, "serviceVersion", "serviceVersion"))
+                .setWarnings(optionalStrings(root, "warnings"))
+                .setMeanInertia(root.has("meanInertia") ? number(root, "meanInertia", "meanInertia") : 0.0)
                 .build();
+    }
+
+    /** An optional array of strings (absent in files written before the field existed: empty). */
+    private static List<String> optionalStrings(JsonNode root, String field) {
+        JsonNode a = root.get(field);
+        List<String> out = new ArrayList<>();
+        if (a == null || a.isNull()) return out;
+        if (!a.isArray()) throw new IllegalArgumentException("field '" + field + "' must be an array of strings");
+        for (JsonNode e : a) {
+            if (!e.isTextual()) throw new IllegalArgumentException("field '" + field + "[]' must be a string");
+            out.add(e.textValue());
+        }
+        return out;
     }
 
     private static AdapterEventType eventType(String name) {

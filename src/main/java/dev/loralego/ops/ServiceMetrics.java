@@ -48,6 +48,11 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
     public static final String MERGE_LATENCY = "lora.merge.latency";
     /** Micrometer name of the dead-letter counter (Prometheus: {@code lora_dead_letters_total}). */
     public static final String DEAD_LETTERS = "lora.dead.letters";
+    /** Micrometer name of the inertia gauge (Prometheus: {@code lora_cluster_inertia}). */
+    public static final String CLUSTER_INERTIA = "lora.cluster.inertia";
+    private final java.util.Map<String, java.util.concurrent.atomic.AtomicReference<Double>> clusterInertia =
+            new java.util.concurrent.ConcurrentHashMap<>();
+
     /** Micrometer name of the latest-sequence gauge (Prometheus: {@code lora_group_latest_sequence}). */
     public static final String LATEST_SEQUENCE = "lora.group.latest.sequence";
 
@@ -101,6 +106,12 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
                     .description("sequence of the group's latest emitted version").tag("group", g).register(registry);
             return holder;
         }).accumulateAndGet(manifest.getSequence(), Math::max);
+        clusterInertia.computeIfAbsent(group, g -> {
+            java.util.concurrent.atomic.AtomicReference<Double> holder = new java.util.concurrent.atomic.AtomicReference<>(0.0);
+            Gauge.builder(CLUSTER_INERTIA, holder, java.util.concurrent.atomic.AtomicReference::get)
+                    .description("mean k-means inertia over the modules of the group's latest version").tag("group", g).register(registry);
+            return holder;
+        }).set(manifest.getMeanInertia());
         long millis = clockMillis.getAsLong() - manifest.getEventTimestamp();
         latency.record(Math.max(0, millis), TimeUnit.MILLISECONDS);
     }

@@ -134,6 +134,9 @@ public final class ReplayAudit {
         }
         if (recorded.getEventTimestamp() != replayed.getEventTimestamp()) return "event timestamp differs";
         if (!recorded.getWarnings().equals(replayed.getWarnings())) return "warnings differ: " + recorded.getWarnings() + " vs " + replayed.getWarnings();
+        if (Double.compare(recorded.getMeanInertia(), replayed.getMeanInertia()) != 0) {
+            return "mean inertia " + recorded.getMeanInertia() + " recorded, " + replayed.getMeanInertia() + " replayed";
+        }
         return null;
     }
 

@@ -100,7 +100,12 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
             }
             if (!done.keySet().containsAll(plan.getAffectedModules())) return;
             TreeMap<String, ModuleRef> current = new TreeMap<>();
-            for (ModuleRef m : state.getCurrent()) current.put(m.getModule(), m);
+            TreeMap<String, Double> inertia = new TreeMap<>();
+            for (int i = 0; i < state.getCurrent().size(); i++) {
+                ModuleRef m = state.getCurrent().get(i);
+                current.put(m.getModule(), m);
+                inertia.put(m.getModule(), i < state.getInertia().size() ? state.getInertia().get(i) : 0.0);
+            }
             List<String> warnings = new ArrayList<>();
             for (ModuleResult r : done.values()) {
                 if (r.getRejected() != null) {
@@ -108,10 +113,17 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
                             plan.getSequence(), r.getModule(), plan.getTrigger().getAdapterId(), r.getRejected());
                     warnings.add(r.getModule() + ": " + r.getRejected());
                 }
-                if (r.getRank() == 0) current.remove(r.getModule());
-                else current.put(r.getModule(), new ModuleRef(r.getModule(), r.getRank(), r.getDIn(), r.getDOut(), r.getDigest()));
+                if (r.getRank() == 0) {
+                    current.remove(r.getModule());
+                    inertia.remove(r.getModule());
+                } else {
+                    current.put(r.getModule(), new ModuleRef(r.getModule(), r.getRank(), r.getDIn(), r.getDOut(), r.getDigest()));
+                    inertia.put(r.getModule(), r.getInertia());
+                }
             }
             List<ModuleRef> modules = new ArrayList<>(current.values());
+            double inertiaSum = 0;
+            for (double v : inertia.values()) inertiaSum += v;
             MergedVersionManifest manifest = MergedVersionManifest.newBuilder()
                     .setGroup(plan.getGroup())
                     .setSequence(plan.getSequence())
@@ -127,6 +139,7 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
                     .setEventTimestamp(plan.getEventTimestamp())
                     .setServiceVersion(serviceVersion)
                     .setWarnings(warnings)
+                    .setMeanInertia(modules.isEmpty() ? 0.0 : inertiaSum / modules.size())
                     .build();
             byte[] bytes = manifests.serialize(versionsTopic, manifest);
             long ts = plan.getEventTimestamp();
@@ -134,6 +147,7 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
             context.forward(new Record<>(plan.getGroup(), bytes, ts), versionsSink);
             latest.put(plan.getGroup(), bytes);
             state.setCurrent(modules);
+            state.setInertia(new ArrayList<>(inertia.values()));
             state.setPlans(new ArrayList<>(state.getPlans().subList(1, state.getPlans().size())));
             List<ModuleResult> rest = new ArrayList<>();
             for (ModuleResult r : state.getResults()) if (r.getSequence() != plan.getSequence()) rest.add(r);

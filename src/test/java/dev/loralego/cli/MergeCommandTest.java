@@ -190,7 +190,9 @@ class MergeCommandTest {
         }
         CommandRun run = CommandRun.of(args.toArray(String[]::new));
         assertEquals(0, run.exit(), run::toString);
-        assertTrue(run.out().contains(NL + "  modules: 36, merged ranks: {4=1, 8=35}" + NL), run::toString);
+        // Default k is auto (chosen per module from the pooled units); the per-module override still wins.
+        assertTrue(run.out().contains("k=auto (energy share 0.9)"), run::toString);
+        assertTrue(run.out().contains(NL + "  modules: 36, merged ranks: {"), run::toString);
         assertTrue(run.out().contains(NL + "  left out 2 non-LoRA tensor(s): [gpt2-imdb-seqcls-cattn:base_model.model"
                 + ".score.weight, gpt2-seqcls-cattn-cproj:base_model.model.score.weight]" + NL), run::toString);
         Matcher inertia = Pattern.compile("mean k-means inertia: (\\S+) \\(max Lloyd iterations (\\d+)\\)").matcher(run.out());

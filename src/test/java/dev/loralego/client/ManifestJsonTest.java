@@ -50,6 +50,16 @@ class ManifestJsonTest {
     }
 
     @Test
+    void warningsAndInertiaRoundTrip() {
+        MergedVersionManifest m = MergedVersionManifest.newBuilder(sample())
+                .setWarnings(List.of("transformer.h.0.attn.c_attn: layer rejected: NaN", "second \"quoted\""))
+                .setMeanInertia(1.25e-3).build();
+        MergedVersionManifest back = ManifestJson.parse(ManifestJson.toJson(m));
+        assertEquals(m, back);
+        assertEquals(2, back.getWarnings().size());
+    }
+
+    @Test
     void roundTripsThroughAFileWithAnyKeyOrder(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("sub").resolve(ManifestJson.FILE_NAME);
         ManifestJson.write(file, sample());

@@ -473,7 +473,7 @@ class MergedVersionClientsTest {
         List<String> keys = new ArrayList<>();
         for (Iterator<String> it = root.fieldNames(); it.hasNext(); ) keys.add(it.next());
         assertEquals(List.of("manifestFormat", "group", "sequence", "baseModel", "trigger", "adapters", "modules", "digest",
-                "fanInFanOut", "taskType", "parameters", "eventTimestamp", "serviceVersion"), keys);
+                "fanInFanOut", "taskType", "parameters", "eventTimestamp", "serviceVersion", "warnings", "meanInertia"), keys);
         assertEquals(1, root.get("manifestFormat").asInt());
         assertEquals(m.getGroup(), root.get("group").asText());
         assertEquals(m.getSequence(), root.get("sequence").asLong());
