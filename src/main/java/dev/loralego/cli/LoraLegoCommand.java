@@ -52,6 +52,7 @@ public final class LoraLegoCommand implements Runnable {
     }
 
     public static void main(String[] args) {
+        dev.loralego.registry.ShippedAvroClasses.trust();
         System.exit(commandLine().execute(args));
     }
 }

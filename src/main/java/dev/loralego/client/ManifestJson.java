@@ -42,6 +42,11 @@ import java.util.UUID;
  * bytes. {@link #read} accepts any key order and refuses a newer {@code manifestFormat}.
  */
 public final class ManifestJson {
+    static {
+        // Building manifests from copies (newBuilder(other)) makes Avro load our classes: they must be trusted.
+        dev.loralego.registry.ShippedAvroClasses.trust();
+    }
+
     /** The file name beside the PEFT files. */
     public static final String FILE_NAME = "manifest.json";
     /** The layout version this class writes and the newest it reads. */
