@@ -14,13 +14,24 @@ public final class UpdateNorms {
     /** {@code ‖s · B A‖_F} of one adapter's module. */
     public static double of(AdapterModule m) {
         int r = m.rank(), dIn = m.dIn(), dOut = m.dOut();
+        double[] a = m.a(), b = m.b();
+        // The column products of B (row-major dOut x r) in one row-wise sweep: each (i, j) accumulator still sums
+        // over o in ascending order, so the values are bit-identical to a column-by-column pass, without the
+        // strided reads.
+        double[] bbs = new double[r * r];
+        for (int o = 0; o < dOut; o++) {
+            int row = o * r;
+            for (int i = 0; i < r; i++) {
+                double bi = b[row + i];
+                for (int j = i; j < r; j++) bbs[i * r + j] += bi * b[row + j];
+            }
+        }
         double sum = 0;
         for (int i = 0; i < r; i++) {
             for (int j = i; j < r; j++) {
                 double aa = 0;
-                for (int c = 0; c < dIn; c++) aa += m.a()[i * dIn + c] * m.a()[j * dIn + c];
-                double bb = 0;
-                for (int o = 0; o < dOut; o++) bb += m.b()[o * r + i] * m.b()[o * r + j];
+                for (int c = 0; c < dIn; c++) aa += a[i * dIn + c] * a[j * dIn + c];
+                double bb = bbs[i * r + j];
                 sum += (i == j ? 1 : 2) * aa * bb;
             }
         }
