@@ -211,17 +211,27 @@ public final class LowRankFactorisation {
                 int row = i * p;
                 for (int c = j; c < p; c++) f[c] += vi * qd[row + c];
             }
-            boolean any = false;
+            boolean any = false, all = true;
             for (int c = j; c < p; c++) {
                 f[c] = beta[j] * f[c];
                 any |= f[c] != 0;
+                all &= f[c] != 0;
             }
             if (!any) continue;
-            for (int i = j; i < m; i++) {
-                double vi = vj[i - j];
-                int row = i * p;
-                for (int c = j; c < p; c++) {
-                    if (f[c] != 0) qd[row + c] -= f[c] * vi;
+            if (all) {
+                // the usual case: no column to skip, a branch-free loop the JIT can vectorise
+                for (int i = j; i < m; i++) {
+                    double vi = vj[i - j];
+                    int row = i * p;
+                    for (int c = j; c < p; c++) qd[row + c] -= f[c] * vi;
+                }
+            } else {
+                for (int i = j; i < m; i++) {
+                    double vi = vj[i - j];
+                    int row = i * p;
+                    for (int c = j; c < p; c++) {
+                        if (f[c] != 0) qd[row + c] -= f[c] * vi;
+                    }
                 }
             }
         }
