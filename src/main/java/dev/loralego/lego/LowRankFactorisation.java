@@ -171,12 +171,20 @@ public final class LowRankFactorisation {
             for (double e : vj) vv += e * e;
             if (vv == 0) continue;
             double bj = 2.0 / vv;
-            // apply H to columns j..n-1 of rows j..m-1
-            for (int c = j; c < n; c++) {
-                double dot = 0;
-                for (int i = j; i < m; i++) dot += vj[i - j] * w[i * n + c];
-                double f = bj * dot;
-                for (int i = j; i < m; i++) w[i * n + c] -= f * vj[i - j];
+            // apply H to columns j..n-1 of rows j..m-1. Row-wise sweeps (the matrix is row-major and tall): each
+            // column's dot product still accumulates over i in ascending order and each update is elementwise, so
+            // the result is bit-identical to the column-by-column form, without the strided passes.
+            double[] dots = new double[n];
+            for (int i = j; i < m; i++) {
+                double vi = vj[i - j];
+                int row = i * n;
+                for (int c = j; c < n; c++) dots[c] += vi * w[row + c];
+            }
+            for (int c = j; c < n; c++) dots[c] *= bj;
+            for (int i = j; i < m; i++) {
+                double vi = vj[i - j];
+                int row = i * n;
+                for (int c = j; c < n; c++) w[row + c] -= dots[c] * vi;
             }
             for (int i = j + 1; i < m; i++) w[i * n + j] = 0.0;
             w[j * n + j] = alpha;
@@ -193,12 +201,38 @@ public final class LowRankFactorisation {
         for (int j = p - 1; j >= 0; j--) {
             if (v[j] == null) continue;
             double[] vj = v[j];
-            for (int c = 0; c < p; c++) {
-                double dot = 0;
-                for (int i = j; i < m; i++) dot += vj[i - j] * q.data[i * p + c];
-                double f = beta[j] * dot;
-                if (f == 0) continue;
-                for (int i = j; i < m; i++) q.data[i * p + c] -= f * vj[i - j];
+            double[] qd = q.data;
+            // Row-wise sweeps, same per-column summation order as a column-by-column pass (bit-identical). Columns
+            // c < j are still e_c here (only reflectors j' > j were applied, and they touch rows >= j' only), so their
+            // rows j.. are exact zeros, their dot product is +0 and the former pass skipped them: start at c = j.
+            double[] f = new double[p];
+            for (int i = j; i < m; i++) {
+                double vi = vj[i - j];
+                int row = i * p;
+                for (int c = j; c < p; c++) f[c] += vi * qd[row + c];
+            }
+            boolean any = false, all = true;
+            for (int c = j; c < p; c++) {
+                f[c] = beta[j] * f[c];
+                any |= f[c] != 0;
+                all &= f[c] != 0;
+            }
+            if (!any) continue;
+            if (all) {
+                // the usual case: no column to skip, a branch-free loop the JIT can vectorise
+                for (int i = j; i < m; i++) {
+                    double vi = vj[i - j];
+                    int row = i * p;
+                    for (int c = j; c < p; c++) qd[row + c] -= f[c] * vi;
+                }
+            } else {
+                for (int i = j; i < m; i++) {
+                    double vi = vj[i - j];
+                    int row = i * p;
+                    for (int c = j; c < p; c++) {
+                        if (f[c] != 0) qd[row + c] -= f[c] * vi;
+                    }
+                }
             }
         }
         return new DMatrixRMaj[]{q, r};

@@ -122,6 +122,13 @@ public final class StreamingModuleClusters {
     private boolean lastConverged = true;
     private int updatesSinceRefine;
     private long updates;
+    /**
+     * The pool (and its assignment-space features) built by the current step, reused by the step's later stages
+     * (insertion, refinement, {@link #merged()}) instead of copying every unit again; dropped by every change of
+     * the live set or weights, and by {@link #merged()} so that a state kept between steps holds no second copy.
+     */
+    private UnitPool stepPool;
+    private double[] stepFeatures;
 
     /** One live adapter: its units with per-unit decayed weights and clusters. */
     private static final class LiveAdapter {
@@ -131,6 +138,8 @@ public final class StreamingModuleClusters {
         /** Digest of {@code units.toBytes()}, computed on first need (it is immutable while live). */
         long unitsDigest;
         boolean unitsDigestKnown;
+        /** {@code ‖ΔW‖_F} of the units, computed on first need (immutable while live); NaN until then. */
+        double updateNorm = Double.NaN;
 
         LiveAdapter(MinimalSemanticUnits units, double[] weight, int[] assignment) {
             this.units = units;
@@ -213,11 +222,13 @@ public final class StreamingModuleClusters {
             }
             fresh.put(e.getKey(), MinimalSemanticUnits.of(m, options.canonical()));
         }
+        dropStepPool();
         boolean removed = false;
         for (String id : fresh.keySet()) removed |= live.remove(id) != null;
         if (removed) afterRemoval();
         double lambda = streaming.forgetting();
         if (lambda < 1) {
+            dropStepPool();
             for (LiveAdapter a : live.values()) {
                 for (int i = 0; i < a.weight.length; i++) a.weight[i] *= lambda;
             }
@@ -230,6 +241,7 @@ public final class StreamingModuleClusters {
             Arrays.fill(assign, -1);
             live.put(e.getKey(), new LiveAdapter(u, w, assign));
         }
+        dropStepPool();
         dIn = expIn;
         dOut = expOut;
         afterInsertion();
@@ -244,6 +256,7 @@ public final class StreamingModuleClusters {
     public boolean retract(String adapterId) {
         Objects.requireNonNull(adapterId, "adapterId");
         if (live.remove(adapterId) == null) return false;
+        dropStepPool();
         afterRemoval();
         countUpdate();
         return true;
@@ -258,7 +271,7 @@ public final class StreamingModuleClusters {
     public boolean refine() {
         updatesSinceRefine = 0;
         if (!clustered) return true;
-        UnitPool pool = pool();
+        UnitPool pool = stepPool();
         ClusteringResult r = clustering.lloyd(pool, featureCentroids, poolAssignment(), null);
         adopt(r);
         return r.converged();
@@ -277,9 +290,11 @@ public final class StreamingModuleClusters {
      */
     public Optional<MergedModule> merged() {
         if (live.isEmpty()) return Optional.empty();
-        UnitPool pool = pool();
-        return Optional.of(DualReweighting.apply(currentResult(pool), pool, meanRank(),
-                options.parameterReweighting(), options.outputReweighting()));
+        UnitPool pool = stepPool();
+        MergedModule m = DualReweighting.apply(currentResult(pool), pool, meanRank(),
+                options.parameterReweighting(), options.outputReweighting());
+        dropStepPool();
+        return Optional.of(m);
     }
 
     /** A snapshot of the current clustering (copies), or empty when no adapter is live. */
@@ -303,6 +318,30 @@ public final class StreamingModuleClusters {
             u += a.weight.length;
         }
         return UnitPool.of(units, w);
+    }
+
+    /**
+     * {@code ‖Σ b aᵀ‖_F} of a live adapter's stored units ({@link UpdateNorms#ofUnits} over its rows, the same value
+     * and bits as computed on {@link #pool()}), cached while the adapter stays live: a module step need not copy the
+     * pool or recompute its peers' norms.
+     *
+     * @throws IllegalArgumentException if {@code adapterId} is not live (names module and adapter)
+     */
+    public double updateNorm(String adapterId) {
+        Objects.requireNonNull(adapterId, "adapterId");
+        LiveAdapter a = live.get(adapterId);
+        if (a == null) {
+            throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + " is not live");
+        }
+        if (Double.isNaN(a.updateNorm)) {
+            a.updateNorm = UpdateNorms.ofUnits(a.units.units(), 0, a.units.count(), a.units.dIn(), a.units.dOut());
+        }
+        return a.updateNorm;
+    }
+
+    /** {@code dIn + dOut} of the live adapters' units (0 when nothing is live); no copy. */
+    public int unitDim() {
+        return live.isEmpty() ? 0 : dIn + dOut;
     }
 
     /** Module name. */
@@ -393,8 +432,8 @@ public final class StreamingModuleClusters {
             return;
         }
         // mini-batch step: assign the new units (weight vector still unassigned) to the nearest current centroid
-        UnitPool pool = pool();
-        double[] f = pool.features(options.featureNorm());
+        UnitPool pool = stepPool();
+        double[] f = stepFeatures();
         int n = pool.size(), dim = pool.dim();
         int[] assign = poolAssignment();
         double[] fNorms = new double[n];
@@ -434,8 +473,8 @@ public final class StreamingModuleClusters {
             rebuild();
             return;
         }
-        UnitPool pool = pool();
-        recomputeFromMembers(pool, pool.features(options.featureNorm()), poolAssignment());
+        UnitPool pool = stepPool();
+        recomputeFromMembers(pool, stepFeatures(), poolAssignment());
     }
 
     /** Centroids from the members, re-seeding empty clusters; writes the assignment back. */
@@ -459,7 +498,7 @@ public final class StreamingModuleClusters {
             return;
         }
         targetK = resolveTargetK();
-        UnitPool pool = pool();
+        UnitPool pool = stepPool();
         ClusteringResult r = clustering.cluster(pool, targetK, options.seed());
         clustered = pool.size() > targetK;
         adopt(r);
@@ -477,10 +516,28 @@ public final class StreamingModuleClusters {
 
     private ClusteringResult currentResult(UnitPool pool) {
         int[] assign = poolAssignment();
-        double[] f = pool.features(options.featureNorm());
+        double[] f = pool == stepPool ? stepFeatures() : pool.features(options.featureNorm());
         double inertia = RankWiseClustering.inertia(f, pool.weights(), assign, pool.size(), pool.dim(), featureCentroids);
         return new ClusteringResult(k, targetK, pool.dim(), centroids, featureCentroids, assign, clusterWeight,
                 inertia, lastIterations, lastConverged);
+    }
+
+    /** The step's pool, built on first need after the last change (see {@link #stepPool}). */
+    private UnitPool stepPool() {
+        if (stepPool == null) stepPool = pool();
+        return stepPool;
+    }
+
+    /** Features of {@link #stepPool()} in assignment space, built on first need. */
+    private double[] stepFeatures() {
+        UnitPool pool = stepPool();
+        if (stepFeatures == null) stepFeatures = pool.features(options.featureNorm());
+        return stepFeatures;
+    }
+
+    private void dropStepPool() {
+        stepPool = null;
+        stepFeatures = null;
     }
 
     private int[] poolAssignment() {

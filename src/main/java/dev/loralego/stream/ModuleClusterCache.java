@@ -71,6 +71,6 @@ final class ModuleClusterCache {
     }
 
     private static long estimateDim(StreamingModuleClusters c) {
-        return c.pool().dim();
+        return c.unitDim();
     }
 }

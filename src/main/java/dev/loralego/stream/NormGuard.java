@@ -2,7 +2,6 @@ package dev.loralego.stream;
 
 import dev.loralego.lego.AdapterModule;
 import dev.loralego.lego.StreamingModuleClusters;
-import dev.loralego.lego.UnitPool;
 import dev.loralego.lego.UpdateNorms;
 
 import java.util.ArrayList;
@@ -30,18 +29,10 @@ final class NormGuard {
     static Verdict check(StreamingModuleClusters clusters, AdapterModule incoming, MergeParameters params) {
         double factor = params.normOutlierFactor();
         if (factor == 0 || clusters.liveAdapters().isEmpty()) return new Verdict(incoming, null);
-        UnitPool pool = clusters.pool();
-        List<String> ids = clusters.liveAdapters();
-        int[] owner = pool.ownerAdapter();
         List<Double> others = new ArrayList<>();
-        int start = 0;
-        for (int t = 0; t < ids.size(); t++) {
-            int count = 0;
-            while (start + count < owner.length && owner[start + count] == t) count++;
-            if (!ids.get(t).equals(incoming.adapterId())) {
-                others.add(UpdateNorms.ofUnits(pool.units(), start, count, pool.dIn(), pool.dOut()));
-            }
-            start += count;
+        for (String id : clusters.liveAdapters()) {
+            // cached per adapter: the same value as over the pool's rows, without copying the pool every step
+            if (!id.equals(incoming.adapterId())) others.add(clusters.updateNorm(id));
         }
         if (others.size() < 2) return new Verdict(incoming, null);
         double median = UpdateNorms.median(others.stream().mapToDouble(Double::doubleValue).toArray());
