@@ -53,8 +53,14 @@ public final class StreamingBenchmark {
      * @param dtype     their dtype
      * @param params    the service's merge parameters
      * @param dir       working directory (recreated)
+     * @param partitions partitions of the service's topics (modules spread over them)
+     * @param threads   stream threads of the service
      */
-    public record Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir) {
+    public record Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir,
+                        int partitions, int threads) {
+        public Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir) {
+            this(shape, adapters, rank, dtype, params, dir, 1, 1);
+        }
     }
 
     /** What was measured. */
@@ -105,7 +111,8 @@ public final class StreamingBenchmark {
         int maxBytes = 64 << 20;
         try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start(setup.dir().resolve("kafka"), 0);
              MergeService service = MergeService.start(new MergeService.Config(broker.bootstrapServers(), "lora-lego-bench",
-                     setup.dir().resolve("streams"), 1, (short) 1, maxBytes, 1, setup.params(), Map.of()), null, Duration.ofMinutes(2))) {
+                     setup.dir().resolve("streams"), setup.partitions(), (short) 1, maxBytes, setup.threads(), setup.params(), Map.of()),
+                     null, Duration.ofMinutes(2))) {
             Map<Long, Double> latency = new ConcurrentHashMap<>();
             AtomicLong lastSeen = new AtomicLong();
             Thread watcher = new Thread(() -> watch(broker.bootstrapServers(), service, group, setup.adapters(), latency, lastSeen), "version-watcher");
@@ -136,9 +143,9 @@ public final class StreamingBenchmark {
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         String topic = service.topics().mergedVersions();
         try (KafkaConsumer<String, byte[]> c = new KafkaConsumer<>(p, new StringDeserializer(), new ByteArrayDeserializer())) {
-            TopicPartition tp = new TopicPartition(topic, 0);
-            c.assign(List.of(tp));
-            c.seekToBeginning(List.of(tp));
+            List<TopicPartition> parts = c.partitionsFor(topic).stream().map(pi -> new TopicPartition(pi.topic(), pi.partition())).toList();
+            c.assign(parts);
+            c.seekToBeginning(parts);
             long deadline = System.currentTimeMillis() + Duration.ofMinutes(30).toMillis();
             while (latency.size() < versions && System.currentTimeMillis() < deadline) {
                 for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(50))) {
