@@ -54,8 +54,10 @@ public final class PublishCommand implements Callable<Integer> {
         HelpOptions.require(spec.commandLine(), group, "--group=<group>");
         HelpOptions.require(spec.commandLine(), adapterDir, "ADAPTER_DIR");
         Long adapterVersion = HelpOptions.parseVersion(spec.commandLine(), version, "an adapter version");
+        ProgressBar bar = new ProgressBar(spec.commandLine().getErr(), "publishing");
         AdapterPublisher.Published p = new AdapterPublisher(client.connect())
-                .publish(new AdapterPublisher.PublishRequest(group, adapterId, adapterVersion, weight, team, adapterDir));
+                .publishWithProgress(new AdapterPublisher.PublishRequest(group, adapterId, adapterVersion, weight, team, adapterDir),
+                        (done, total, module) -> bar.update(done, total, module));
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "published %s version %d to group %s%n", p.adapterId(), p.version(), p.group());
         out.printf(Locale.ROOT, "  modules: %d, adapter digest: %s%n", p.modules().size(), p.adapterDigest());

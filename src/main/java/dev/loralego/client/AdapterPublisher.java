@@ -119,7 +119,24 @@ public final class AdapterPublisher {
     /** Test hook: told after each layer record is handed to the producer, inside the open transaction. */
     @FunctionalInterface
     interface Probe {
-        void layerSent(int index, String module, Producer<byte[], byte[]> producer);
+        void layerSent(int index, int total, String module, Producer<byte[], byte[]> producer);
+    }
+
+    /** Told after each layer record is handed to the producer (for a progress bar); called on the caller's thread. */
+    @FunctionalInterface
+    public interface Progress {
+        void layerSent(int done, int total, String module);
+    }
+
+    /**
+     * Publishes {@code request}, reporting each layer sent to {@code progress}.
+     *
+     * @see #publish(PublishRequest)
+     */
+    public Published publishWithProgress(PublishRequest request, Progress progress) throws IOException {
+        java.util.Objects.requireNonNull(progress, "progress");
+        Probe probe = (i, total, module, producer) -> progress.layerSent(i + 1, total, module);
+        return publish(request, probe);
     }
 
     /** A publisher writing through {@code connection}. */
@@ -134,7 +151,7 @@ public final class AdapterPublisher {
      * @throws IllegalStateException    if Kafka refuses the transaction (nothing becomes visible)
      */
     public Published publish(PublishRequest request) throws IOException {
-        return publish(request, (i, m, p) -> { });
+        return publish(request, (i, n, m, p) -> { });
     }
 
     Published publish(PublishRequest request, Probe probe) throws IOException {
@@ -205,7 +222,7 @@ public final class AdapterPublisher {
                         checkSize(key, value, "layer record of module " + m.module());
                         producer.send(new ProducerRecord<>(layersTopic, key, value));
                         bytes += key.length + value.length;
-                        probe.layerSent(i, m.module(), producer);
+                        probe.layerSent(i, adapter.modules().size(), m.module(), producer);
                         i++;
                     }
                     producer.send(new ProducerRecord<>(eventsTopic, eventKey, eventValue));

@@ -170,7 +170,7 @@ class AdapterPublisherTest {
         AdapterPublisher publisher = new AdapterPublisher(kafka.connection());
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> publisher.publish(
                 new AdapterPublisher.PublishRequest(group, null, 1L, 1, null, fixture),
-                (index, module, producer) -> {
+                (index, total, module, producer) -> {
                     if (index == 2) {
                         producer.flush(); // the three layer records reach the log inside the open transaction
                         throw new IllegalStateException("simulated crash after " + module);

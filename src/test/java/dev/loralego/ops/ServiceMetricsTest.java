@@ -24,7 +24,8 @@ class ServiceMetricsTest {
         return MergedVersionManifest.newBuilder().setGroup(group).setSequence(sequence)
                 .setTrigger(new VersionTrigger("e" + sequence, AdapterEventType.PUBLISH, "a", 1L))
                 .setAdapters(List.of()).setModules(List.of()).setDigest("d").setParameters(Map.of())
-                .setEventTimestamp(eventTimestamp).setServiceVersion("test").setWarnings(List.of()).build();
+                .setEventTimestamp(eventTimestamp).setServiceVersion("test").setWarnings(List.of())
+                .setMeanInertia(sequence * 0.5).build();
     }
 
     static DeadLetter letter() {
@@ -47,6 +48,10 @@ class ServiceMetricsTest {
             assertEquals(2.0, m.registry().get(ServiceMetrics.VERSIONS_EMITTED).tag("group", "g1").counter().count(), EXACT);
             assertEquals(1.0, m.registry().get(ServiceMetrics.VERSIONS_EMITTED).tag("group", "g2").counter().count(), EXACT);
             assertEquals(2.0, m.registry().get(ServiceMetrics.LATEST_SEQUENCE).tag("group", "g1").gauge().value(), EXACT);
+            // the inertia gauge follows the latest version of each group (sequence * 0.5 in these manifests)
+            assertEquals(1.0, m.registry().get(ServiceMetrics.CLUSTER_INERTIA).tag("group", "g1").gauge().value(), EXACT);
+            assertEquals(0.5, m.registry().get(ServiceMetrics.CLUSTER_INERTIA).tag("group", "g2").gauge().value(), EXACT);
+            assertTrue(m.scrape().contains("lora_cluster_inertia{group=\"g1\"}"), m.scrape());
             Timer t = m.registry().get(ServiceMetrics.MERGE_LATENCY).timer();
             assertEquals(3, t.count());
             assertEquals(3.5, t.totalTime(TimeUnit.SECONDS), SECONDS_TOLERANCE);
