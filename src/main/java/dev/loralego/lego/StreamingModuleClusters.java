@@ -575,26 +575,7 @@ public final class StreamingModuleClusters {
         ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 + 8 * (poolSize() + 2 * k + 1) * Math.max(1, dIn + dOut));
         try (DataOutputStream out = new DataOutputStream(bytes)) {
             out.writeByte(FORMAT_VERSION);
-            out.writeUTF(module);
-            out.writeInt(options.k());
-            out.writeLong(options.seed());
-            out.writeInt(options.nInit());
-            out.writeInt(options.maxIter());
-            out.writeUTF(options.canonical().name());
-            out.writeUTF(options.featureNorm().name());
-            out.writeUTF(options.parameterReweighting().name());
-            out.writeBoolean(options.outputReweighting());
-            writeDouble(out, streaming.forgetting());
-            out.writeInt(streaming.refineEvery());
-            out.writeInt(updatesSinceRefine);
-            out.writeLong(updates);
-            out.writeInt(dIn);
-            out.writeInt(dOut);
-            out.writeInt(targetK);
-            out.writeBoolean(clustered);
-            out.writeInt(k);
-            out.writeInt(lastIterations);
-            out.writeBoolean(lastConverged);
+            writeScalars(out);
             out.writeInt(live.size());
             for (Map.Entry<String, LiveAdapter> e : live.entrySet()) {
                 LiveAdapter a = e.getValue();
@@ -634,27 +615,8 @@ public final class StreamingModuleClusters {
                 throw new IllegalArgumentException("streaming cluster state: unknown format version " + version
                         + " (this build reads " + FORMAT_VERSION + ")");
             }
-            String module = in.readUTF();
-            int kOpt = in.readInt();
-            long seed = in.readLong();
-            int nInit = in.readInt();
-            int maxIter = in.readInt();
-            CanonicalForm canonical = CanonicalForm.valueOf(in.readUTF());
-            FeatureNorm featureNorm = FeatureNorm.valueOf(in.readUTF());
-            ParameterReweighting param = ParameterReweighting.valueOf(in.readUTF());
-            boolean output = in.readBoolean();
-            StreamingOptions streaming = new StreamingOptions(readDouble(in), in.readInt());
-            LegoOptions options = new LegoOptions(kOpt, Map.of(), seed, nInit, maxIter, canonical, featureNorm, param, output);
-            StreamingModuleClusters s = new StreamingModuleClusters(module, options, streaming);
-            s.updatesSinceRefine = in.readInt();
-            s.updates = in.readLong();
-            s.dIn = in.readInt();
-            s.dOut = in.readInt();
-            s.targetK = in.readInt();
-            s.clustered = in.readBoolean();
-            s.k = in.readInt();
-            s.lastIterations = in.readInt();
-            s.lastConverged = in.readBoolean();
+            StreamingModuleClusters s = readScalars(in);
+            String module = s.module;
             int adapters = in.readInt();
             if (adapters < 0 || s.k < 0 || (adapters > 0 && (s.dIn < 1 || s.dOut < 1))) {
                 throw new IllegalArgumentException("streaming cluster state of module " + module + ": bad sizes (adapters "
@@ -751,26 +713,7 @@ public final class StreamingModuleClusters {
         try (DataOutputStream out = new DataOutputStream(bytes)) {
             out.writeByte(STATE_MAGIC);
             out.writeByte(STATE_FORMAT_VERSION);
-            out.writeUTF(module);
-            out.writeInt(options.k());
-            out.writeLong(options.seed());
-            out.writeInt(options.nInit());
-            out.writeInt(options.maxIter());
-            out.writeUTF(options.canonical().name());
-            out.writeUTF(options.featureNorm().name());
-            out.writeUTF(options.parameterReweighting().name());
-            out.writeBoolean(options.outputReweighting());
-            writeDouble(out, streaming.forgetting());
-            out.writeInt(streaming.refineEvery());
-            out.writeInt(updatesSinceRefine);
-            out.writeLong(updates);
-            out.writeInt(dIn);
-            out.writeInt(dOut);
-            out.writeInt(targetK);
-            out.writeBoolean(clustered);
-            out.writeInt(k);
-            out.writeInt(lastIterations);
-            out.writeBoolean(lastConverged);
+            writeScalars(out);
             out.writeInt(live.size());
             for (Map.Entry<String, LiveAdapter> e : live.entrySet()) {
                 LiveAdapter a = e.getValue();
@@ -829,27 +772,8 @@ public final class StreamingModuleClusters {
                 throw new IllegalArgumentException("streaming cluster skeleton: unknown format version " + version
                         + " (this build reads " + STATE_FORMAT_VERSION + ")");
             }
-            String module = in.readUTF();
-            int kOpt = in.readInt();
-            long seed = in.readLong();
-            int nInit = in.readInt();
-            int maxIter = in.readInt();
-            CanonicalForm canonical = readEnum(CanonicalForm.class, in.readUTF(), module);
-            FeatureNorm featureNorm = readEnum(FeatureNorm.class, in.readUTF(), module);
-            ParameterReweighting param = readEnum(ParameterReweighting.class, in.readUTF(), module);
-            boolean output = in.readBoolean();
-            StreamingOptions streaming = new StreamingOptions(readDouble(in), in.readInt());
-            LegoOptions options = new LegoOptions(kOpt, Map.of(), seed, nInit, maxIter, canonical, featureNorm, param, output);
-            s = new StreamingModuleClusters(module, options, streaming);
-            s.updatesSinceRefine = in.readInt();
-            s.updates = in.readLong();
-            s.dIn = in.readInt();
-            s.dOut = in.readInt();
-            s.targetK = in.readInt();
-            s.clustered = in.readBoolean();
-            s.k = in.readInt();
-            s.lastIterations = in.readInt();
-            s.lastConverged = in.readBoolean();
+            s = readScalars(in);
+            String module = s.module;
             int adapters = in.readInt();
             if (adapters < 0 || s.k < 0 || s.k > state.length || adapters > state.length
                     || (adapters > 0 && (s.dIn < 1 || s.dOut < 1))
@@ -1024,6 +948,56 @@ public final class StreamingModuleClusters {
             throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": unknown "
                     + type.getSimpleName() + " " + name, e);
         }
+    }
+
+    /** The scalar part shared by {@link #toBytes()} and {@link #toStateBytes()}: module, options, counters, sizes. */
+    private void writeScalars(DataOutputStream out) throws IOException {
+        out.writeUTF(module);
+        out.writeInt(options.k());
+        out.writeLong(options.seed());
+        out.writeInt(options.nInit());
+        out.writeInt(options.maxIter());
+        out.writeUTF(options.canonical().name());
+        out.writeUTF(options.featureNorm().name());
+        out.writeUTF(options.parameterReweighting().name());
+        out.writeBoolean(options.outputReweighting());
+        writeDouble(out, streaming.forgetting());
+        out.writeInt(streaming.refineEvery());
+        out.writeInt(updatesSinceRefine);
+        out.writeLong(updates);
+        out.writeInt(dIn);
+        out.writeInt(dOut);
+        out.writeInt(targetK);
+        out.writeBoolean(clustered);
+        out.writeInt(k);
+        out.writeInt(lastIterations);
+        out.writeBoolean(lastConverged);
+    }
+
+    /** Reads what {@link #writeScalars} wrote into a new, still empty state. */
+    private static StreamingModuleClusters readScalars(DataInputStream in) throws IOException {
+        String module = in.readUTF();
+        int kOpt = in.readInt();
+        long seed = in.readLong();
+        int nInit = in.readInt();
+        int maxIter = in.readInt();
+        CanonicalForm canonical = readEnum(CanonicalForm.class, in.readUTF(), module);
+        FeatureNorm featureNorm = readEnum(FeatureNorm.class, in.readUTF(), module);
+        ParameterReweighting param = readEnum(ParameterReweighting.class, in.readUTF(), module);
+        boolean output = in.readBoolean();
+        StreamingOptions streaming = new StreamingOptions(readDouble(in), in.readInt());
+        LegoOptions options = new LegoOptions(kOpt, Map.of(), seed, nInit, maxIter, canonical, featureNorm, param, output);
+        StreamingModuleClusters s = new StreamingModuleClusters(module, options, streaming);
+        s.updatesSinceRefine = in.readInt();
+        s.updates = in.readLong();
+        s.dIn = in.readInt();
+        s.dOut = in.readInt();
+        s.targetK = in.readInt();
+        s.clustered = in.readBoolean();
+        s.k = in.readInt();
+        s.lastIterations = in.readInt();
+        s.lastConverged = in.readBoolean();
+        return s;
     }
 
     private static void writeDouble(DataOutputStream out, double v) throws IOException {
