@@ -1,5 +1,7 @@
 package dev.loralego.client;
 
+import dev.loralego.kafka.TopicScan;
+
 import dev.loralego.avro.AdapterEvent;
 import dev.loralego.avro.AdapterEventType;
 import dev.loralego.avro.AdapterLayer;
@@ -365,7 +367,7 @@ public final class AdapterPublisher {
 
     private void checkTopicsExist(String... topics) {
         try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-publish-check")) {
-            for (String t : topics) LogScan.partitions(consumer, t, connection.timeout());
+            for (String t : topics) TopicScan.partitions(consumer, t, connection.timeout());
         }
     }
 

@@ -1,5 +1,7 @@
 package dev.loralego.client;
 
+import dev.loralego.kafka.TopicScan;
+
 import dev.loralego.avro.MergedLayer;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.ModuleRef;
@@ -79,7 +81,7 @@ public final class MergedVersionReader {
         SortedMap<String, MergedLayer> found = new TreeMap<>();
         String topic = connection.topics().mergedLayers();
         try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-export-layers")) {
-            LogScan.toEnd(consumer, topic, connection.timeout(), r -> {
+            TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
                 if (r.key() == null || r.value() == null) return;
                 String key = new String(r.key(), StandardCharsets.UTF_8);
                 if (!key.startsWith(prefix)) return;
@@ -117,7 +119,7 @@ public final class MergedVersionReader {
         byte[][] last = new byte[1][];
         String topic = connection.topics().mergedVersions();
         try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-versions")) {
-            LogScan.toEnd(consumer, topic, connection.timeout(), r -> {
+            TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
                 if (r.key() != null && wantedKey.equals(new String(r.key(), StandardCharsets.UTF_8))) {
                     last[0] = r.value(); // a tombstone (null) deletes the key
                 }

@@ -1,5 +1,7 @@
 package dev.loralego.client;
 
+import dev.loralego.kafka.TopicScan;
+
 import dev.loralego.avro.MergedLayer;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.ModuleRef;
@@ -185,9 +187,9 @@ public final class VersionWatcher {
         try (KafkaConsumer<byte[], byte[]> c = connection.newConsumer("lora-lego-watch-" + groupKey)) {
             consumer = c;
             if (stopped) return installed;
-            List<TopicPartition> versionParts = LogScan.partitions(c, versionsTopic, connection.timeout());
+            List<TopicPartition> versionParts = TopicScan.partitions(c, versionsTopic, connection.timeout());
             List<TopicPartition> parts = new ArrayList<>(versionParts);
-            parts.addAll(LogScan.partitions(c, layersTopic, connection.timeout()));
+            parts.addAll(TopicScan.partitions(c, layersTopic, connection.timeout()));
             c.assign(parts);
             c.seekToBeginning(parts);
             Map<TopicPartition, Long> versionsEnd = c.endOffsets(versionParts, connection.timeout());

@@ -1,11 +1,11 @@
 package dev.loralego.stream;
 
 import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.kafka.TopicScan;
 import dev.loralego.registry.SchemaResolver;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -194,17 +194,7 @@ public final class ReplayAudit {
         p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, Math.max(maxRecordBytes, 64 << 20));
         List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            List<TopicPartition> parts = c.partitionsFor(topic, Duration.ofSeconds(30)).stream()
-                    .map(pi -> new TopicPartition(pi.topic(), pi.partition()))
-                    .sorted(Comparator.comparingInt(TopicPartition::partition)).toList();
-            c.assign(parts);
-            c.seekToBeginning(parts);
-            Map<TopicPartition, Long> end = c.endOffsets(parts);
-            long deadline = System.currentTimeMillis() + 120_000;
-            while (parts.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
-                if (System.currentTimeMillis() > deadline) throw new IllegalStateException("timed out reading " + topic);
-                c.poll(Duration.ofMillis(200)).forEach(out::add);
-            }
+            TopicScan.toEnd(c, topic, Duration.ofSeconds(120), out::add);
         }
         out.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition).thenComparingLong(ConsumerRecord::offset));
         return out;

@@ -1,4 +1,4 @@
-package dev.loralego.client;
+package dev.loralego.kafka;
 
 import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -15,22 +15,23 @@ import java.util.Set;
 /**
  * Reads whole topics with a consumer that has no group: every partition from its beginning up to the end
  * offsets taken when the scan starts (for a {@code read_committed} consumer, the last stable offsets, so
- * open transactions are not waited for). Records appended after the start are not visited.
+ * open transactions are not waited for). Records appended after the start are not visited. Used by the
+ * clients (export, watch, publish) and by the audit.
  */
-final class LogScan {
+public final class TopicScan {
     private static final Duration POLL = Duration.ofMillis(200);
 
     /** Called for each record of a scan, in offset order within a partition. */
     @FunctionalInterface
-    interface Visitor {
+    public interface Visitor {
         void visit(ConsumerRecord<byte[], byte[]> record);
     }
 
-    private LogScan() {
+    private TopicScan() {
     }
 
     /** The partitions of {@code topic}; fails clearly if it does not exist. */
-    static List<TopicPartition> partitions(Consumer<byte[], byte[]> consumer, String topic, Duration timeout) {
+    public static List<TopicPartition> partitions(Consumer<byte[], byte[]> consumer, String topic, Duration timeout) {
         List<PartitionInfo> infos = consumer.partitionsFor(topic, timeout);
         if (infos == null || infos.isEmpty()) {
             throw new IllegalStateException("topic " + topic + " does not exist (has the merge service created its topics?"
@@ -47,7 +48,7 @@ final class LogScan {
      * @param timeout the longest time without progress before the scan fails
      * @throws IllegalStateException if the topic does not exist or the scan stalls for {@code timeout}
      */
-    static void toEnd(Consumer<byte[], byte[]> consumer, String topic, Duration timeout, Visitor visitor) {
+    public static void toEnd(Consumer<byte[], byte[]> consumer, String topic, Duration timeout, Visitor visitor) {
         List<TopicPartition> parts = partitions(consumer, topic, timeout);
         consumer.assign(parts);
         consumer.seekToBeginning(parts);
