@@ -32,7 +32,6 @@ import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
 import java.nio.ByteBuffer;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -48,7 +47,6 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.stream.Stream;
 
 /**
  * The soak of the reliability issue: many small adapters across many groups, published back to back with
@@ -118,7 +116,7 @@ public final class SoakBenchmark {
         if (!s.params().reclusters() || s.params().refineEvery() != 1) {
             throw new IllegalArgumentException("the soak's exact final check needs --refine-mode recluster --refine-every 1");
         }
-        recreate(s.dir());
+        WorkDirs.recreate(s.dir());
         SplittableRandom rnd = new SplittableRandom(s.seed());
         List<List<Path>> perGroup = new ArrayList<>();
         int perGroupCount = (s.adapters() + s.groups() - 1) / s.groups();
@@ -254,14 +252,5 @@ public final class SoakBenchmark {
                 }
             }
         }
-    }
-
-    private static void recreate(Path dir) throws java.io.IOException {
-        if (Files.exists(dir)) {
-            try (Stream<Path> st = Files.walk(dir)) {
-                for (Path f : st.sorted(Comparator.reverseOrder()).toList()) Files.delete(f);
-            }
-        }
-        Files.createDirectories(dir);
     }
 }

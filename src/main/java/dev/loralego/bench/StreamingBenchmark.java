@@ -18,16 +18,12 @@ import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
 
-import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -35,7 +31,6 @@ import java.util.Properties;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.Stream;
 
 /**
  * The streaming benchmark of the service (issue "streaming merge service", performance): an embedded broker
@@ -89,7 +84,7 @@ public final class StreamingBenchmark {
     }
 
     public static Result run(Setup setup, PrintStream progress) throws Exception {
-        recreate(setup.dir());
+        WorkDirs.recreate(setup.dir());
         List<Path> dirs = SyntheticAdapters.generate(setup.dir().resolve("adapters"), setup.adapters(), setup.rank(),
                 BaseModelShape.byName(setup.shape()), 7, setup.dtype());
         progress.printf("wrote %d adapters; starting broker and service%n", dirs.size());
@@ -157,19 +152,5 @@ public final class StreamingBenchmark {
                 }
             }
         }
-    }
-
-    private static void recreate(Path dir) throws IOException {
-        if (Files.exists(dir)) {
-            try (Stream<Path> s = Files.walk(dir)) {
-                for (Path f : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(f);
-            }
-        }
-        Files.createDirectories(dir);
-    }
-
-    /** The latencies in sequence order (for plots and reports). */
-    static List<Double> inOrder(Map<Long, Double> latency) {
-        return new ArrayList<>(new java.util.TreeMap<>(latency).values());
     }
 }

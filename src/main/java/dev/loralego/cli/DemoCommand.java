@@ -22,11 +22,9 @@ import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -35,7 +33,6 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.Callable;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 /**
  * {@code demo}: the whole system on one machine with no setup. Starts a real Kafka broker inside the JVM and
@@ -74,7 +71,7 @@ public final class DemoCommand implements Callable<Integer> {
         // The live view below is the demo's output; the components' own INFO lines would bury it.
         org.apache.logging.log4j.core.config.Configurator.setLevel("dev.loralego", org.apache.logging.log4j.Level.WARN);
         String group = "demo";
-        recreate(dir);
+        dev.loralego.bench.WorkDirs.recreate(dir);
         out.printf("1. starting a Kafka broker inside this JVM (data in %s) ...%n", dir.resolve("kafka"));
         try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start(dir.resolve("kafka"), port)) {
             out.printf("   broker up at %s in %.1f s%n", broker.bootstrapServers(), broker.startupMillis() / 1e3);
@@ -151,14 +148,5 @@ public final class DemoCommand implements Callable<Integer> {
             }
             return true;
         }
-    }
-
-    private static void recreate(Path dir) throws IOException {
-        if (Files.exists(dir)) {
-            try (Stream<Path> s = Files.walk(dir)) {
-                for (Path p : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(p);
-            }
-        }
-        Files.createDirectories(dir);
     }
 }

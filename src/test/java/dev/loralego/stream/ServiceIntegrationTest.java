@@ -9,7 +9,6 @@ import dev.loralego.lego.AdapterModule;
 import dev.loralego.lego.LegoMerger;
 import dev.loralego.lego.LegoOptions;
 import dev.loralego.lego.MergedModule;
-import dev.loralego.registry.EmbeddedSchemaResolver;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -48,7 +47,7 @@ class ServiceIntegrationTest {
     static EmbeddedKafkaBroker broker;
     static MergeService service;
     static final MergeParameters PARAMS = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 64);
-    static final TopologySerdes SERDES = MergeService.serdes(new EmbeddedSchemaResolver());
+    static final TopologySerdes SERDES = ServiceTestSupport.SERDES;
 
     @BeforeAll
     static void start() throws Exception {
@@ -65,23 +64,7 @@ class ServiceIntegrationTest {
     }
 
     static void publish(String group, List<StreamFixtures.Adapter> adapters, List<AdapterEvent> events) {
-        java.util.Properties p = new java.util.Properties();
-        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
-        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "it-publisher-" + group);
-        p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 16 << 20);
-        ServiceTopics t = service.topics();
-        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
-            producer.initTransactions();
-            producer.beginTransaction();
-            for (StreamFixtures.Adapter a : adapters) {
-                a.layers().forEach((m, l) -> producer.send(new ProducerRecord<>(t.adapterLayers(), group + "|" + m,
-                        SERDES.adapterLayer().serializer().serialize(t.adapterLayers(), l))));
-            }
-            for (AdapterEvent e : events) {
-                producer.send(new ProducerRecord<>(t.adapterEvents(), group, SERDES.adapterEvent().serializer().serialize(t.adapterEvents(), e)));
-            }
-            producer.commitTransaction();
-        }
+        ServiceTestSupport.publish(broker.bootstrapServers(), service.topics(), group, adapters, events);
     }
 
     /** Reads the versions topic until {@code count} latest-key manifests of {@code group} are seen. */
@@ -107,18 +90,9 @@ class ServiceIntegrationTest {
 
     static Map<String, MergedLayer> latestLayers(String group) {
         Map<String, MergedLayer> out = new TreeMap<>();
-        try (KafkaConsumer<String, byte[]> c = consumer()) {
-            List<TopicPartition> parts = c.partitionsFor(service.topics().mergedLayers()).stream()
-                    .map(pi -> new TopicPartition(pi.topic(), pi.partition())).toList();
-            c.assign(parts);
-            c.seekToBeginning(parts);
-            Map<TopicPartition, Long> end = c.endOffsets(parts);
-            while (parts.stream().anyMatch(tp -> c.position(tp) < end.get(tp))) {
-                for (ConsumerRecord<String, byte[]> r : c.poll(Duration.ofMillis(200))) {
-                    MergedLayer l = SERDES.mergedLayer().deserializer().deserialize(r.topic(), r.value());
-                    if (l.getGroup().equals(group)) out.put(l.getModule(), l);
-                }
-            }
+        for (ConsumerRecord<String, byte[]> r : ServiceTestSupport.readAll(broker.bootstrapServers(), service.topics().mergedLayers())) {
+            MergedLayer l = SERDES.mergedLayer().deserializer().deserialize(r.topic(), r.value());
+            if (l.getGroup().equals(group)) out.put(l.getModule(), l);
         }
         return out;
     }
