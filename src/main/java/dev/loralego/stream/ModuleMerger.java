@@ -152,6 +152,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         boolean changed = false;
         while (!pending.isEmpty()) {
             ModuleTask task = pending.peekFirst();
+            MergeParameters params = MergeParameters.fromMap(task.getParameters());
             AdapterLayer layer = null;
             String rejected = null;
             if (task.getOp() == ModuleOp.UPSERT) {
@@ -165,7 +166,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 }
             }
             if (clusters == null) {
-                Loaded loaded = loadClusters(key, task);
+                Loaded loaded = loadClusters(key, task.getModule(), params);
                 clusters = loaded.clusters();
                 liveBefore = loaded.liveBefore();
                 if (loaded.rebuilt()) touched.addAll(clusters.liveAdapters());
@@ -175,8 +176,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 if (rejected == null) rejected = mismatch(task, layer);
                 AdapterModule factors = null;
                 if (rejected == null) {
-                    NormGuard.Verdict v = NormGuard.check(clusters, TensorCodec.toAdapterModule(layer, task.getWeight()),
-                            MergeParameters.fromMap(task.getParameters()));
+                    NormGuard.Verdict v = NormGuard.check(clusters, TensorCodec.toAdapterModule(layer, task.getWeight()), params);
                     factors = v.factors();
                     rejected = v.note();
                 }
@@ -190,11 +190,10 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             } else {
                 clusters.retract(task.getAdapterId());
             }
-            MergeParameters params = MergeParameters.fromMap(task.getParameters());
             if (params.reclusters() && params.refineEvery() > 0 && clusters.updates() % params.refineEvery() == 0) {
                 clusters.recluster();
             }
-            emit(task, clusters, rejected, timestamp);
+            emit(task, params, clusters, rejected, timestamp);
             pending.removeFirst();
             FaultInjection.moduleStepDone();
             changed = true;
@@ -224,8 +223,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         return null;
     }
 
-    private void emit(ModuleTask task, StreamingModuleClusters clusters, String rejected, long timestamp) {
-        MergeParameters params = MergeParameters.fromMap(task.getParameters());
+    private void emit(ModuleTask task, MergeParameters params, StreamingModuleClusters clusters, String rejected, long timestamp) {
         TensorDType dtype = TensorDType.valueOf(params.outputDType());
         Optional<MergedModule> merged = clusters.merged();
         MergedLayer.Builder out = MergedLayer.newBuilder().setGroup(task.getGroup()).setModule(task.getModule())
@@ -254,8 +252,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
     private record Loaded(StreamingModuleClusters clusters, Set<String> liveBefore, boolean rebuilt) {
     }
 
-    private Loaded loadClusters(String key, ModuleTask task) {
-        MergeParameters params = MergeParameters.fromMap(task.getParameters());
+    private Loaded loadClusters(String key, String module, MergeParameters params) {
         byte[] stateBytes = states.get(STATE_PREFIX + key);
         StreamingModuleClusters stored = null;
         if (stateBytes != null) {
@@ -265,7 +262,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             }
         }
         Set<String> before = stored == null ? Set.of() : new TreeSet<>(stored.liveAdapters());
-        StreamingModuleClusters clusters = StreamingState.reconcile(stored, task.getModule(), params);
+        StreamingModuleClusters clusters = StreamingState.reconcile(stored, module, params);
         return new Loaded(clusters, before, stored != null && clusters != stored);
     }
 
