@@ -43,19 +43,59 @@ public final class DualReweighting {
         if (!(meanSourceRank > 0) || !Double.isFinite(meanSourceRank)) {
             throw new IllegalArgumentException("mean source rank must be finite and > 0, got " + meanSourceRank);
         }
-        int n = pool.size(), dim = pool.dim(), dIn = pool.dIn(), dOut = pool.dOut(), k = clustering.k();
+        int n = pool.size(), dim = pool.dim();
         if (clustering.dim() != dim || clustering.assignment().length != n) {
             throw new IllegalArgumentException("clustering (dim " + clustering.dim() + ", " + clustering.assignment().length
                     + " units) does not belong to this pool (dim " + dim + ", " + n + " units)");
         }
-        double[] x = pool.units(), w = pool.weights(), c = clustering.centroids();
+        return apply(clustering, pool.weights(), unitNorms(pool, parameter), pool.dIn(), pool.dOut(), meanSourceRank,
+                parameter, output);
+    }
+
+    /**
+     * The norm of every unit of {@code pool} ({@code ‖x_i‖} in the norm of {@code parameter}; zeros when OFF), in
+     * unit order: what {@link #apply(ClusteringResult, double[], double[], int, int, double, ParameterReweighting,
+     * boolean)} takes, so a caller that keeps these scalars need not keep the units.
+     */
+    public static double[] unitNorms(UnitPool pool, ParameterReweighting parameter) {
+        return unitNorms(pool.units(), pool.size(), pool.dim(), parameter);
+    }
+
+    /** {@link #unitNorms(UnitPool, ParameterReweighting)} of {@code n} row-major units of width {@code dim}. */
+    public static double[] unitNorms(double[] units, int n, int dim, ParameterReweighting parameter) {
+        double[] norms = new double[n];
+        if (parameter == ParameterReweighting.OFF) return norms;
+        for (int i = 0; i < n; i++) norms[i] = norm(units, i * dim, dim, parameter);
+        return norms;
+    }
+
+    /**
+     * The same as {@link #apply(ClusteringResult, UnitPool, double, ParameterReweighting, boolean)} (bit for bit)
+     * from the units' sample weights and norms ({@link #unitNorms}) instead of the units themselves.
+     *
+     * @param weights   sample weight of each unit, in the clustering's unit order
+     * @param unitNorms norm of each unit, same order
+     */
+    public static MergedModule apply(ClusteringResult clustering, double[] weights, double[] unitNorms, int dIn, int dOut,
+                                     double meanSourceRank, ParameterReweighting parameter, boolean output) {
+        Objects.requireNonNull(clustering, "clustering");
+        Objects.requireNonNull(parameter, "parameter");
+        if (!(meanSourceRank > 0) || !Double.isFinite(meanSourceRank)) {
+            throw new IllegalArgumentException("mean source rank must be finite and > 0, got " + meanSourceRank);
+        }
+        int n = weights.length, dim = dIn + dOut, k = clustering.k();
+        if (clustering.dim() != dim || clustering.assignment().length != n || unitNorms.length != n) {
+            throw new IllegalArgumentException("clustering (dim " + clustering.dim() + ", " + clustering.assignment().length
+                    + " units) does not match " + n + " weights, " + unitNorms.length + " norms of dim " + dim);
+        }
+        double[] w = weights, c = clustering.centroids();
         int[] assign = clustering.assignment();
         // Σ w_i and Σ w_i ‖x_i‖ per cluster, in unit order
         double[] sumW = new double[k], sumWNorm = new double[k];
         for (int i = 0; i < n; i++) {
             int j = assign[i];
             sumW[j] += w[i];
-            if (parameter != ParameterReweighting.OFF) sumWNorm[j] += w[i] * norm(x, i * dim, dim, parameter);
+            if (parameter != ParameterReweighting.OFF) sumWNorm[j] += w[i] * unitNorms[i];
         }
         boolean[] keep = new boolean[k];
         int kept = 0;

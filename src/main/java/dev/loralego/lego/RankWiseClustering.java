@@ -274,6 +274,24 @@ public final class RankWiseClustering {
     }
 
     /**
+     * {@code Σ_{a(i)=j} w_i x_i} into row {@code j} of {@code out} (every row rewritten) and {@code Σ_{a(i)=j} w_i}
+     * into {@code outWeight}, in unit order: exactly the sums {@link #weightedMeans} divides, so dividing each row
+     * with positive weight by its weight gives its means bit for bit, and appending units later (in order) gives
+     * the sums of the longer list bit for bit.
+     */
+    static void weightedSums(double[] x, double[] w, int[] assign, int n, int k, int dim, double[] out,
+                             double[] outWeight) {
+        Arrays.fill(outWeight, 0, k, 0.0);
+        for (int i = 0; i < n; i++) outWeight[assign[i]] += w[i];
+        Arrays.fill(out, 0, k * dim, 0.0);
+        for (int i = 0; i < n; i++) {
+            int xr = i * dim, cr = assign[i] * dim;
+            double wi = w[i];
+            for (int d = 0; d < dim; d++) out[cr + d] += wi * x[xr + d];
+        }
+    }
+
+    /**
      * Re-seeds every empty cluster (index order) with the unit farthest from its centroid by weighted distance
      * among units of clusters with at least two members and positive distance (lowest index on ties), recomputing
      * the centroids after each move. A cluster no unit qualifies for stays empty.

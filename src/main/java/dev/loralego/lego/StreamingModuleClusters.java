@@ -24,15 +24,14 @@ import java.util.zip.CRC32C;
  * The streaming form of LoRA-LEGO for one (merge group, module) (ALGORITHM.md §6): the clusters of the live
  * adapters' minimal semantic units, updated when an adapter is published, replaced or withdrawn. A plain mutable
  * object, not thread-safe (one per module; the caller serialises access), with a versioned binary form
- * ({@link #toBytes()}, {@link #fromBytes(byte[])}) for a state store.
+ * ({@link #toBytes()}, {@link #fromBytes(byte[])}) and a split form for a store that keeps each adapter's units once
+ * ({@link #toStateBytes()} plus the units, or the factors they come from).
  *
- * <p>State: the live adapters keyed by id ({@link TreeMap}: pool order is id order, then rank index), each with its
- * folded canonical units, source rank, merge weight, and per unit its current (decayed) weight and cluster; the
- * centroids (raw and in assignment space) and cluster weights {@code n_j = Σ w_i}. Centroids are never updated by
- * running sums: after every change they are recomputed from the stored members, which is exactly the mini-batch
- * update {@code c_j ← (n_j c_j + Σ_{x→j} w x)/(n_j + m_j)} and the retraction
- * {@code c_j ← (n_j c_j − Σ w x)/(n_j − m_j)}, without the accumulated cancellation error of subtracting, and
- * deterministic.
+ * <p>State: the live adapters keyed by id ({@link TreeMap}), each with its folded canonical units, source rank,
+ * merge weight, and per unit its current (decayed) weight, cluster and two cached scalars (its norm for
+ * {@link DualReweighting} and its squared feature norm); the <em>sum order</em> of the live adapters (see below);
+ * per cluster the sums {@code S_j = Σ w_i x_i}, {@code F_j = Σ w_i f_i} and weights {@code n_j = Σ w_i}, the
+ * centroids {@code S_j / n_j} (raw) and {@code F_j / n_j} (assignment space); the inertia of the last step.
  *
  * <p>Rules (let {@code k} be the requested k of the module, or the largest rank of the live adapters when 0, and
  * {@code n} the number of pooled units):
@@ -43,16 +42,45 @@ import java.util.zip.CRC32C;
  *       changes {@code k}, rebuilds with the batch {@link RankWiseClustering#cluster} (same seed).</li>
  *   <li>{@link #upsert}: a live adapter is first retracted (as {@link #retract}), then every stored weight is
  *       multiplied by the forgetting factor {@code λ}, then (clustered state) every new unit is assigned to the
- *       nearest centroid (current centroids, batch form) and the centroids are recomputed.</li>
- *   <li>{@link #retract}: the adapter's units are removed and the centroids recomputed; a cluster left empty is
- *       re-seeded with the farthest unit as in Lloyd ({@link RankWiseClustering}); if {@code n} drops to
- *       {@code ≤ k}, the state becomes trivial; with no live adapter there is no output.</li>
+ *       nearest centroid (current centroids, batch form) and the clusters' sums are updated — the mini-batch step
+ *       {@code c_j ← (n_j c_j + Σ_{x→j} w x)/(n_j + m_j)}.</li>
+ *   <li>{@link #retract}: the adapter's units are removed and every cluster's sums are recomputed from its
+ *       remaining members (exact: no subtraction, so no cancellation error); a cluster left empty is re-seeded with
+ *       the farthest unit as in Lloyd ({@link RankWiseClustering}); if {@code n} drops to {@code ≤ k}, the state
+ *       becomes trivial; with no live adapter there is no output.</li>
  *   <li>{@link #refine()}: Lloyd on the stored pool warm-started from the current centroids and assignment (until
  *       no assignment changes or {@code maxIter}); automatic every {@link StreamingOptions#refineEvery()}
  *       updates.</li>
  *   <li>{@link #merged()}: {@link DualReweighting} of the current centroids, {@code r̄} = mean rank of the live
  *       adapters.</li>
  * </ul>
+ *
+ * <p>Cost: a mini-batch step touches only the new units and the {@code k} centroids ({@code O((m + k)·dim)}, with
+ * {@code λ = 1} and no empty cluster); it never reads the other adapters' units. Retraction, refinement, rebuilds,
+ * forgetting ({@code λ < 1}) and restoring from the split form read the whole pool. So the units of the live
+ * adapters need not stay in memory: given a {@link #setFactorSource factor source} (the factors each adapter was
+ * upserted with), {@link #releaseUnits()} drops them and they are re-derived (canonicalised again, checked against
+ * the digest taken when they were first derived) when a step needs the pool.
+ *
+ * <p>Sum order, and why the sums are exact: each cluster's sums are accumulated unit by unit in the <em>sum
+ * order</em> — the live adapters in id order as of the last full pass (rebuild, refinement, retraction, forgetting,
+ * restore), followed by the adapters upserted since, in upsert order (units by rank index within an adapter).
+ * Appending the new units of a mini-batch step to the running sums therefore gives bit for bit what summing all
+ * members afresh in that order gives, and every other operation recomputes the sums from the members in that
+ * order. Hence the invariant: after every operation the derived arrays are a pure function of the live units, their
+ * decayed weights, their assignment and the sum order:
+ * <ul>
+ *   <li>trivial state: centroids = the pooled units (id order), feature centroids = their features, cluster
+ *       weights = their weights (copies);</li>
+ *   <li>clustered state: {@code n_j}, {@code S_j}, {@code F_j} summed in sum order; centroids {@code S_j / n_j}
+ *       (zero for an empty cluster); feature centroids {@code F_j / n_j} for every cluster with {@code n_j > 0}.</li>
+ * </ul>
+ * A full pass on the batch algorithm or Lloyd uses the pool in id order (as {@link LegoMerger} does) and resets the
+ * sum order to id order, so its sums are the ones the batch code divided. The exceptions to the invariant are
+ * stored explicitly in {@link #toStateBytes()}: the feature centroid of an EMPTY cluster (no unit could re-seed it:
+ * fewer distinct units than clusters) is the last centroid the cluster had; and the inertia, which is computed
+ * directly ({@code Σ w ‖f − c‖²}) after a full pass and from the sufficient statistics
+ * ({@code Σ_j Σ_{i∈j} w_i ‖f_i‖² − 2 c_j·F_j + n_j ‖c_j‖²}, clamped at 0) after the other steps.
  *
  * <p>Guarantees (tested):
  * <ol type="a">
@@ -64,32 +92,9 @@ import java.util.zip.CRC32C;
  *       {@link #refine()} changes nothing when the batch run converged. After an arbitrary sequence of upserts and
  *       retracts, {@link #refine()} reaches a Lloyd fixed point but in general a different local optimum of
  *       k-means than the batch run (k-means++ from scratch versus warm start); no stronger equality is claimed.</li>
- *   <li>{@link #fromBytes}({@link #toBytes()}) restores a state whose every later result is bit-identical.</li>
+ *   <li>{@link #fromBytes}({@link #toBytes()}) and {@link #fromStateBytes} of {@link #toStateBytes()} restore a
+ *       state whose every later result is bit-identical; so does releasing and re-deriving the units.</li>
  * </ol>
- *
- * <p>Invariant (what makes the split form exact): after every operation ({@link #upsert}, {@link #upsertAll},
- * {@link #retract}, {@link #refine()} and {@link #recluster()}, whether Lloyd converged or stopped at
- * {@code maxIter}, and after empty clusters were re-seeded) the derived arrays are a pure function of the live
- * units, their decayed weights and their assignment, computed by the same code in the same unit order:
- * <ul>
- *   <li>trivial state: centroids = the pooled units, feature centroids = their features, cluster weights = their
- *       weights (copies);</li>
- *   <li>clustered state: cluster weights {@code n_j = Σ_{a(i)=j} w_i} and centroids = the weighted means of the raw
- *       units (zero for an empty cluster); feature centroids = the weighted means of the features for every
- *       cluster with {@code n_j > 0}.</li>
- * </ul>
- * It holds because Lloyd always ends right after an update step (or, converged in its first step, keeps the
- * centroids it started from, already of this form) and re-seeding recomputes all means, so no recompute after
- * adopting a batch or Lloyd result is needed (the batch path, {@link LegoMerger}, is untouched). The one
- * exception is the feature centroid of an EMPTY cluster (no unit could re-seed it: fewer distinct units than
- * clusters): it is the last centroid the cluster had, history rather than a function of the members, so
- * {@link #toStateBytes()} stores those rows (only those) explicitly.
- *
- * <p>Split binary form for a store that keeps each adapter's units once: {@link #unitsBytes(String)} per live
- * adapter (immutable while the adapter is live) plus {@link #toStateBytes()}, a small skeleton whose size depends on
- * the number of units but not on {@code dIn}/{@code dOut}; {@link #fromStateBytes} rebuilds an object whose every
- * later result and {@link #toBytes()} are bit-identical to the original's (tested). The skeleton carries a 64-bit
- * digest of each adapter's units blob, so a stale or foreign units entry is detected on restore.
  *
  * <p>Forgetting ({@code λ < 1}) makes each stored unit's weight {@code w λ^(upserts since it arrived)}; all
  * clustering, retraction and reweighting use these decayed weights (so a retraction stays exact). Very long runs
@@ -97,18 +102,20 @@ import java.util.zip.CRC32C;
  */
 public final class StreamingModuleClusters {
 
-    /** Leading byte of {@link #toBytes()}; bump when the layout changes, keep reading old versions. */
-    public static final byte FORMAT_VERSION = 1;
+    /** Leading byte of {@link #toBytes()}; bump when the layout changes. */
+    public static final byte FORMAT_VERSION = 2;
     /** First byte of {@link #toStateBytes()}: marks a split-state skeleton (ASCII {@code 'S'}). */
     public static final byte STATE_MAGIC = 'S';
-    /** Second byte of {@link #toStateBytes()}; bump when the layout changes, keep reading old versions. */
-    public static final byte STATE_FORMAT_VERSION = 1;
+    /** Second byte of {@link #toStateBytes()}; bump when the layout changes. */
+    public static final byte STATE_FORMAT_VERSION = 2;
 
     private final String module;
     private final LegoOptions options;
     private final StreamingOptions streaming;
     private final RankWiseClustering clustering;
     private final TreeMap<String, LiveAdapter> live = new TreeMap<>();
+    /** Live adapter ids in sum order (see the class comment). */
+    private final List<String> sumOrder = new ArrayList<>();
 
     private int dIn;
     private int dOut;
@@ -118,30 +125,45 @@ public final class StreamingModuleClusters {
     private double[] centroids = new double[0];
     private double[] featureCentroids = new double[0];
     private double[] clusterWeight = new double[0];
+    /** Clustered state: {@code S_j} (row-major k × dim); null when trivial or empty. */
+    private double[] rawSums;
+    /** Clustered state: {@code F_j}; the same array as {@link #rawSums} when features are the units. */
+    private double[] featureSums;
+    private double inertia;
     private int lastIterations;
     private boolean lastConverged = true;
     private int updatesSinceRefine;
     private long updates;
-    /**
-     * The pool (and its assignment-space features) built by the current step, reused by the step's later stages
-     * (insertion, refinement, {@link #merged()}) instead of copying every unit again; dropped by every change of
-     * the live set or weights, and by {@link #merged()} so that a state kept between steps holds no second copy.
-     */
+    private Function<String, AdapterModule> factorSource;
+    /** Units of the pool in id order and their features, built on first need after the last change; then dropped. */
     private UnitPool stepPool;
     private double[] stepFeatures;
 
-    /** One live adapter: its units with per-unit decayed weights and clusters. */
+    /** One live adapter: its units (null while released) with per-unit decayed weights, clusters and scalars. */
     private static final class LiveAdapter {
-        final MinimalSemanticUnits units;
+        final String key;
+        final String unitsId;
+        final double mergeWeight;
+        final int sourceRank;
+        final int count;
+        MinimalSemanticUnits units;
         final double[] weight;
         final int[] assignment;
+        /** Per unit: its norm for {@link DualReweighting} and {@code ‖f‖²} in assignment space. */
+        double[] unitNorm;
+        double[] featureSq;
         /** Digest of {@code units.toBytes()}, computed on first need (it is immutable while live). */
         long unitsDigest;
         boolean unitsDigestKnown;
         /** {@code ‖ΔW‖_F} of the units, computed on first need (immutable while live); NaN until then. */
         double updateNorm = Double.NaN;
 
-        LiveAdapter(MinimalSemanticUnits units, double[] weight, int[] assignment) {
+        LiveAdapter(String key, MinimalSemanticUnits units, double[] weight, int[] assignment) {
+            this.key = key;
+            this.unitsId = units.adapterId();
+            this.mergeWeight = units.weight();
+            this.sourceRank = units.sourceRank();
+            this.count = units.count();
             this.units = units;
             this.weight = weight;
             this.assignment = assignment;
@@ -168,6 +190,52 @@ public final class StreamingModuleClusters {
                 options.outputReweighting());
         this.streaming = Objects.requireNonNull(streaming, "streaming");
         this.clustering = RankWiseClustering.of(this.options);
+    }
+
+    // ------------------------------------------------------------------ units in memory
+
+    /**
+     * Where released units come back from: the factors each live adapter was upserted with (same id, weight,
+     * scaling and values), canonicalised again with this state's options. Null: units are never released.
+     */
+    public void setFactorSource(Function<String, AdapterModule> source) {
+        this.factorSource = source;
+    }
+
+    /** The factor source set by {@link #setFactorSource}, or null. */
+    public Function<String, AdapterModule> factorSource() {
+        return factorSource;
+    }
+
+    /**
+     * Drops the live adapters' units from memory, keeping everything a mini-batch step, {@link #merged()} and
+     * {@link #toStateBytes()} need; they are re-derived through the factor source when a step needs the pool.
+     *
+     * @throws IllegalStateException without a factor source
+     */
+    public void releaseUnits() {
+        if (factorSource == null) {
+            throw new IllegalStateException("module " + module + ": units cannot be released without a factor source");
+        }
+        for (LiveAdapter a : live.values()) {
+            if (a.units == null) continue;
+            ensureDigest(a);
+            ensureUpdateNorm(a);
+            a.units = null;
+        }
+        dropStepPool();
+    }
+
+    /** Bytes this state keeps in memory (centroids, sums, per-unit scalars and any units loaded), roughly. */
+    public long retainedBytes() {
+        long b = 1024L + 8L * (centroids.length + featureCentroids.length + clusterWeight.length);
+        if (rawSums != null) b += 8L * rawSums.length;
+        if (featureSums != null && featureSums != rawSums) b += 8L * featureSums.length;
+        for (LiveAdapter a : live.values()) {
+            b += 128 + 32L * a.count;
+            if (a.units != null) b += 8L * a.units.units().length;
+        }
+        return b;
     }
 
     // ------------------------------------------------------------------ updates
@@ -203,8 +271,8 @@ public final class StreamingModuleClusters {
         String shapeOf = null;
         for (Map.Entry<String, LiveAdapter> e : live.entrySet()) {
             if (!sorted.containsKey(e.getKey())) {
-                expIn = e.getValue().units.dIn();
-                expOut = e.getValue().units.dOut();
+                expIn = dIn;
+                expOut = dOut;
                 shapeOf = e.getKey();
                 break;
             }
@@ -224,27 +292,36 @@ public final class StreamingModuleClusters {
         }
         dropStepPool();
         boolean removed = false;
-        for (String id : fresh.keySet()) removed |= live.remove(id) != null;
+        for (String id : fresh.keySet()) {
+            if (live.remove(id) != null) {
+                sumOrder.remove(id);
+                removed = true;
+            }
+        }
         if (removed) afterRemoval();
         double lambda = streaming.forgetting();
         if (lambda < 1) {
-            dropStepPool();
             for (LiveAdapter a : live.values()) {
                 for (int i = 0; i < a.weight.length; i++) a.weight[i] *= lambda;
             }
         }
+        List<LiveAdapter> added = new ArrayList<>();
         for (Map.Entry<String, MinimalSemanticUnits> e : fresh.entrySet()) {
             MinimalSemanticUnits u = e.getValue();
             double[] w = new double[u.count()];
             Arrays.fill(w, u.weight());
             int[] assign = new int[u.count()];
             Arrays.fill(assign, -1);
-            live.put(e.getKey(), new LiveAdapter(u, w, assign));
+            LiveAdapter a = new LiveAdapter(e.getKey(), u, w, assign);
+            computeScalars(a);
+            live.put(e.getKey(), a);
+            sumOrder.add(e.getKey());
+            added.add(a);
         }
         dropStepPool();
         dIn = expIn;
         dOut = expOut;
-        afterInsertion();
+        afterInsertion(added, lambda < 1);
         countUpdate();
     }
 
@@ -256,6 +333,7 @@ public final class StreamingModuleClusters {
     public boolean retract(String adapterId) {
         Objects.requireNonNull(adapterId, "adapterId");
         if (live.remove(adapterId) == null) return false;
+        sumOrder.remove(adapterId);
         dropStepPool();
         afterRemoval();
         countUpdate();
@@ -273,7 +351,7 @@ public final class StreamingModuleClusters {
         if (!clustered) return true;
         UnitPool pool = stepPool();
         ClusteringResult r = clustering.lloyd(pool, featureCentroids, poolAssignment(), null);
-        adopt(r);
+        adoptFullPass(r);
         return r.converged();
     }
 
@@ -286,21 +364,26 @@ public final class StreamingModuleClusters {
 
     /**
      * The merged module of the current clusters after {@link DualReweighting}; empty when no adapter is live.
-     * {@link MergedModule#iterations()} is that of the last rebuild or refinement.
+     * {@link MergedModule#iterations()} is that of the last rebuild or refinement. Never reads the units.
      */
     public Optional<MergedModule> merged() {
         if (live.isEmpty()) return Optional.empty();
-        UnitPool pool = stepPool();
-        MergedModule m = DualReweighting.apply(currentResult(pool), pool, meanRank(),
-                options.parameterReweighting(), options.outputReweighting());
-        dropStepPool();
-        return Optional.of(m);
+        int n = poolSize();
+        double[] w = new double[n], norms = new double[n];
+        int u = 0;
+        for (LiveAdapter a : live.values()) {
+            System.arraycopy(a.weight, 0, w, u, a.count);
+            System.arraycopy(a.unitNorm, 0, norms, u, a.count);
+            u += a.count;
+        }
+        return Optional.of(DualReweighting.apply(currentResult(), w, norms, dIn, dOut, meanRank(),
+                options.parameterReweighting(), options.outputReweighting()));
     }
 
     /** A snapshot of the current clustering (copies), or empty when no adapter is live. */
     public Optional<ClusteringResult> clusteringResult() {
         if (live.isEmpty()) return Optional.empty();
-        ClusteringResult r = currentResult(pool());
+        ClusteringResult r = currentResult();
         return Optional.of(new ClusteringResult(r.k(), r.requestedK(), r.dim(), r.centroids().clone(),
                 r.featureCentroids().clone(), r.assignment(), r.clusterWeight().clone(), r.inertia(), r.iterations(),
                 r.converged()));
@@ -308,16 +391,7 @@ public final class StreamingModuleClusters {
 
     /** The stored pool (ids in order, units by rank index) with the current decayed weights; a new object. */
     public UnitPool pool() {
-        if (live.isEmpty()) throw new IllegalStateException("module " + module + ": no live adapter");
-        List<MinimalSemanticUnits> units = new ArrayList<>(live.size());
-        double[] w = new double[poolSize()];
-        int u = 0;
-        for (LiveAdapter a : live.values()) {
-            units.add(a.units);
-            System.arraycopy(a.weight, 0, w, u, a.weight.length);
-            u += a.weight.length;
-        }
-        return UnitPool.of(units, w);
+        return poolOf(new ArrayList<>(live.keySet()));
     }
 
     /**
@@ -328,15 +402,7 @@ public final class StreamingModuleClusters {
      * @throws IllegalArgumentException if {@code adapterId} is not live (names module and adapter)
      */
     public double updateNorm(String adapterId) {
-        Objects.requireNonNull(adapterId, "adapterId");
-        LiveAdapter a = live.get(adapterId);
-        if (a == null) {
-            throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + " is not live");
-        }
-        if (Double.isNaN(a.updateNorm)) {
-            a.updateNorm = UpdateNorms.ofUnits(a.units.units(), 0, a.units.count(), a.units.dIn(), a.units.dOut());
-        }
-        return a.updateNorm;
+        return ensureUpdateNorm(liveAdapter(adapterId));
     }
 
     /** {@code dIn + dOut} of the live adapters' units (0 when nothing is live); no copy. */
@@ -364,24 +430,29 @@ public final class StreamingModuleClusters {
         return Collections.unmodifiableList(new ArrayList<>(live.keySet()));
     }
 
+    /** Ids of the live adapters in sum order (see the class comment). */
+    public List<String> sumOrder() {
+        return Collections.unmodifiableList(new ArrayList<>(sumOrder));
+    }
+
     /** Source rank of each live adapter, by id. */
     public SortedMap<String, Integer> liveRanks() {
         TreeMap<String, Integer> m = new TreeMap<>();
-        live.forEach((id, a) -> m.put(id, a.units.sourceRank()));
+        live.forEach((id, a) -> m.put(id, a.sourceRank));
         return Collections.unmodifiableSortedMap(m);
     }
 
     /** Merge weight of each live adapter (as published, before forgetting), by id. */
     public SortedMap<String, Double> liveWeights() {
         TreeMap<String, Double> m = new TreeMap<>();
-        live.forEach((id, a) -> m.put(id, a.units.weight()));
+        live.forEach((id, a) -> m.put(id, a.mergeWeight));
         return Collections.unmodifiableSortedMap(m);
     }
 
     /** Number of pooled units {@code n}. */
     public int poolSize() {
         int n = 0;
-        for (LiveAdapter a : live.values()) n += a.units.count();
+        for (LiveAdapter a : live.values()) n += a.count;
         return n;
     }
 
@@ -412,6 +483,15 @@ public final class StreamingModuleClusters {
 
     // ------------------------------------------------------------------ internals
 
+    private LiveAdapter liveAdapter(String adapterId) {
+        Objects.requireNonNull(adapterId, "adapterId");
+        LiveAdapter a = live.get(adapterId);
+        if (a == null) {
+            throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + " is not live");
+        }
+        return a;
+    }
+
     private void countUpdate() {
         updates++;
         updatesSinceRefine++;
@@ -421,37 +501,67 @@ public final class StreamingModuleClusters {
     private int resolveTargetK() {
         if (options.k() > 0) return options.k();
         int max = 0;
-        for (LiveAdapter a : live.values()) max = Math.max(max, a.units.sourceRank());
+        for (LiveAdapter a : live.values()) max = Math.max(max, a.sourceRank);
         return max;
     }
 
-    private void afterInsertion() {
+    private void afterInsertion(List<LiveAdapter> added, boolean decayed) {
         int kT = resolveTargetK();
         if (!clustered || kT != targetK || poolSize() <= kT) {
             rebuild();
             return;
         }
-        // mini-batch step: assign the new units (weight vector still unassigned) to the nearest current centroid
-        UnitPool pool = stepPool();
-        double[] f = stepFeatures();
-        int n = pool.size(), dim = pool.dim();
-        int[] assign = poolAssignment();
-        double[] fNorms = new double[n];
-        SquaredDistances.rowNorms(f, n, dim, fNorms);
+        // mini-batch step: assign the new units to the nearest current centroid (feature space)
+        int dim = dIn + dOut;
         double[] cNorms = new double[k];
         SquaredDistances.rowNorms(featureCentroids, k, dim, cNorms);
         double[] dist = new double[k];
         double[] one = new double[1];
-        for (int i = 0; i < n; i++) {
-            if (assign[i] >= 0) continue;
-            double[] row = Arrays.copyOfRange(f, i * dim, (i + 1) * dim);
-            one[0] = fNorms[i];
-            SquaredDistances.compute(row, one, 1, featureCentroids, cNorms, k, dim, dist);
-            int best = 0;
-            for (int j = 1; j < k; j++) if (dist[j] < dist[best]) best = j;
-            assign[i] = best;
+        for (LiveAdapter a : added) {
+            double[] f = features(a.units);
+            for (int i = 0; i < a.count; i++) {
+                double[] row = Arrays.copyOfRange(f, i * dim, (i + 1) * dim);
+                one[0] = a.featureSq[i];
+                SquaredDistances.compute(row, one, 1, featureCentroids, cNorms, k, dim, dist);
+                int best = 0;
+                for (int j = 1; j < k; j++) if (dist[j] < dist[best]) best = j;
+                a.assignment[i] = best;
+            }
         }
-        recomputeFromMembers(pool, f, assign);
+        if (decayed) {
+            recomputeInSumOrder();
+            return;
+        }
+        // append the new units to the running sums, in sum order (the new adapters are last)
+        boolean[] touched = new boolean[k];
+        for (LiveAdapter a : added) {
+            for (int i = 0; i < a.count; i++) {
+                clusterWeight[a.assignment[i]] += a.weight[i];
+                touched[a.assignment[i]] = true;
+            }
+        }
+        boolean shared = featureSums == rawSums;
+        for (LiveAdapter a : added) {
+            double[] x = a.units.units();
+            double[] f = shared ? x : features(a.units);
+            for (int i = 0; i < a.count; i++) {
+                int xr = i * dim, cr = a.assignment[i] * dim;
+                double wi = a.weight[i];
+                for (int d = 0; d < dim; d++) rawSums[cr + d] += wi * x[xr + d];
+                if (!shared) {
+                    for (int d = 0; d < dim; d++) featureSums[cr + d] += wi * f[xr + d];
+                }
+            }
+        }
+        for (int j = 0; j < k; j++) {
+            if (!(clusterWeight[j] > 0)) {
+                // an empty cluster waits for a re-seed, which needs the whole pool
+                recomputeInSumOrder();
+                return;
+            }
+        }
+        for (int j = 0; j < k; j++) if (touched[j]) divideRow(j);
+        inertia = sufficientStatisticsInertia();
     }
 
     private void afterRemoval() {
@@ -464,8 +574,12 @@ public final class StreamingModuleClusters {
             centroids = new double[0];
             featureCentroids = new double[0];
             clusterWeight = new double[0];
+            rawSums = null;
+            featureSums = null;
+            inertia = 0;
             lastIterations = 0;
             lastConverged = true;
+            sumOrder.clear();
             return;
         }
         int kT = resolveTargetK();
@@ -473,23 +587,81 @@ public final class StreamingModuleClusters {
             rebuild();
             return;
         }
-        UnitPool pool = stepPool();
-        recomputeFromMembers(pool, stepFeatures(), poolAssignment());
+        recomputeInSumOrder();
     }
 
-    /** Centroids from the members, re-seeding empty clusters; writes the assignment back. */
-    private void recomputeFromMembers(UnitPool pool, double[] f, int[] assign) {
+    /**
+     * Clustered state: the sums, weights and centroids from the members in sum order, re-seeding empty clusters
+     * (on the pool in sum order); writes the assignment back; inertia from the sufficient statistics.
+     */
+    private void recomputeInSumOrder() {
+        UnitPool pool = poolOf(sumOrder);
+        double[] f = pool.features(options.featureNorm());
         int n = pool.size(), dim = pool.dim();
+        int[] assign = assignmentOf(sumOrder);
         double[] fc = featureCentroids.clone();
         double[] cw = new double[k];
         RankWiseClustering.weightedMeans(f, pool.weights(), assign, n, k, dim, fc, cw, true);
         RankWiseClustering.reseedEmpty(f, pool.weights(), assign, n, k, dim, fc, cw, new int[k]);
-        double[] c = new double[k * dim];
-        RankWiseClustering.weightedMeans(pool.units(), pool.weights(), assign, n, k, dim, c, cw, false);
-        featureCentroids = fc;
-        centroids = c;
+        writeBack(sumOrder, assign);
+        setSums(pool, f, assign, fc);
+        inertia = sufficientStatisticsInertia();
+    }
+
+    /**
+     * Sums, weights and centroids of the clustered state from {@code pool} (in the order its sums are defined by)
+     * and its assignment; {@code historyFc} gives the feature centroid of every empty cluster.
+     */
+    private void setSums(UnitPool pool, double[] f, int[] assign, double[] historyFc) {
+        int n = pool.size(), dim = pool.dim();
+        double[] cw = new double[k];
+        rawSums = new double[k * dim];
+        RankWiseClustering.weightedSums(pool.units(), pool.weights(), assign, n, k, dim, rawSums, cw);
+        if (f == pool.units()) {
+            featureSums = rawSums;
+        } else {
+            featureSums = new double[k * dim];
+            RankWiseClustering.weightedSums(f, pool.weights(), assign, n, k, dim, featureSums, new double[k]);
+        }
         clusterWeight = cw;
-        writeBack(assign);
+        centroids = new double[k * dim];
+        featureCentroids = historyFc.clone();
+        for (int j = 0; j < k; j++) divideRow(j);
+    }
+
+    /** Centroid row {@code j} from its sums (raw: zero when empty; features: kept when empty). */
+    private void divideRow(int j) {
+        int dim = dIn + dOut, cr = j * dim;
+        double cwj = clusterWeight[j];
+        if (cwj > 0) {
+            for (int d = 0; d < dim; d++) centroids[cr + d] = rawSums[cr + d] / cwj;
+            for (int d = 0; d < dim; d++) featureCentroids[cr + d] = featureSums[cr + d] / cwj;
+        } else {
+            Arrays.fill(centroids, cr, cr + dim, 0.0);
+        }
+    }
+
+    /** {@code Σ_j (Σ_{i∈j} w_i ‖f_i‖² − 2 c_j·F_j + n_j ‖c_j‖²)}, members in sum order, clamped at 0. */
+    private double sufficientStatisticsInertia() {
+        int dim = dIn + dOut;
+        double[] q = new double[k];
+        for (String id : sumOrder) {
+            LiveAdapter a = live.get(id);
+            for (int i = 0; i < a.count; i++) q[a.assignment[i]] += a.weight[i] * a.featureSq[i];
+        }
+        double s = 0;
+        for (int j = 0; j < k; j++) {
+            if (!(clusterWeight[j] > 0)) continue;
+            int cr = j * dim;
+            double cf = 0, cc = 0;
+            for (int d = 0; d < dim; d++) {
+                double c = featureCentroids[cr + d];
+                cf += c * featureSums[cr + d];
+                cc += c * c;
+            }
+            s += q[j] - 2 * cf + clusterWeight[j] * cc;
+        }
+        return Math.max(0.0, s);
     }
 
     private void rebuild() {
@@ -501,28 +673,62 @@ public final class StreamingModuleClusters {
         UnitPool pool = stepPool();
         ClusteringResult r = clustering.cluster(pool, targetK, options.seed());
         clustered = pool.size() > targetK;
-        adopt(r);
+        if (clustered) {
+            adoptFullPass(r);
+        } else {
+            k = r.k();
+            centroids = r.centroids();
+            featureCentroids = r.featureCentroids();
+            clusterWeight = r.clusterWeight();
+            rawSums = null;
+            featureSums = null;
+            inertia = r.inertia();
+            lastIterations = r.iterations();
+            lastConverged = r.converged();
+            sumOrder.clear();
+            sumOrder.addAll(live.keySet());
+            writeBack(sumOrder, r.assignment());
+        }
     }
 
-    private void adopt(ClusteringResult r) {
+    /** Adopts a batch or Lloyd result on the pool in id order: sum order = id order, sums from the members. */
+    private void adoptFullPass(ClusteringResult r) {
+        UnitPool pool = stepPool();
+        double[] f = stepFeatures();
         k = r.k();
-        centroids = r.centroids();
-        featureCentroids = r.featureCentroids();
-        clusterWeight = r.clusterWeight();
         lastIterations = r.iterations();
         lastConverged = r.converged();
-        writeBack(r.assignment());
+        sumOrder.clear();
+        sumOrder.addAll(live.keySet());
+        int[] assign = r.assignment();
+        writeBack(sumOrder, assign);
+        setSums(pool, f, assign, r.featureCentroids());
+        inertia = RankWiseClustering.inertia(f, pool.weights(), assign, pool.size(), pool.dim(), featureCentroids);
     }
 
-    private ClusteringResult currentResult(UnitPool pool) {
-        int[] assign = poolAssignment();
-        double[] f = pool == stepPool ? stepFeatures() : pool.features(options.featureNorm());
-        double inertia = RankWiseClustering.inertia(f, pool.weights(), assign, pool.size(), pool.dim(), featureCentroids);
-        return new ClusteringResult(k, targetK, pool.dim(), centroids, featureCentroids, assign, clusterWeight,
-                inertia, lastIterations, lastConverged);
+    private ClusteringResult currentResult() {
+        return new ClusteringResult(k, targetK, dIn + dOut, centroids, featureCentroids, assignmentOf(live.keySet()),
+                clusterWeight, inertia, lastIterations, lastConverged);
     }
 
-    /** The step's pool, built on first need after the last change (see {@link #stepPool}). */
+    /** The pool of the given live adapters in that order, with their current decayed weights (loads units). */
+    private UnitPool poolOf(List<String> ids) {
+        if (live.isEmpty()) throw new IllegalStateException("module " + module + ": no live adapter");
+        List<MinimalSemanticUnits> units = new ArrayList<>(ids.size());
+        int n = 0;
+        for (String id : ids) n += live.get(id).count;
+        double[] w = new double[n];
+        int u = 0;
+        for (String id : ids) {
+            LiveAdapter a = live.get(id);
+            units.add(unitsOf(id, a));
+            System.arraycopy(a.weight, 0, w, u, a.count);
+            u += a.count;
+        }
+        return UnitPool.of(units, w);
+    }
+
+    /** The pool in id order, built on first need after the last change. */
     private UnitPool stepPool() {
         if (stepPool == null) stepPool = pool();
         return stepPool;
@@ -540,61 +746,125 @@ public final class StreamingModuleClusters {
         stepFeatures = null;
     }
 
-    private int[] poolAssignment() {
-        int[] assign = new int[poolSize()];
+    private int[] assignmentOf(java.util.Collection<String> ids) {
+        int n = 0;
+        for (String id : ids) n += live.get(id).count;
+        int[] assign = new int[n];
         int u = 0;
-        for (LiveAdapter a : live.values()) {
-            System.arraycopy(a.assignment, 0, assign, u, a.assignment.length);
-            u += a.assignment.length;
+        for (String id : ids) {
+            LiveAdapter a = live.get(id);
+            System.arraycopy(a.assignment, 0, assign, u, a.count);
+            u += a.count;
         }
         return assign;
     }
 
-    private void writeBack(int[] assign) {
+    private int[] poolAssignment() {
+        return assignmentOf(live.keySet());
+    }
+
+    private void writeBack(List<String> ids, int[] assign) {
         int u = 0;
-        for (LiveAdapter a : live.values()) {
-            System.arraycopy(assign, u, a.assignment, 0, a.assignment.length);
-            u += a.assignment.length;
+        for (String id : ids) {
+            LiveAdapter a = live.get(id);
+            System.arraycopy(assign, u, a.assignment, 0, a.count);
+            u += a.count;
         }
     }
 
     private double meanRank() {
         double s = 0;
-        for (LiveAdapter a : live.values()) s += a.units.sourceRank();
+        for (LiveAdapter a : live.values()) s += a.sourceRank;
         return s / live.size();
+    }
+
+    /** The features of one adapter's units in assignment space (the units themselves without a feature norm). */
+    private double[] features(MinimalSemanticUnits u) {
+        if (options.featureNorm() == FeatureNorm.NONE) return u.units();
+        return UnitPool.of(List.of(u)).features(options.featureNorm());
+    }
+
+    /** The per-unit scalars of an adapter whose units are in memory. */
+    private void computeScalars(LiveAdapter a) {
+        MinimalSemanticUnits u = a.units;
+        int dim = u.dim();
+        a.unitNorm = DualReweighting.unitNorms(u.units(), u.count(), dim, options.parameterReweighting());
+        double[] f = features(u);
+        a.featureSq = new double[u.count()];
+        SquaredDistances.rowNorms(f, u.count(), dim, a.featureSq);
+    }
+
+    /** The units of a live adapter, re-derived through the factor source (and checked) when released. */
+    private MinimalSemanticUnits unitsOf(String id, LiveAdapter a) {
+        if (a.units != null) return a.units;
+        if (factorSource == null) {
+            throw new IllegalStateException("module " + module + ": the units of adapter " + id
+                    + " are not in memory and there is no factor source");
+        }
+        AdapterModule factors = factorSource.apply(id);
+        if (factors == null) {
+            throw new IllegalStateException("module " + module + ": the factor source has nothing for live adapter " + id);
+        }
+        MinimalSemanticUnits u = MinimalSemanticUnits.of(factors, options.canonical());
+        check(id, a, u);
+        a.units = u;
+        if (a.unitNorm == null) computeScalars(a);
+        return u;
+    }
+
+    /** Units re-derived or read back for a live adapter must be the ones it had: count, shape and digest. */
+    private void check(String id, LiveAdapter a, MinimalSemanticUnits u) {
+        if (u.count() != a.count || u.dIn() != dIn || u.dOut() != dOut) {
+            throw new IllegalStateException("module " + module + ": the units of adapter " + id + " have "
+                    + u.count() + " units of " + u.dIn() + " x " + u.dOut() + " but the state expects "
+                    + a.count + " of " + dIn + " x " + dOut);
+        }
+        if (a.unitsDigestKnown) {
+            long d = digest(u.toBytes());
+            if (d != a.unitsDigest) {
+                throw new IllegalStateException("module " + module + ": the units of adapter " + id
+                        + " do not match the state (digest " + Long.toHexString(d) + ", expected "
+                        + Long.toHexString(a.unitsDigest) + "): stale or foreign entry");
+            }
+        }
+    }
+
+    private void ensureDigest(LiveAdapter a) {
+        if (!a.unitsDigestKnown) {
+            a.unitsDigest = digest(a.units.toBytes());
+            a.unitsDigestKnown = true;
+        }
+    }
+
+    private double ensureUpdateNorm(LiveAdapter a) {
+        if (Double.isNaN(a.updateNorm)) {
+            MinimalSemanticUnits u = unitsOf(a.key, a);
+            a.updateNorm = UpdateNorms.ofUnits(u.units(), 0, u.count(), u.dIn(), u.dOut());
+        }
+        return a.updateNorm;
     }
 
     // ------------------------------------------------------------------ binary form
 
     /**
-     * The whole state (options included) as bytes: big-endian {@link DataOutputStream} layout, leading
-     * {@link #FORMAT_VERSION}; doubles by their raw bits; adapters in id order. Deterministic: equal states give
-     * equal bytes.
+     * The whole state (options and units included) as bytes: {@link #FORMAT_VERSION}, the length and bytes of
+     * {@link #toStateBytes()}, then per live adapter in id order its id and {@link #unitsBytes}. Loads released
+     * units. Deterministic: equal states give equal bytes.
      */
     public byte[] toBytes() {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream(64 + 8 * (poolSize() + 2 * k + 1) * Math.max(1, dIn + dOut));
+        byte[] state = toStateBytes();
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream(16 + state.length + 8 * poolSize() * Math.max(1, dIn + dOut));
         try (DataOutputStream out = new DataOutputStream(bytes)) {
             out.writeByte(FORMAT_VERSION);
-            writeScalars(out);
+            out.writeInt(state.length);
+            out.write(state);
             out.writeInt(live.size());
-            for (Map.Entry<String, LiveAdapter> e : live.entrySet()) {
-                LiveAdapter a = e.getValue();
-                MinimalSemanticUnits u = a.units;
-                out.writeUTF(e.getKey());
-                out.writeUTF(u.adapterId());
-                writeDouble(out, u.weight());
-                out.writeInt(u.sourceRank());
-                out.writeInt(u.count());
-                for (int i = 0; i < u.count(); i++) {
-                    out.writeInt(u.rankIndex()[i]);
-                    writeDouble(out, a.weight[i]);
-                    out.writeInt(a.assignment[i]);
-                }
-                for (double v : u.units()) writeDouble(out, v);
+            for (String id : live.keySet()) {
+                byte[] u = unitsBytes(id);
+                out.writeUTF(id);
+                out.writeInt(u.length);
+                out.write(u);
             }
-            for (double v : centroids) writeDouble(out, v);
-            for (double v : featureCentroids) writeDouble(out, v);
-            for (double v : clusterWeight) writeDouble(out, v);
         } catch (IOException e) {
             throw new UncheckedIOException("writing to memory cannot fail", e);
         }
@@ -609,64 +879,48 @@ public final class StreamingModuleClusters {
      */
     public static StreamingModuleClusters fromBytes(byte[] data) {
         Objects.requireNonNull(data, "data");
+        byte[] state;
+        Map<String, byte[]> units = new TreeMap<>();
         try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(data))) {
             byte version = in.readByte();
             if (version != FORMAT_VERSION) {
                 throw new IllegalArgumentException("streaming cluster state: unknown format version " + version
                         + " (this build reads " + FORMAT_VERSION + ")");
             }
-            StreamingModuleClusters s = readScalars(in);
-            String module = s.module;
+            int len = in.readInt();
+            if (len < 0 || len > data.length) {
+                throw new IllegalArgumentException("streaming cluster state: bad skeleton length " + len);
+            }
+            state = new byte[len];
+            in.readFully(state);
             int adapters = in.readInt();
-            if (adapters < 0 || s.k < 0 || (adapters > 0 && (s.dIn < 1 || s.dOut < 1))) {
-                throw new IllegalArgumentException("streaming cluster state of module " + module + ": bad sizes (adapters "
-                        + adapters + ", k " + s.k + ", dIn " + s.dIn + ", dOut " + s.dOut + ")");
+            if (adapters < 0 || adapters > data.length) {
+                throw new IllegalArgumentException("streaming cluster state: bad adapter count " + adapters);
             }
-            int dim = s.dIn + s.dOut;
             for (int t = 0; t < adapters; t++) {
-                String key = in.readUTF();
                 String id = in.readUTF();
-                double weight = readDouble(in);
-                int sourceRank = in.readInt();
-                int count = in.readInt();
-                if (count < 0 || (long) count * dim > data.length) {
-                    throw new IllegalArgumentException("streaming cluster state of module " + module + ": adapter " + key
-                            + " claims " + count + " units");
+                int n = in.readInt();
+                if (n < 0 || n > data.length) {
+                    throw new IllegalArgumentException("streaming cluster state: adapter " + id + " claims " + n + " bytes");
                 }
-                int[] rankIndex = new int[count];
-                double[] w = new double[count];
-                int[] assign = new int[count];
-                for (int i = 0; i < count; i++) {
-                    rankIndex[i] = in.readInt();
-                    w[i] = readDouble(in);
-                    assign[i] = in.readInt();
-                    if (assign[i] < 0 || assign[i] >= s.k) {
-                        throw new IllegalArgumentException("streaming cluster state of module " + module + ": adapter "
-                                + key + " unit " + i + " is in cluster " + assign[i] + " of " + s.k);
-                    }
-                }
-                double[] units = readDoubles(in, count * dim);
-                if (s.live.put(key, new LiveAdapter(new MinimalSemanticUnits(id, weight, sourceRank, s.dIn, s.dOut,
-                        units, rankIndex), w, assign)) != null) {
-                    throw new IllegalArgumentException("streaming cluster state of module " + module
-                            + ": adapter " + key + " stored twice");
+                byte[] u = new byte[n];
+                in.readFully(u);
+                if (units.put(id, u) != null) {
+                    throw new IllegalArgumentException("streaming cluster state: adapter " + id + " stored twice");
                 }
             }
-            if ((long) s.k * dim > data.length) {
-                throw new IllegalArgumentException("streaming cluster state of module " + module + ": k " + s.k + " too large");
-            }
-            s.centroids = readDoubles(in, s.k * dim);
-            s.featureCentroids = readDoubles(in, s.k * dim);
-            s.clusterWeight = readDoubles(in, s.k);
             if (in.available() > 0) {
-                throw new IllegalArgumentException("streaming cluster state of module " + module + ": "
-                        + in.available() + " trailing bytes");
+                throw new IllegalArgumentException("streaming cluster state: " + in.available() + " trailing bytes");
             }
-            return s;
         } catch (EOFException e) {
             throw new IllegalArgumentException("streaming cluster state: truncated (" + data.length + " bytes)", e);
         } catch (IOException e) {
             throw new IllegalArgumentException("streaming cluster state: unreadable: " + e.getMessage(), e);
+        }
+        try {
+            return fromStateBytes(state, units::get);
+        } catch (IllegalStateException e) {
+            throw new IllegalArgumentException("streaming cluster state: " + e.getMessage(), e);
         }
     }
 
@@ -675,17 +929,13 @@ public final class StreamingModuleClusters {
     /**
      * The immutable part of one live adapter ({@link MinimalSemanticUnits#toBytes()}: id, merge weight, source
      * rank, dIn, dOut, rank indices, folded canonical units) for a store entry keyed by adapter; unchanged for as
-     * long as the adapter stays live (a replacement is a new version of it). Deterministic.
+     * long as the adapter stays live (a replacement is a new version of it). Deterministic. Loads released units.
      *
      * @throws IllegalArgumentException if {@code adapterId} is not live (names module and adapter)
      */
     public byte[] unitsBytes(String adapterId) {
-        Objects.requireNonNull(adapterId, "adapterId");
-        LiveAdapter a = live.get(adapterId);
-        if (a == null) {
-            throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + " is not live");
-        }
-        byte[] bytes = a.units.toBytes();
+        LiveAdapter a = liveAdapter(adapterId);
+        byte[] bytes = unitsOf(adapterId, a).toBytes();
         if (!a.unitsDigestKnown) {
             a.unitsDigest = digest(bytes);
             a.unitsDigestKnown = true;
@@ -697,10 +947,12 @@ public final class StreamingModuleClusters {
      * Everything except the units: big-endian, {@link #STATE_MAGIC}, {@link #STATE_FORMAT_VERSION}, module,
      * options, streaming options, counters, dIn, dOut, targetK, clustered, k, last iterations and convergence,
      * then per live adapter in id order its id, unit count, digest of its {@link #unitsBytes}, and per unit its
-     * decayed weight and cluster; then the feature centroids of the empty clusters (the only derived values that are
-     * not a function of the members, see the class comment; none in a normal state). Centroids and cluster weights
-     * are not stored: {@link #fromStateBytes} recomputes them. The size grows with the number of units, not with
-     * {@code dIn}/{@code dOut} (except for the empty-cluster rows). Deterministic.
+     * decayed weight and cluster; then the feature centroids of the empty clusters; then the sum order (indices
+     * into the id order) and the inertia — the values that are not a function of the members, see the class
+     * comment. Centroids, sums and cluster weights are not stored: {@link #fromStateBytes} recomputes them. The
+     * size grows with the number of units, not with {@code dIn}/{@code dOut} (except for the empty-cluster rows).
+     * Deterministic. Needs the units of adapters whose digest was never taken (those upserted since the last call
+     * still are in memory).
      */
     public byte[] toStateBytes() {
         int dim = dIn + dOut;
@@ -708,7 +960,7 @@ public final class StreamingModuleClusters {
         if (clustered) {
             for (int j = 0; j < k; j++) if (!(clusterWeight[j] > 0)) emptyRows.add(j);
         }
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream(128 + module.length() + 16 * live.size()
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream(128 + module.length() + 20 * live.size()
                 + 12 * poolSize() + emptyRows.size() * (4 + 8 * dim));
         try (DataOutputStream out = new DataOutputStream(bytes)) {
             out.writeByte(STATE_MAGIC);
@@ -718,8 +970,8 @@ public final class StreamingModuleClusters {
             for (Map.Entry<String, LiveAdapter> e : live.entrySet()) {
                 LiveAdapter a = e.getValue();
                 if (!a.unitsDigestKnown) {
-                    a.unitsDigest = digest(a.units.toBytes());
-                    a.unitsDigestKnown = true;
+                    unitsOf(e.getKey(), a);
+                    ensureDigest(a);
                 }
                 out.writeUTF(e.getKey());
                 out.writeInt(a.weight.length);
@@ -734,6 +986,10 @@ public final class StreamingModuleClusters {
                 out.writeInt(j);
                 for (int d = 0; d < dim; d++) writeDouble(out, featureCentroids[j * dim + d]);
             }
+            List<String> ids = new ArrayList<>(live.keySet());
+            out.writeInt(sumOrder.size());
+            for (String id : sumOrder) out.writeInt(Collections.binarySearch(ids, id));
+            writeDouble(out, inertia);
         } catch (IOException e) {
             throw new UncheckedIOException("writing to memory cannot fail", e);
         }
@@ -746,14 +1002,44 @@ public final class StreamingModuleClusters {
      *
      * @param state        the skeleton
      * @param unitsBytesOf the units entry of a live adapter id, or {@code null} when the store has none
-     * @throws IllegalArgumentException on a foreign skeleton, an unknown version, truncated or trailing bytes,
-     *                                  inconsistent content, or an unreadable units entry (naming the adapter)
-     * @throws IllegalStateException    when a live adapter's units entry is missing, or does not match the skeleton
-     *                                  (stale or foreign entry: digest, count or shape differ; naming the adapter)
+     * @throws IllegalArgumentException on a foreign skeleton, an unknown version, truncated or trailing bytes, or
+     *                                  inconsistent content
+     * @throws IllegalStateException    when a live adapter's units entry is missing, unreadable, or does not match the
+     *                                  skeleton (stale or foreign entry: digest, count or shape differ; naming the
+     *                                  adapter)
      */
     public static StreamingModuleClusters fromStateBytes(byte[] state, Function<String, byte[]> unitsBytesOf) {
-        Objects.requireNonNull(state, "state");
         Objects.requireNonNull(unitsBytesOf, "unitsBytesOf");
+        return restore(state, null, key -> {
+            byte[] blob = unitsBytesOf.apply(key);
+            if (blob == null) return null;
+            try {
+                return MinimalSemanticUnits.fromBytes(blob);
+            } catch (IllegalArgumentException e) {
+                // a blob that does not parse cannot have the digest the skeleton names: stale or foreign
+                throw new IllegalStateException("the units entry of adapter " + key + " does not match the skeleton "
+                        + "(unreadable: " + e.getMessage() + "): stale or foreign entry", e);
+            }
+        });
+    }
+
+    /**
+     * Rebuilds a state from {@link #toStateBytes()} and the factors its live adapters were upserted with (see
+     * {@link #setFactorSource}, which the restored state keeps). Every later result is bit-identical to the
+     * original object's.
+     *
+     * @throws IllegalArgumentException on a foreign or inconsistent skeleton (as {@link #fromStateBytes})
+     * @throws IllegalStateException    when the source has no factors for a live adapter, or they do not give the
+     *                                  units the skeleton's digest names (naming the adapter)
+     */
+    public static StreamingModuleClusters restore(byte[] state, Function<String, AdapterModule> factorSource) {
+        Objects.requireNonNull(factorSource, "factorSource");
+        return restore(state, factorSource, null);
+    }
+
+    private static StreamingModuleClusters restore(byte[] state, Function<String, AdapterModule> factorSource,
+                                                   Function<String, MinimalSemanticUnits> unitsOf) {
+        Objects.requireNonNull(state, "state");
         StreamingModuleClusters s;
         String[] keys;
         long[] digests;
@@ -761,6 +1047,8 @@ public final class StreamingModuleClusters {
         int[][] assigns;
         int[] emptyRows;
         double[][] emptyRowValues;
+        int[] order;
+        double inertia;
         try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(state))) {
             byte magic = in.readByte();
             if (magic != STATE_MAGIC) {
@@ -842,6 +1130,22 @@ public final class StreamingModuleClusters {
                 }
                 emptyRowValues[e] = readDoubles(in, dim);
             }
+            int orderSize = in.readInt();
+            if (orderSize != adapters) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": sum order lists "
+                        + orderSize + " adapters, " + adapters + " are live");
+            }
+            order = new int[orderSize];
+            boolean[] seen = new boolean[adapters];
+            for (int t = 0; t < orderSize; t++) {
+                order[t] = in.readInt();
+                if (order[t] < 0 || order[t] >= adapters || seen[order[t]]) {
+                    throw new IllegalArgumentException("streaming cluster skeleton of module " + module
+                            + ": bad sum order entry " + order[t]);
+                }
+                seen[order[t]] = true;
+            }
+            inertia = readDouble(in);
             if (in.available() > 0) {
                 throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": "
                         + in.available() + " trailing bytes");
@@ -852,45 +1156,47 @@ public final class StreamingModuleClusters {
             throw new IllegalArgumentException("streaming cluster skeleton: unreadable: " + e.getMessage(), e);
         }
 
+        s.factorSource = factorSource;
         for (int t = 0; t < keys.length; t++) {
             String key = keys[t];
-            byte[] blob = unitsBytesOf.apply(key);
-            if (blob == null) {
+            MinimalSemanticUnits u;
+            if (unitsOf != null) {
+                u = unitsOf.apply(key);
+            } else {
+                AdapterModule f = factorSource.apply(key);
+                u = f == null ? null : MinimalSemanticUnits.of(f, s.options.canonical());
+            }
+            if (u == null) {
                 throw new IllegalStateException("module " + s.module + ": the skeleton lists live adapter " + key
                         + " but its units entry is missing");
-            }
-            long d = digest(blob);
-            if (d != digests[t]) {
-                throw new IllegalStateException("module " + s.module + ": the units entry of adapter " + key
-                        + " does not match the skeleton (digest " + Long.toHexString(d) + ", expected "
-                        + Long.toHexString(digests[t]) + "): stale or foreign entry");
-            }
-            MinimalSemanticUnits u;
-            try {
-                u = MinimalSemanticUnits.fromBytes(blob);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("module " + s.module + ": units entry of adapter " + key
-                        + " is unreadable: " + e.getMessage(), e);
             }
             if (u.count() != weights[t].length || u.dIn() != s.dIn || u.dOut() != s.dOut) {
                 throw new IllegalStateException("module " + s.module + ": the units entry of adapter " + key + " has "
                         + u.count() + " units of " + u.dIn() + " x " + u.dOut() + " but the skeleton expects "
                         + weights[t].length + " of " + s.dIn + " x " + s.dOut);
             }
-            LiveAdapter a = new LiveAdapter(u, weights[t], assigns[t]);
+            long d = digest(u.toBytes());
+            if (d != digests[t]) {
+                throw new IllegalStateException("module " + s.module + ": the units entry of adapter " + key
+                        + " does not match the skeleton (digest " + Long.toHexString(d) + ", expected "
+                        + Long.toHexString(digests[t]) + "): stale or foreign entry");
+            }
+            LiveAdapter a = new LiveAdapter(key, u, weights[t], assigns[t]);
             a.unitsDigest = d;
             a.unitsDigestKnown = true;
+            s.computeScalars(a);
             s.live.put(key, a);
         }
+        for (int t : order) s.sumOrder.add(keys[t]);
         s.deriveFromMembers(emptyRows, emptyRowValues);
+        s.inertia = inertia;
         return s;
     }
 
     /**
      * Recomputes the derived arrays from the members as the invariant of the class comment states (the same code
-     * and unit order as {@link #rebuild()}, {@link RankWiseClustering} and {@link #recomputeFromMembers}); the
-     * feature centroids of empty clusters come from {@code emptyRows}/{@code emptyRowValues}, which must list
-     * exactly the clusters of zero weight.
+     * and unit order as the operations); the feature centroids of empty clusters come from
+     * {@code emptyRows}/{@code emptyRowValues}, which must list exactly the clusters of zero weight.
      */
     private void deriveFromMembers(int[] emptyRows, double[][] emptyRowValues) {
         if (live.isEmpty()) {
@@ -899,25 +1205,25 @@ public final class StreamingModuleClusters {
             clusterWeight = new double[0];
             return;
         }
-        UnitPool pool = pool();
-        double[] f = pool.features(options.featureNorm());
         if (!clustered) {
+            UnitPool pool = pool();
             centroids = pool.units().clone();
-            featureCentroids = f.clone();
+            featureCentroids = pool.features(options.featureNorm()).clone();
             clusterWeight = pool.weights().clone();
             return;
         }
-        int n = pool.size(), dim = pool.dim();
-        int[] assign = poolAssignment();
+        UnitPool pool = poolOf(sumOrder);
+        double[] f = pool.features(options.featureNorm());
+        int dim = pool.dim();
+        int[] assign = assignmentOf(sumOrder);
         double[] fc = new double[k * dim];
         for (int e = 0; e < emptyRows.length; e++) {
             System.arraycopy(emptyRowValues[e], 0, fc, emptyRows[e] * dim, dim);
         }
-        double[] cw = new double[k];
-        RankWiseClustering.weightedMeans(f, pool.weights(), assign, n, k, dim, fc, cw, true);
+        setSums(pool, f, assign, fc);
         int e = 0;
         for (int j = 0; j < k; j++) {
-            boolean empty = !(cw[j] > 0);
+            boolean empty = !(clusterWeight[j] > 0);
             boolean listed = e < emptyRows.length && emptyRows[e] == j;
             if (empty != listed) {
                 throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": cluster " + j
@@ -925,11 +1231,6 @@ public final class StreamingModuleClusters {
             }
             if (listed) e++;
         }
-        double[] c = new double[k * dim];
-        RankWiseClustering.weightedMeans(pool.units(), pool.weights(), assign, n, k, dim, c, cw, false);
-        centroids = c;
-        featureCentroids = fc;
-        clusterWeight = cw;
     }
 
     /** 64-bit digest of a units blob: CRC-32C in the high half, CRC-32 in the low half. */

@@ -48,7 +48,7 @@ final class ModuleClusterCache {
 
     synchronized void put(String key, StreamingModuleClusters clusters, byte[] stateBytes) {
         remove(key);
-        long bytes = clusters.liveAdapters().isEmpty() ? 64 : 16L * clusters.poolSize() * (2L + estimateDim(clusters)) + 4096;
+        long bytes = clusters.retainedBytes();
         if (bytes > budgetBytes) return;
         entries.put(key, new Entry(clusters, stateBytes, bytes));
         usedBytes += bytes;
@@ -68,9 +68,5 @@ final class ModuleClusterCache {
     synchronized void clear() {
         entries.clear();
         usedBytes = 0;
-    }
-
-    private static long estimateDim(StreamingModuleClusters c) {
-        return c.unitDim();
     }
 }

@@ -34,6 +34,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.function.Function;
 
 /**
  * Per {@code group|module}: joins each {@link ModuleTask} with its layer record, updates the module's MSU
@@ -175,18 +176,24 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             if (task.getOp() == ModuleOp.UPSERT) {
                 if (rejected == null) rejected = mismatch(task, layer);
                 AdapterModule factors = null;
+                double verdictShrink = 1.0;
                 if (rejected == null) {
                     NormGuard.Verdict v = NormGuard.check(clusters, TensorCodec.toAdapterModule(layer, task.getWeight()), params);
                     factors = v.factors();
                     rejected = v.note();
+                    verdictShrink = v.shrink();
                 }
                 if (factors != null) {
                     clusters.upsert(task.getAdapterId(), factors);
+                    // the buffered layer stays while the adapter is live: its units are re-derived from it on need
+                    states.put(unitsKey(key, task.getAdapterId()), UnitsRef.encode(bufferKey(key, task.getAdapterId(),
+                            task.getAdapterVersion(), task.getLayerDigest()), task.getWeight(), verdictShrink));
+                    purgeBuffered(key, task.getAdapterId(), task.getAdapterVersion(), task.getLayerDigest());
                 } else {
                     // The event and its layer disagree: the adapter does not take part in this module.
                     clusters.retract(task.getAdapterId());
+                    purgeBuffered(key, task.getAdapterId(), task.getAdapterVersion(), null);
                 }
-                purgeBuffered(key, task.getAdapterId(), task.getAdapterVersion());
             } else {
                 clusters.retract(task.getAdapterId());
             }
@@ -199,16 +206,16 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             changed = true;
         }
         if (changed) {
-            // Units are written once per adapter version; the state bytes hold no unit data.
+            // The state bytes hold no unit data; each live adapter's units entry is a reference to its buffered
+            // layer (written at its upsert). An adapter no longer live loses both.
             Set<String> liveNow = new TreeSet<>(clusters.liveAdapters());
-            for (String id : touched) {
-                if (liveNow.contains(id)) states.put(unitsKey(key, id), clusters.unitsBytes(id));
-            }
-            for (String id : liveBefore) {
-                if (!liveNow.contains(id)) states.delete(unitsKey(key, id));
-            }
+            Set<String> gone = new TreeSet<>(liveBefore);
+            gone.addAll(touched);
+            gone.removeAll(liveNow);
+            for (String id : gone) dropUnits(key, id);
             byte[] stateBytes = clusters.toStateBytes();
             states.put(STATE_PREFIX + key, stateBytes);
+            clusters.releaseUnits();
             cache.put(key, clusters, stateBytes);
             savePending(key, pending);
         }
@@ -254,16 +261,43 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
 
     private Loaded loadClusters(String key, String module, MergeParameters params) {
         byte[] stateBytes = states.get(STATE_PREFIX + key);
+        Function<String, AdapterModule> source = factorSource(key);
         StreamingModuleClusters stored = null;
         if (stateBytes != null) {
             stored = cache.get(key, stateBytes);
             if (stored == null) {
-                stored = StreamingModuleClusters.fromStateBytes(stateBytes, id -> states.get(unitsKey(key, id)));
+                stored = StreamingModuleClusters.restore(stateBytes, source);
+            } else {
+                stored.setFactorSource(source);
             }
         }
         Set<String> before = stored == null ? Set.of() : new TreeSet<>(stored.liveAdapters());
         StreamingModuleClusters clusters = StreamingState.reconcile(stored, module, params);
+        clusters.setFactorSource(source);
         return new Loaded(clusters, before, stored != null && clusters != stored);
+    }
+
+    /**
+     * The factors each live adapter of the module was upserted with, from its units entry (a reference to the
+     * buffered layer, the merge weight and any clip factor): what the clusters re-derive released units from.
+     */
+    private Function<String, AdapterModule> factorSource(String key) {
+        return id -> {
+            byte[] ref = states.get(unitsKey(key, id));
+            if (ref == null) return null;
+            UnitsRef r = UnitsRef.decode(ref);
+            byte[] raw = buffer.get(r.bufferKey());
+            if (raw == null || isRejectedMarker(raw)) return null;
+            return NormGuard.shrink(TensorCodec.toAdapterModule(layers.deserialize(layersTopic, raw), r.weight()), r.shrink());
+        };
+    }
+
+    /** Deletes an adapter's units entry and the buffered layer it refers to. */
+    private void dropUnits(String key, String adapterId) {
+        byte[] ref = states.get(unitsKey(key, adapterId));
+        if (ref == null) return;
+        buffer.delete(UnitsRef.decode(ref).bufferKey());
+        states.delete(unitsKey(key, adapterId));
     }
 
     private static String unitsKey(String moduleKey, String adapterId) {
@@ -271,10 +305,11 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
     }
 
     /**
-     * Drops the buffered layers of {@code adapterId} up to {@code version} (the one just applied, older ones,
-     * and half-published leftovers of those versions); layers of newer versions stay for their tasks.
+     * Drops the buffered layers of {@code adapterId} older than {@code version}, and those of {@code version} itself
+     * except the one with digest {@code keep} (the layer just applied, kept while the adapter is live; null keeps
+     * none): older versions and half-published leftovers go, layers of newer versions stay for their tasks.
      */
-    private void purgeBuffered(String key, String adapterId, long version) {
+    private void purgeBuffered(String key, String adapterId, long version, String keep) {
         String prefix = key + "|" + adapterId + "|";
         List<String> stale = new ArrayList<>();
         try (KeyValueIterator<String, byte[]> it = buffer.prefixScan(prefix, new org.apache.kafka.common.serialization.StringSerializer())) {
@@ -283,10 +318,38 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 String rest = k.substring(prefix.length());
                 int bar = rest.indexOf('|');
                 long v = Long.parseLong(bar < 0 ? rest : rest.substring(0, bar));
-                if (v <= version) stale.add(k);
+                String digest = bar < 0 ? "" : rest.substring(bar + 1);
+                if (v < version || (v == version && !digest.equals(keep))) stale.add(k);
             }
         }
         stale.forEach(buffer::delete);
+    }
+
+    /** A live adapter's units entry: where its layer is buffered, its merge weight, and its clip factor. */
+    record UnitsRef(String bufferKey, double weight, double shrink) {
+        private static final byte MAGIC = 'R';
+
+        static byte[] encode(String bufferKey, double weight, double shrink) {
+            ByteArrayOutputStream bytes = new ByteArrayOutputStream(32 + bufferKey.length());
+            try (DataOutputStream out = new DataOutputStream(bytes)) {
+                out.writeByte(MAGIC);
+                out.writeUTF(bufferKey);
+                out.writeDouble(weight);
+                out.writeDouble(shrink);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            return bytes.toByteArray();
+        }
+
+        static UnitsRef decode(byte[] bytes) {
+            try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(bytes))) {
+                if (in.readByte() != MAGIC) throw new IOException("not a units reference");
+                return new UnitsRef(in.readUTF(), in.readDouble(), in.readDouble());
+            } catch (IOException e) {
+                throw new UncheckedIOException("corrupt units entry", e);
+            }
+        }
     }
 
     private Deque<ModuleTask> loadPending(String key) {

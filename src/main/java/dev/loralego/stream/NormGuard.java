@@ -19,8 +19,12 @@ final class NormGuard {
     /**
      * @param factors what to upsert (null: nothing, the adapter is left out)
      * @param note    the warning for the manifest, or null
+     * @param shrink  the factor both of the incoming factors were scaled by ({@link #shrink}); 1 when not clipped
      */
-    record Verdict(AdapterModule factors, String note) {
+    record Verdict(AdapterModule factors, String note, double shrink) {
+        Verdict(AdapterModule factors, String note) {
+            this(factors, note, 1.0);
+        }
     }
 
     private NormGuard() {
@@ -43,12 +47,18 @@ final class NormGuard {
                 incoming.adapterId(), norm, norm / median, median, others.size(), factor);
         if (params.normOutlierPolicy().equals("clip")) {
             double shrink = Math.sqrt(limit / norm);
-            double[] a = incoming.a().clone(), b = incoming.b().clone();
-            for (int i = 0; i < a.length; i++) a[i] *= shrink;
-            for (int i = 0; i < b.length; i++) b[i] *= shrink;
-            return new Verdict(new AdapterModule(incoming.adapterId(), incoming.weight(), incoming.scaling(), incoming.rank(),
-                    incoming.dIn(), incoming.dOut(), a, b), what + "; clipped to the limit");
+            return new Verdict(shrink(incoming, shrink), what + "; clipped to the limit", shrink);
         }
         return new Verdict(null, what + "; rejected");
+    }
+
+    /** {@code factors} with both A and B multiplied by {@code shrink} (so {@code ΔW} by its square); a new object. */
+    static AdapterModule shrink(AdapterModule factors, double shrink) {
+        if (shrink == 1.0) return factors;
+        double[] a = factors.a().clone(), b = factors.b().clone();
+        for (int i = 0; i < a.length; i++) a[i] *= shrink;
+        for (int i = 0; i < b.length; i++) b[i] *= shrink;
+        return new AdapterModule(factors.adapterId(), factors.weight(), factors.scaling(), factors.rank(),
+                factors.dIn(), factors.dOut(), a, b);
     }
 }

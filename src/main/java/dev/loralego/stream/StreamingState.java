@@ -21,8 +21,9 @@ final class StreamingState {
     /**
      * The clusters to apply a task to: a new empty state when none is stored; the stored one when its options
      * equal {@code params}; otherwise (the operator changed the group's parameters) a new state re-clustered
-     * from the stored units of the live adapters. The stored units are already folded and canonical, so they
-     * enter the new state as factors with scaling 1 (same {@code ΔW}).
+     * from the live adapters: from the factors they were upserted with when the stored state has a factor source
+     * (the service: their buffered layers), else from the stored units, which are already folded and canonical and
+     * so enter the new state as factors with scaling 1 (same {@code ΔW}).
      */
     static StreamingModuleClusters reconcile(StreamingModuleClusters stored, String module, MergeParameters params) {
         StreamingOptions streaming = new StreamingOptions(params.decay(), params.reclusters() ? 0 : params.refineEvery());
@@ -32,7 +33,18 @@ final class StreamingState {
         LOG.info("module {}: parameters changed, re-clustering {} stored unit(s)", module,
                 stored.liveAdapters().isEmpty() ? 0 : stored.poolSize());
         if (stored.liveAdapters().isEmpty()) return fresh;
-        fresh.upsertAll(storedFactors(stored));
+        if (stored.factorSource() != null) {
+            // re-derive from what the adapters were upserted with, so the new state's units can be re-derived too
+            SortedMap<String, AdapterModule> factors = new TreeMap<>();
+            for (String id : stored.liveAdapters()) {
+                AdapterModule f = stored.factorSource().apply(id);
+                if (f == null) throw new IllegalStateException("module " + module + ": no stored layer for live adapter " + id);
+                factors.put(id, f);
+            }
+            fresh.upsertAll(factors);
+        } else {
+            fresh.upsertAll(storedFactors(stored));
+        }
         return fresh;
     }
 

@@ -87,6 +87,26 @@ class StreamingModuleClustersSplitStateTest {
         };
     }
 
+    /** Centroids, feature centroids, cluster weights, assignment and inertia, bit for bit. */
+    static void assertDerivedBitIdentical(StreamingModuleClusters expected, StreamingModuleClusters actual, String what) {
+        Optional<ClusteringResult> e = expected.clusteringResult(), a = actual.clusteringResult();
+        assertEquals(e.isPresent(), a.isPresent(), what);
+        if (e.isEmpty()) return;
+        ClusteringResult x = e.get(), y = a.get();
+        assertEquals(x.k(), y.k(), what);
+        assertArrayEquals(bits(x.centroids()), bits(y.centroids()), what + ": centroids");
+        assertArrayEquals(bits(x.featureCentroids()), bits(y.featureCentroids()), what + ": feature centroids");
+        assertArrayEquals(bits(x.clusterWeight()), bits(y.clusterWeight()), what + ": cluster weights");
+        assertArrayEquals(x.assignment(), y.assignment(), what + ": assignment");
+        assertEquals(Double.doubleToRawLongBits(x.inertia()), Double.doubleToRawLongBits(y.inertia()), what + ": inertia");
+    }
+
+    private static long[] bits(double[] v) {
+        long[] b = new long[v.length];
+        for (int i = 0; i < v.length; i++) b[i] = Double.doubleToRawLongBits(v[i]);
+        return b;
+    }
+
     private static StreamingModuleClusters splitCopy(StreamingModuleClusters s) {
         return StreamingModuleClusters.fromStateBytes(s.toStateBytes(), s::unitsBytes);
     }
@@ -116,10 +136,13 @@ class StreamingModuleClustersSplitStateTest {
                 }
                 byte[] full = orig.toBytes();
                 // the invariant: the derived arrays equal what a restore recomputes from the members, bit for bit
-                assertArrayEquals(full, splitCopy(orig).toBytes(), "invariant after step " + step + " " + ops.get(step).kind());
+                StreamingModuleClusters restored = splitCopy(orig);
+                assertArrayEquals(full, restored.toBytes(), "invariant after step " + step + " " + ops.get(step).kind());
+                assertDerivedBitIdentical(orig, restored, "invariant after step " + step + " " + ops.get(step).kind());
                 Optional<MergedModule> merged = orig.merged();
                 for (StreamingModuleClusters c : copies) {
                     assertArrayEquals(full, c.toBytes(), "copy diverged at step " + step);
+                    assertDerivedBitIdentical(orig, c, "copy at step " + step);
                     assertArrayEquals(orig.toStateBytes(), c.toStateBytes(), "skeleton at step " + step);
                     assertMergedBitIdentical(merged, c.merged());
                 }
@@ -274,9 +297,10 @@ class StreamingModuleClustersSplitStateTest {
                 badVersion, s::unitsBytes)).getMessage().contains("format version 7"));
         assertTrue(assertThrows(IllegalArgumentException.class, () -> StreamingModuleClusters.fromStateBytes(
                 s.toBytes(), s::unitsBytes)).getMessage().contains("not a streaming cluster skeleton"));
-        // the last unit's cluster is the last int before the empty-row count: point it outside [0, k)
+        // the last unit's cluster is the last int before the empty-row count (0 here), the sum order (count and one
+        // index per adapter) and the inertia: point it outside [0, k)
         byte[] badCluster = state.clone();
-        int at = state.length - 4 - 4;
+        int at = state.length - 8 - 4 * s.liveAdapters().size() - 4 - 4 - 4;
         badCluster[at] = 0x7f;
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> StreamingModuleClusters.fromStateBytes(badCluster, s::unitsBytes));
@@ -331,7 +355,7 @@ class StreamingModuleClustersSplitStateTest {
         assertArrayEquals(s.toBytes(), StreamingModuleClusters.fromStateBytes(s.toStateBytes(), id -> null).toBytes());
     }
 
-    private static void assertMergedBitIdentical(Optional<MergedModule> expected, Optional<MergedModule> actual) {
+    static void assertMergedBitIdentical(Optional<MergedModule> expected, Optional<MergedModule> actual) {
         assertEquals(expected.isPresent(), actual.isPresent(), "presence of output");
         if (expected.isEmpty()) return;
         MergedModule e = expected.get(), a = actual.get();
