@@ -277,7 +277,7 @@ public final class StreamingModuleClusters {
                 break;
             }
         }
-        TreeMap<String, MinimalSemanticUnits> fresh = new TreeMap<>();
+        TreeMap<String, Prepared> fresh = new TreeMap<>();
         for (Map.Entry<String, AdapterModule> e : sorted.entrySet()) {
             AdapterModule m = Objects.requireNonNull(e.getValue(), "factors of " + e.getKey());
             if (expIn < 0) {
@@ -288,8 +288,61 @@ public final class StreamingModuleClusters {
                 throw new IllegalArgumentException("module " + module + ": adapter " + e.getKey() + " has dIn x dOut = "
                         + m.dIn() + " x " + m.dOut() + " but adapter " + shapeOf + " has " + expIn + " x " + expOut);
             }
-            fresh.put(e.getKey(), MinimalSemanticUnits.of(m, options.canonical()));
+            fresh.put(e.getKey(), prepare(m));
         }
+        upsertPrepared(fresh, expIn, expOut);
+    }
+
+    /**
+     * An adapter's factors made ready for this state (folded and canonicalised with its options), so a caller can
+     * look at their update norm before it decides to {@link #upsert(String, Prepared)} them, without doing the work
+     * twice.
+     */
+    public Prepared prepare(AdapterModule factors) {
+        Objects.requireNonNull(factors, "factors");
+        return new Prepared(MinimalSemanticUnits.of(factors, options.canonical()));
+    }
+
+    /**
+     * Publishes (or replaces) a prepared adapter: one update, the same as {@link #upsert(String, AdapterModule)} of
+     * the factors it was prepared from.
+     *
+     * @throws IllegalArgumentException if the shape differs from the other live adapters' (state unchanged)
+     */
+    public void upsert(String adapterId, Prepared prepared) {
+        Objects.requireNonNull(adapterId, "adapterId");
+        Objects.requireNonNull(prepared, "prepared");
+        MinimalSemanticUnits u = prepared.units;
+        for (Map.Entry<String, LiveAdapter> e : live.entrySet()) {
+            if (!e.getKey().equals(adapterId) && (u.dIn() != dIn || u.dOut() != dOut)) {
+                throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + " has dIn x dOut = "
+                        + u.dIn() + " x " + u.dOut() + " but adapter " + e.getKey() + " has " + dIn + " x " + dOut);
+            }
+        }
+        TreeMap<String, Prepared> one = new TreeMap<>();
+        one.put(adapterId, prepared);
+        upsertPrepared(one, u.dIn(), u.dOut());
+    }
+
+    /** An adapter's canonical units as {@link #prepare} made them, with their update norm on demand. */
+    public static final class Prepared {
+        private final MinimalSemanticUnits units;
+        private double updateNorm = Double.NaN;
+
+        private Prepared(MinimalSemanticUnits units) {
+            this.units = units;
+        }
+
+        /** {@code ‖ΔW‖_F} of the units ({@link UpdateNorms#ofUnits}): what {@link #updateNorm(String)} will say. */
+        public double updateNorm() {
+            if (Double.isNaN(updateNorm)) {
+                updateNorm = UpdateNorms.ofUnits(units.units(), 0, units.count(), units.dIn(), units.dOut());
+            }
+            return updateNorm;
+        }
+    }
+
+    private void upsertPrepared(TreeMap<String, Prepared> fresh, int expIn, int expOut) {
         dropStepPool();
         boolean removed = false;
         for (String id : fresh.keySet()) {
@@ -306,13 +359,14 @@ public final class StreamingModuleClusters {
             }
         }
         List<LiveAdapter> added = new ArrayList<>();
-        for (Map.Entry<String, MinimalSemanticUnits> e : fresh.entrySet()) {
-            MinimalSemanticUnits u = e.getValue();
+        for (Map.Entry<String, Prepared> e : fresh.entrySet()) {
+            MinimalSemanticUnits u = e.getValue().units;
             double[] w = new double[u.count()];
             Arrays.fill(w, u.weight());
             int[] assign = new int[u.count()];
             Arrays.fill(assign, -1);
             LiveAdapter a = new LiveAdapter(e.getKey(), u, w, assign);
+            a.updateNorm = e.getValue().updateNorm;
             computeScalars(a);
             live.put(e.getKey(), a);
             sumOrder.add(e.getKey());

@@ -175,10 +175,11 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             touched.add(task.getAdapterId());
             if (task.getOp() == ModuleOp.UPSERT) {
                 if (rejected == null) rejected = mismatch(task, layer);
-                AdapterModule factors = null;
+                StreamingModuleClusters.Prepared factors = null;
                 double verdictShrink = 1.0;
                 if (rejected == null) {
-                    NormGuard.Verdict v = NormGuard.check(clusters, TensorCodec.toAdapterModule(layer, task.getWeight()), params);
+                    AdapterModule incoming = TensorCodec.toAdapterModule(layer, task.getWeight());
+                    NormGuard.Verdict v = NormGuard.check(clusters, incoming, clusters.prepare(incoming), params);
                     factors = v.factors();
                     rejected = v.note();
                     verdictShrink = v.shrink();

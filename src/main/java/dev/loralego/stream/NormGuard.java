@@ -21,8 +21,8 @@ final class NormGuard {
      * @param note    the warning for the manifest, or null
      * @param shrink  the factor both of the incoming factors were scaled by ({@link #shrink}); 1 when not clipped
      */
-    record Verdict(AdapterModule factors, String note, double shrink) {
-        Verdict(AdapterModule factors, String note) {
+    record Verdict(StreamingModuleClusters.Prepared factors, String note, double shrink) {
+        Verdict(StreamingModuleClusters.Prepared factors, String note) {
             this(factors, note, 1.0);
         }
     }
@@ -30,24 +30,29 @@ final class NormGuard {
     private NormGuard() {
     }
 
-    static Verdict check(StreamingModuleClusters clusters, AdapterModule incoming, MergeParameters params) {
+    /**
+     * @param incoming the adapter's factors for this module
+     * @param prepared the same, prepared by {@code clusters} (its norm is the one compared)
+     */
+    static Verdict check(StreamingModuleClusters clusters, AdapterModule incoming, StreamingModuleClusters.Prepared prepared,
+                         MergeParameters params) {
         double factor = params.normOutlierFactor();
-        if (factor == 0 || clusters.liveAdapters().isEmpty()) return new Verdict(incoming, null);
+        if (factor == 0 || clusters.liveAdapters().isEmpty()) return new Verdict(prepared, null);
         List<Double> others = new ArrayList<>();
         for (String id : clusters.liveAdapters()) {
             // cached per adapter: the same value as over the pool's rows, without copying the pool every step
             if (!id.equals(incoming.adapterId())) others.add(clusters.updateNorm(id));
         }
-        if (others.size() < 2) return new Verdict(incoming, null);
+        if (others.size() < 2) return new Verdict(prepared, null);
         double median = UpdateNorms.median(others.stream().mapToDouble(Double::doubleValue).toArray());
-        double norm = UpdateNorms.of(incoming);
+        double norm = prepared.updateNorm();
         double limit = factor * median;
-        if (!(norm > limit) || median == 0) return new Verdict(incoming, null);
+        if (!(norm > limit) || median == 0) return new Verdict(prepared, null);
         String what = String.format(Locale.ROOT, "update norm of %s is %.4g, %.1fx the median %.4g of the module's other %d adapters (limit %.4gx)",
                 incoming.adapterId(), norm, norm / median, median, others.size(), factor);
         if (params.normOutlierPolicy().equals("clip")) {
             double shrink = Math.sqrt(limit / norm);
-            return new Verdict(shrink(incoming, shrink), what + "; clipped to the limit", shrink);
+            return new Verdict(clusters.prepare(shrink(incoming, shrink)), what + "; clipped to the limit", shrink);
         }
         return new Verdict(null, what + "; rejected");
     }
