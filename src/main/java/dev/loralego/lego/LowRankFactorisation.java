@@ -142,7 +142,9 @@ public final class LowRankFactorisation {
 
     /**
      * The CholeskyQR2 route of {@link #ofProduct} (scaled by {@code s}), {@code null} when it does not apply: a wide
-     * factor, or a Gram matrix that is not safely positive definite (see {@link #MAX_CONDITION}).
+     * factor ({@code dOut < r} or {@code dIn < r}), or for {@code B} or {@code Aᵀ} a Gram diagonal below
+     * {@link #MIN_GRAM_DIAGONAL}, a Cholesky pivot that is not finite and {@code > 0}, a condition bound above
+     * {@link #MAX_CONDITION}, or a second Cholesky factor with a diagonal entry off 1 by more than 1/8.
      *
      * <p>For {@code X = B} and {@code X = Aᵀ}, held transposed ({@code Xᵀ} is {@code r × n}, long contiguous rows):
      * {@code R₁ = chol(XᵀX)}, {@code Q₁ = X R₁⁻¹} by forward substitution (backward stable: {@code Q₁ R₁ = X} up to
@@ -197,7 +199,10 @@ public final class LowRankFactorisation {
     private record CholQr(double[][] q1t, double[] r1, double[] r2) {
     }
 
-    /** CholeskyQR2 of {@code X} given as {@code xt = Xᵀ} ({@code r} rows of {@code n}, overwritten by {@code Q₁ᵀ}); {@code null} on failure. */
+    /**
+     * CholeskyQR2 of {@code X} given as {@code xt = Xᵀ} ({@code r} rows of {@code n}, overwritten by {@code Q₁ᵀ});
+     * {@code null} when a check fails (see {@link #ofProductCholeskyQr}).
+     */
     private static CholQr cholQr2(double[][] xt, int r, int n) {
         double[] g1 = gram(xt, r, n);
         for (int j = 0; j < r; j++) {
@@ -271,7 +276,10 @@ public final class LowRankFactorisation {
         return g;
     }
 
-    /** Upper Cholesky factor {@code R} of {@code G = RᵀR} (row-major {@code r × r}), {@code null} unless every pivot is finite and {@code > 0}. */
+    /**
+     * Upper Cholesky factor {@code R} of {@code G = RᵀR} (row-major {@code r × r}), {@code null} unless every pivot is
+     * finite and {@code > 0}.
+     */
     static double[] cholesky(double[] g, int r) {
         double[] f = new double[r * r];
         for (int j = 0; j < r; j++) {
@@ -289,7 +297,10 @@ public final class LowRankFactorisation {
         return f;
     }
 
-    /** {@code ‖R‖_F ‖R⁻¹‖_F} of an upper triangular {@code R} with non-zero diagonal: an upper bound on {@code κ₂(R)}. */
+    /**
+     * {@code ‖R‖_F ‖R⁻¹‖_F} of an upper triangular {@code R} with non-zero diagonal: an upper bound on {@code κ₂(R)}
+     * (at most {@code r} times too large).
+     */
     static double frobeniusCondition(double[] f, int r) {
         double[] inv = new double[r * r];
         for (int j = r - 1; j >= 0; j--) {

@@ -12,13 +12,20 @@ import java.util.SplittableRandom;
  * (r = 16; MLP 4096 → 11008, attention 4096 → 4096). Not a JMH benchmark: warms up, then times {@code calls}
  * calls per repetition and prints the mean per call of each repetition. Single-threaded.
  *
- * <pre>java -cp target/test-classes:target/classes:$(cat target/cp.txt) dev.loralego.bench.CanonicalSvdTiming [calls] [reps]</pre>
+ * <pre>
+ * java -cp target/test-classes:target/classes:$(cat target/cp.txt) dev.loralego.bench.CanonicalSvdTiming [calls] [reps]
+ * </pre>
  */
 public final class CanonicalSvdTiming {
 
     private CanonicalSvdTiming() {
     }
 
+    /**
+     * Runs the timing and prints one line per shape.
+     *
+     * @param args optional {@code calls} per repetition (default 50) and {@code reps} (default 5)
+     */
     public static void main(String[] args) {
         int calls = args.length > 0 ? Integer.parseInt(args[0]) : 50;
         int reps = args.length > 1 ? Integer.parseInt(args[1]) : 5;

@@ -3,8 +3,10 @@ package dev.loralego.lego;
 import org.ejml.data.DMatrixRMaj;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.Test;
 
+import java.util.Arrays;
 import java.util.SplittableRandom;
 
 import static dev.loralego.lego.NaiveReference.EXACT_TOL;
@@ -122,10 +124,13 @@ class LowRankFactorisationTest {
                 b, a, 1.0, ROUTE_TOL);
     }
 
-    enum Bad { B_ZERO, B_ZERO_COLUMN, B_DUPLICATED_COLUMN, A_DUPLICATED_ROW, A_ZERO_ROW, B_KAPPA_1E9, A_KAPPA_1E12, B_TINY, WIDE_B, WIDE_A }
+    enum Bad {
+        B_ZERO, B_ZERO_COLUMN, B_DUPLICATED_COLUMN, A_DUPLICATED_ROW, A_ZERO_ROW, B_KAPPA_1E9, A_KAPPA_1E12, B_TINY,
+        WIDE_B, WIDE_A
+    }
 
     @ParameterizedTest(name = "{0}")
-    @org.junit.jupiter.params.provider.EnumSource(Bad.class)
+    @EnumSource(Bad.class)
     void rankDeficientOrIllConditionedFactorsFallBackToHouseholder(Bad bad) {
         int dOut = bad == Bad.WIDE_B ? 10 : 120, r = 16, dIn = bad == Bad.WIDE_A ? 12 : 90;
         SplittableRandom rng = new SplittableRandom(bad.ordinal() + 5);
@@ -139,7 +144,7 @@ class LowRankFactorisationTest {
                 for (int o = 0; o < dOut; o++) b[o * r + 9] = b[o * r + 2];
             }
             case A_DUPLICATED_ROW -> System.arraycopy(a, 3 * dIn, a, 11 * dIn, dIn);
-            case A_ZERO_ROW -> java.util.Arrays.fill(a, 0, dIn, 0.0);
+            case A_ZERO_ROW -> Arrays.fill(a, 0, dIn, 0.0);
             case B_KAPPA_1E9 -> b = withCondition(rng, dOut, r, 1e9);
             case A_KAPPA_1E12 -> a = transpose(withCondition(rng, dIn, r, 1e12), dIn, r);
             case B_TINY -> {
@@ -211,7 +216,10 @@ class LowRankFactorisationTest {
         assertClose(rb, fb, tol * 10, "B' (signs fixed)");
     }
 
-    /** Row-major {@code n × r} {@code Q₁ diag(κ^{-j/(r-1)}) Q₂} with random orthonormal {@code Q₁}, orthogonal {@code Q₂}: {@code κ₂ = κ}. */
+    /**
+     * Row-major {@code n × r} {@code Q₁ diag(κ^{-j/(r-1)}) Q₂} with random orthonormal {@code Q₁} and orthogonal
+     * {@code Q₂}: {@code κ₂ = κ}.
+     */
     private static double[] withCondition(SplittableRandom rng, int n, int r, double kappa) {
         DMatrixRMaj q1 = LowRankFactorisation.thinQr(DMatrixRMaj.wrap(n, r, gaussians(rng, n * r)))[0];
         DMatrixRMaj q2 = LowRankFactorisation.thinQr(DMatrixRMaj.wrap(r, r, gaussians(rng, r * r)))[0];
