@@ -6,6 +6,8 @@ import org.ejml.dense.row.SingularOps_DDRM;
 import org.ejml.dense.row.factory.DecompositionFactory_DDRM;
 import org.ejml.interfaces.decomposition.SingularValueDecomposition_F64;
 
+import java.util.Arrays;
+
 /**
  * Balanced SVD factorisations used by the canonical form {@link CanonicalForm#SVD} (ALGORITHM.md §2) and by the
  * {@code svd}, {@code ties} and {@code dare} baselines (§7).
@@ -13,15 +15,17 @@ import org.ejml.interfaces.decomposition.SingularValueDecomposition_F64;
  * <p>Two entry points:
  * <ul>
  *   <li>{@link #ofProduct}: the SVD of a product {@code B A} without forming it: thin QR of {@code B} and of
- *       {@code Aᵀ} (our Householder, {@link #thinQr}), SVD of the small core {@code R_B R_Aᵀ = U S Vᵀ}, then
- *       {@code B' = Q_B U S^{1/2}}, {@code A' = S^{1/2} Vᵀ Q_Aᵀ}. Cost {@code O(r² (dIn + dOut) + r³)}.</li>
+ *       {@code Aᵀ}, SVD of the small core {@code R_B R_Aᵀ = U S Vᵀ}, then {@code B' = Q_B U S^{1/2}},
+ *       {@code A' = S^{1/2} Vᵀ Q_Aᵀ}. Cost {@code O(r² (dIn + dOut) + r³)}. The QRs are CholeskyQR2 without forming
+ *       {@code Q} ({@link #ofProductCholeskyQr}) when both factors are tall and safely of full rank, else our
+ *       Householder ({@link #thinQr}, {@link #ofProductHouseholder}).</li>
  *   <li>{@link #ofDense}: the compact SVD of a dense {@code dOut × dIn} matrix (EJML), cost
  *       {@code O(dOut · dIn · min(dOut, dIn))} time and {@code O(dOut · dIn)} memory: acceptable for gpt2-size
  *       modules (768 × 2304 takes seconds), expensive for 4096 × 11008.</li>
  * </ul>
- * Singular triplets are returned in descending order of singular value. EJML's decompositions are sequential
- * and deterministic, so the same input gives bit-identical factors; {@link #fixSigns} then makes the sign of
- * each pair independent of EJML's choices.
+ * Singular triplets are returned in descending order of singular value. EJML's decompositions and our passes are
+ * sequential and deterministic (fixed summation orders, no threads), so the same input gives bit-identical factors;
+ * {@link #fixSigns} then makes the sign of each pair independent of EJML's choices.
  */
 public final class LowRankFactorisation {
 
@@ -62,11 +66,338 @@ public final class LowRankFactorisation {
     /**
      * SVD of {@code B A} from its factors, never forming the {@code dOut × dIn} product.
      *
+     * <p>Two routes, the same result up to rounding (ALGORITHM.md §2): when {@code B} and {@code Aᵀ} are tall
+     * ({@code dOut ≥ r}, {@code dIn ≥ r}) and safely of full column rank, a CholeskyQR2 route
+     * ({@link #ofProductCholeskyQr}) that never forms {@code Q}; otherwise (a wide factor, a rank-deficient or
+     * ill-conditioned one, e.g. PEFT's initial {@code B = 0}) the Householder route ({@link #ofProductHouseholder}).
+     * Both are sequential and deterministic, and which one runs depends on the input values only.
+     *
      * @param b    row-major {@code dOut × r} (not modified)
      * @param a    row-major {@code r × dIn} (not modified)
      * @return all {@code min(dOut, dIn, r)} balanced pairs, descending singular values, signs as EJML returns them
      */
     public static Factors ofProduct(double[] b, double[] a, int dOut, int r, int dIn) {
+        return ofProductTransposed(b, a, dOut, r, dIn, 1.0).toFactors(dIn, dOut);
+    }
+
+    /**
+     * Balanced factors in unit layout: {@code a[j]} is row {@code j} of {@code A'} (length {@code dIn}), {@code bt[j]}
+     * is column {@code j} of {@code B'} (length {@code dOut}), {@code j < rank} (the layout of
+     * {@link MinimalSemanticUnits}: no strided copy).
+     */
+    record Transposed(int rank, double[][] a, double[][] bt, double[] singularValues) {
+
+        Factors toFactors(int dIn, int dOut) {
+            double[] fa = new double[rank * dIn];
+            double[] fb = new double[dOut * rank];
+            for (int j = 0; j < rank; j++) {
+                System.arraycopy(a[j], 0, fa, j * dIn, dIn);
+                double[] col = bt[j];
+                for (int o = 0; o < dOut; o++) fb[o * rank + j] = col[o];
+            }
+            return new Factors(rank, dIn, dOut, fa, fb, singularValues);
+        }
+
+        static Transposed of(Factors f) {
+            int m = f.rank(), dIn = f.dIn(), dOut = f.dOut();
+            double[][] a = new double[m][];
+            double[][] bt = new double[m][dOut];
+            for (int j = 0; j < m; j++) a[j] = Arrays.copyOfRange(f.a(), j * dIn, (j + 1) * dIn);
+            for (int o = 0; o < dOut; o++) {
+                for (int j = 0; j < m; j++) bt[j][o] = f.b()[o * m + j];
+            }
+            return new Transposed(m, a, bt, f.singularValues());
+        }
+    }
+
+    /**
+     * Balanced SVD factors of {@code s · B A}, {@code B'} transposed; the CholeskyQR2 route when it applies, else
+     * Householder (see {@link #ofProduct}).
+     *
+     * @param s a scale {@code > 0} folded into the core (the PEFT scaling): no scaled copies of the factors
+     */
+    static Transposed ofProductTransposed(double[] b, double[] a, int dOut, int r, int dIn, double s) {
+        if (b.length != (long) dOut * r || a.length != (long) r * dIn) {
+            throw new IllegalArgumentException("factors do not match dOut " + dOut + ", r " + r + ", dIn " + dIn);
+        }
+        Transposed fast = ofProductCholeskyQr(b, a, dOut, r, dIn, s);
+        return fast != null ? fast : Transposed.of(ofProductHouseholder(b, a, dOut, r, dIn, s));
+    }
+
+    /**
+     * Bound on {@code ‖R‖_F ‖R⁻¹‖_F ≥ κ₂(X)} of the first Cholesky factor above which the CholeskyQR2 route gives
+     * way to Householder. CholeskyQR2 needs {@code κ² u ≪ 1} (here {@code ≤ 1e-4}); the Gram matrix of a rank-deficient
+     * factor has a zero or rounding-level pivot, i.e. a bound of {@code 1e8} or more, or no Cholesky factor at all.
+     */
+    static final double MAX_CONDITION = 1e6;
+
+    /**
+     * Smallest Gram diagonal ({@code ‖x_j‖²}) the CholeskyQR2 route accepts: {@code 2^-900}, far above the subnormal
+     * range where squared entries lose relative precision. Smaller columns go to Householder, which does not square.
+     */
+    static final double MIN_GRAM_DIAGONAL = 0x1p-900;
+
+    /** Columns per cache block of the tall passes (16 rows of 1024 doubles: 128 KiB, one target row in L1). */
+    private static final int CHUNK = 1024;
+
+    /**
+     * The CholeskyQR2 route of {@link #ofProduct} (scaled by {@code s}), {@code null} when it does not apply: a wide
+     * factor ({@code dOut < r} or {@code dIn < r}), or for {@code B} or {@code Aᵀ} a Gram diagonal below
+     * {@link #MIN_GRAM_DIAGONAL}, a Cholesky pivot that is not finite and {@code > 0}, a condition bound above
+     * {@link #MAX_CONDITION}, or a second Cholesky factor with a diagonal entry off 1 by more than 1/8.
+     *
+     * <p>For {@code X = B} and {@code X = Aᵀ}, held transposed ({@code Xᵀ} is {@code r × n}, long contiguous rows):
+     * {@code R₁ = chol(XᵀX)}, {@code Q₁ = X R₁⁻¹} by forward substitution (backward stable: {@code Q₁ R₁ = X} up to
+     * rounding whatever {@code κ(X)}), {@code R₂ = chol(Q₁ᵀQ₁)} (≈ I: it restores the orthogonality {@code Q₁} lost,
+     * {@code O(κ² u)}), {@code Q = Q₁ R₂⁻¹}, {@code R = R₂ R₁}. The core {@code s R_B R_Aᵀ = U S Vᵀ} is as in the
+     * Householder route; then {@code B'ᵀ = (R₂⁻¹ U S^½)ᵀ Q₁ᵀ} and {@code A' = (R₂⁻¹ V S^½)ᵀ Q₁ᵀ} with small
+     * {@code r × r} back substitutions. {@code Q} is never formed; every tall pass is an elementwise loop over
+     * {@code n} (vectorised by the JIT, no reduction) or a 4 × 4 register-blocked set of dot products, each summed in
+     * index order, so the result does not depend on the machine.
+     */
+    static Transposed ofProductCholeskyQr(double[] b, double[] a, int dOut, int r, int dIn, double s) {
+        if (dOut < r || dIn < r || r == 0) return null;
+        // Xᵀ one array per row (the passes below are elementwise over rows of different arrays: the JIT vectorises
+        // them, which it does not for two rows of one array); these copies become Q₁ᵀ in place
+        double[][] bt = new double[r][dOut];
+        for (int o = 0; o < dOut; o++) {
+            int row = o * r;
+            for (int j = 0; j < r; j++) bt[j][o] = b[row + j];
+        }
+        CholQr qb = cholQr2(bt, r, dOut);
+        if (qb == null) return null;
+        double[][] at = new double[r][];
+        for (int j = 0; j < r; j++) at[j] = Arrays.copyOfRange(a, j * dIn, (j + 1) * dIn);
+        CholQr qa = cholQr2(at, r, dIn);
+        if (qa == null) return null;
+        // core = s R_B R_Aᵀ, R = R₂ R₁ (upper triangular)
+        double[] rb = upperProduct(qb.r2, qb.r1, r), ra = upperProduct(qa.r2, qa.r1, r);
+        DMatrixRMaj core = new DMatrixRMaj(r, r);
+        for (int i = 0; i < r; i++) {
+            for (int j = 0; j < r; j++) {
+                double acc = 0;
+                for (int k = Math.max(i, j); k < r; k++) acc += rb[i * r + k] * ra[j * r + k];
+                core.data[i * r + j] = s * acc;
+            }
+        }
+        Svd svd = svd(core);
+        int m = svd.m;
+        double[] mb = new double[r * m], ma = new double[r * m];
+        for (int k = 0; k < r; k++) {
+            for (int j = 0; j < m; j++) {
+                double h = Math.sqrt(svd.sigma[j]);
+                mb[k * m + j] = svd.u.data[k * m + j] * h;
+                ma[k * m + j] = svd.v.data[k * m + j] * h;
+            }
+        }
+        backSolve(qb.r2, mb, r, m);
+        backSolve(qa.r2, ma, r, m);
+        return new Transposed(m, combine(qa.q1t, ma, r, m, dIn), combine(qb.q1t, mb, r, m, dOut), svd.sigma.clone());
+    }
+
+    /** {@code Q₁ᵀ} ({@code r × n}) and the two Cholesky factors of CholeskyQR2. */
+    private record CholQr(double[][] q1t, double[] r1, double[] r2) {
+    }
+
+    /**
+     * CholeskyQR2 of {@code X} given as {@code xt = Xᵀ} ({@code r} rows of {@code n}, overwritten by {@code Q₁ᵀ});
+     * {@code null} when a check fails (see {@link #ofProductCholeskyQr}).
+     */
+    private static CholQr cholQr2(double[][] xt, int r, int n) {
+        double[] g1 = gram(xt, r, n);
+        for (int j = 0; j < r; j++) {
+            if (!(g1[j * r + j] >= MIN_GRAM_DIAGONAL)) return null;
+        }
+        double[] r1 = cholesky(g1, r);
+        if (r1 == null || !(frobeniusCondition(r1, r) <= MAX_CONDITION)) return null;
+        double[][] q1t = forwardSolve(xt, r1, r, n);
+        double[] r2 = cholesky(gram(q1t, r, n), r);
+        if (r2 == null) return null;
+        for (int j = 0; j < r; j++) {
+            // Q₁ has nearly orthonormal columns once κ passed: R₂ ≈ I; anything else means the Gram lied
+            if (!(Math.abs(r2[j * r + j] - 1.0) <= 0.125)) return null;
+        }
+        return new CholQr(q1t, r1, r2);
+    }
+
+    /**
+     * {@code X Xᵀ} ({@code r × r}, row-major) of the {@code r} rows of length {@code n} of {@code x}: 4 × 4 blocks of
+     * rows, sixteen independent accumulators sharing each load; each entry is one sum in index order.
+     */
+    static double[] gram(double[][] x, int r, int n) {
+        double[] g = new double[r * r];
+        int r4 = r - r % 4;
+        for (int k = 0; k < r4; k += 4) {
+            double[] x0 = x[k], x1 = x[k + 1], x2 = x[k + 2], x3 = x[k + 3];
+            for (int c = k; c < r4; c += 4) {
+                double[] y0 = x[c], y1 = x[c + 1], y2 = x[c + 2], y3 = x[c + 3];
+                double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+                double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+                for (int i = 0; i < n; i++) {
+                    double p0 = x0[i], p1 = x1[i], p2 = x2[i], p3 = x3[i];
+                    double e0 = y0[i], e1 = y1[i], e2 = y2[i], e3 = y3[i];
+                    s00 += p0 * e0;
+                    s01 += p0 * e1;
+                    s02 += p0 * e2;
+                    s03 += p0 * e3;
+                    s10 += p1 * e0;
+                    s11 += p1 * e1;
+                    s12 += p1 * e2;
+                    s13 += p1 * e3;
+                    s20 += p2 * e0;
+                    s21 += p2 * e1;
+                    s22 += p2 * e2;
+                    s23 += p2 * e3;
+                    s30 += p3 * e0;
+                    s31 += p3 * e1;
+                    s32 += p3 * e2;
+                    s33 += p3 * e3;
+                }
+                double[] blk = {s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, s31, s32, s33};
+                for (int u = 0; u < 4; u++) {
+                    for (int v = 0; v < 4; v++) {
+                        // in a diagonal block keep the upper entry (the mirrored one is the same sum anyway)
+                        if (c == k && v < u) continue;
+                        g[(k + u) * r + c + v] = blk[u * 4 + v];
+                        g[(c + v) * r + k + u] = blk[u * 4 + v];
+                    }
+                }
+            }
+        }
+        for (int k = 0; k < r; k++) {
+            for (int c = Math.max(k, r4); c < r; c++) {
+                double[] x0 = x[k], y0 = x[c];
+                double acc = 0;
+                for (int i = 0; i < n; i++) acc += x0[i] * y0[i];
+                g[k * r + c] = acc;
+                g[c * r + k] = acc;
+            }
+        }
+        return g;
+    }
+
+    /**
+     * Upper Cholesky factor {@code R} of {@code G = RᵀR} (row-major {@code r × r}), {@code null} unless every pivot is
+     * finite and {@code > 0}.
+     */
+    static double[] cholesky(double[] g, int r) {
+        double[] f = new double[r * r];
+        for (int j = 0; j < r; j++) {
+            double d = g[j * r + j];
+            for (int k = 0; k < j; k++) d -= f[k * r + j] * f[k * r + j];
+            if (!(d > 0) || !Double.isFinite(d)) return null;
+            double rjj = Math.sqrt(d);
+            f[j * r + j] = rjj;
+            for (int c = j + 1; c < r; c++) {
+                double e = g[j * r + c];
+                for (int k = 0; k < j; k++) e -= f[k * r + j] * f[k * r + c];
+                f[j * r + c] = e / rjj;
+            }
+        }
+        return f;
+    }
+
+    /**
+     * {@code ‖R‖_F ‖R⁻¹‖_F} of an upper triangular {@code R} with non-zero diagonal: an upper bound on {@code κ₂(R)}
+     * (at most {@code r} times too large).
+     */
+    static double frobeniusCondition(double[] f, int r) {
+        double[] inv = new double[r * r];
+        for (int j = r - 1; j >= 0; j--) {
+            inv[j * r + j] = 1.0 / f[j * r + j];
+            for (int c = j + 1; c < r; c++) {
+                // (R⁻¹)[j][c] = −(Σ_{k=j+1..c} R[j][k] (R⁻¹)[k][c]) / R[j][j]
+                double acc = 0;
+                for (int k = j + 1; k <= c; k++) acc += f[j * r + k] * inv[k * r + c];
+                inv[j * r + c] = -acc / f[j * r + j];
+            }
+        }
+        double nf = 0, ni = 0;
+        for (int i = 0; i < r * r; i++) {
+            nf += f[i] * f[i];
+            ni += inv[i] * inv[i];
+        }
+        return Math.sqrt(nf) * Math.sqrt(ni);
+    }
+
+    /**
+     * {@code Q₁ᵀ} with {@code Q₁ R = X}, in place over {@code xt = Xᵀ} ({@code r} rows of {@code n}): row {@code j}
+     * becomes {@code (x_j − Σ_{k<j} R[k][j] q_k) / R[j][j]}, elementwise over {@code n} in blocks of {@link #CHUNK}.
+     */
+    private static double[][] forwardSolve(double[][] q, double[] f, int r, int n) {
+        for (int i0 = 0; i0 < n; i0 += CHUNK) {
+            int i1 = Math.min(n, i0 + CHUNK);
+            for (int j = 0; j < r; j++) {
+                double[] qj = q[j];
+                for (int k = 0; k < j; k++) {
+                    double c = f[k * r + j];
+                    double[] qk = q[k];
+                    for (int i = i0; i < i1; i++) qj[i] -= c * qk[i];
+                }
+                double d = 1.0 / f[j * r + j];
+                for (int i = i0; i < i1; i++) qj[i] *= d;
+            }
+        }
+        return q;
+    }
+
+    /** Solves {@code R M = W} in place ({@code w}: row-major {@code r × m}), {@code R} upper triangular. */
+    private static void backSolve(double[] f, double[] w, int r, int m) {
+        for (int i = r - 1; i >= 0; i--) {
+            for (int j = 0; j < m; j++) {
+                double acc = w[i * m + j];
+                for (int k = i + 1; k < r; k++) acc -= f[i * r + k] * w[k * m + j];
+                w[i * m + j] = acc / f[i * r + i];
+            }
+        }
+    }
+
+    /** Upper triangular {@code P Q} of two upper triangular {@code r × r} matrices. */
+    private static double[] upperProduct(double[] p, double[] q, int r) {
+        double[] out = new double[r * r];
+        for (int i = 0; i < r; i++) {
+            for (int j = i; j < r; j++) {
+                double acc = 0;
+                for (int k = i; k <= j; k++) acc += p[i * r + k] * q[k * r + j];
+                out[i * r + j] = acc;
+            }
+        }
+        return out;
+    }
+
+    /**
+     * {@code Mᵀ Qᵀ}, {@code m} rows of {@code n}: row {@code j} is {@code Σ_k M[k][j] q_k} ({@code qt}: {@code r} rows
+     * of {@code n}, {@code mm}: row-major {@code r × m}), summed in index order of {@code k}, four terms per sweep.
+     * Output and input rows are distinct arrays indexed alike, so the JIT vectorises the sweeps.
+     */
+    private static double[][] combine(double[][] qt, double[] mm, int r, int m, int n) {
+        double[][] out = new double[m][n];
+        for (int i0 = 0; i0 < n; i0 += CHUNK) {
+            int i1 = Math.min(n, i0 + CHUNK);
+            for (int j = 0; j < m; j++) {
+                double[] o = out[j];
+                int k = 0;
+                for (; k + 4 <= r; k += 4) {
+                    double c0 = mm[k * m + j], c1 = mm[(k + 1) * m + j], c2 = mm[(k + 2) * m + j], c3 = mm[(k + 3) * m + j];
+                    double[] q0 = qt[k], q1 = qt[k + 1], q2 = qt[k + 2], q3 = qt[k + 3];
+                    for (int i = i0; i < i1; i++) o[i] = o[i] + c0 * q0[i] + c1 * q1[i] + c2 * q2[i] + c3 * q3[i];
+                }
+                for (; k < r; k++) {
+                    double c = mm[k * m + j];
+                    double[] qk = qt[k];
+                    for (int i = i0; i < i1; i++) o[i] += c * qk[i];
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The Householder route of {@link #ofProduct} (scaled by {@code s}): thin QR of {@code B} and {@code Aᵀ}
+     * ({@link #thinQr}), SVD of {@code s R_B R_Aᵀ}, {@code B' = Q_B U S^½}, {@code A' = S^½ Vᵀ Q_Aᵀ}. Handles any
+     * shape and rank (a column already zero gets no reflection); the reference for the CholeskyQR2 route.
+     */
+    static Factors ofProductHouseholder(double[] b, double[] a, int dOut, int r, int dIn, double s) {
         if (b.length != (long) dOut * r || a.length != (long) r * dIn) {
             throw new IllegalArgumentException("factors do not match dOut " + dOut + ", r " + r + ", dIn " + dIn);
         }
@@ -75,18 +406,18 @@ public final class LowRankFactorisation {
         DMatrixRMaj[] qrB = thinQr(bm);
         // Aᵀ = Q_A R_A (Q_A is dIn × q, R_A is q × r)
         DMatrixRMaj at = new DMatrixRMaj(dIn, r);
-        CommonOps_DDRM.transpose(DMatrixRMaj.wrap(r, dIn, a.clone()), at);
+        CommonOps_DDRM.transpose(DMatrixRMaj.wrap(r, dIn, a), at);
         DMatrixRMaj[] qrA = thinQr(at);
-        // core = R_B R_Aᵀ (p × q); B A = Q_B core Q_Aᵀ
+        // core = s R_B R_Aᵀ (p × q); s B A = Q_B core Q_Aᵀ
         DMatrixRMaj core = new DMatrixRMaj(qrB[1].numRows, qrA[1].numRows);
-        CommonOps_DDRM.multTransB(qrB[1], qrA[1], core);
-        Svd s = svd(core);
+        CommonOps_DDRM.multTransB(s, qrB[1], qrA[1], core);
+        Svd sv = svd(core);
         // B' = Q_B U S^{1/2}; A' = S^{1/2} Vᵀ Q_Aᵀ = (Q_A V S^{1/2})ᵀ
-        DMatrixRMaj bu = new DMatrixRMaj(dOut, s.m);
-        CommonOps_DDRM.mult(qrB[0], s.u, bu);
-        DMatrixRMaj av = new DMatrixRMaj(dIn, s.m);
-        CommonOps_DDRM.mult(qrA[0], s.v, av);
-        return balanced(bu, av, s.sigma, dIn, dOut);
+        DMatrixRMaj bu = new DMatrixRMaj(dOut, sv.m);
+        CommonOps_DDRM.mult(qrB[0], sv.u, bu);
+        DMatrixRMaj av = new DMatrixRMaj(dIn, sv.m);
+        CommonOps_DDRM.mult(qrA[0], sv.v, av);
+        return balanced(bu, av, sv.sigma, dIn, dOut);
     }
 
     /**
@@ -131,13 +462,16 @@ public final class LowRankFactorisation {
     }
 
     private static Factors balanced(DMatrixRMaj u, DMatrixRMaj v, double[] sigma, int dIn, int dOut) {
-        int m = sigma.length;
+        int m = sigma.length, uc = u.numCols, vc = v.numCols;
         double[] a = new double[m * dIn];
         double[] b = new double[dOut * m];
-        for (int j = 0; j < m; j++) {
-            double h = Math.sqrt(sigma[j]);
-            for (int o = 0; o < dOut; o++) b[o * m + j] = u.get(o, j) * h;
-            for (int i = 0; i < dIn; i++) a[j * dIn + i] = v.get(i, j) * h;
+        double[] h = new double[m];
+        for (int j = 0; j < m; j++) h[j] = Math.sqrt(sigma[j]);
+        for (int o = 0; o < dOut; o++) {
+            for (int j = 0; j < m; j++) b[o * m + j] = u.data[o * uc + j] * h[j];
+        }
+        for (int i = 0; i < dIn; i++) {
+            for (int j = 0; j < m; j++) a[j * dIn + i] = v.data[i * vc + j] * h[j];
         }
         return new Factors(m, dIn, dOut, a, b, sigma.clone());
     }

@@ -192,11 +192,9 @@ public final class MinimalSemanticUnits {
 
     private static MinimalSemanticUnits svd(AdapterModule m) {
         int r = m.rank(), dIn = m.dIn(), dOut = m.dOut(), dim = dIn + dOut;
-        double h = Math.sqrt(m.scaling());
-        double[] a = m.a().clone(), b = m.b().clone();
-        for (int i = 0; i < a.length; i++) a[i] *= h;
-        for (int i = 0; i < b.length; i++) b[i] *= h;
-        LowRankFactorisation.Factors f = LowRankFactorisation.ofProduct(b, a, dOut, r, dIn);
+        // ΔW = s B A: the scaling goes into the r × r core, no scaled copies of the factors
+        LowRankFactorisation.Transposed f = LowRankFactorisation.ofProductTransposed(m.b(), m.a(), dOut, r, dIn,
+                m.scaling());
         double[] s = f.singularValues();
         int p = Math.min(dOut, r), q = Math.min(dIn, r);
         double tol = s.length == 0 ? 0 : s[0] * Math.max(p, q) * Math.ulp(1.0);
@@ -206,8 +204,8 @@ public final class MinimalSemanticUnits {
         int[] idx = new int[kept];
         for (int j = 0; j < kept; j++) {
             int row = j * dim;
-            System.arraycopy(f.a(), j * dIn, out, row, dIn);
-            for (int o = 0; o < dOut; o++) out[row + dIn + o] = f.b()[o * f.rank() + j];
+            System.arraycopy(f.a()[j], 0, out, row, dIn);
+            System.arraycopy(f.bt()[j], 0, out, row + dIn, dOut);
             fixSign(out, j, dIn, dOut);
             idx[j] = j;
         }
