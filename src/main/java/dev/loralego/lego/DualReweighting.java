@@ -125,14 +125,20 @@ public final class DualReweighting {
         return new MergedModule(kept, dIn, dOut, a, b, clustering.inertia(), clustering.iterations());
     }
 
+    /** L∞ (exact in any order) or L2 (four accumulators in a fixed order: deterministic) of a slice. */
     private static double norm(double[] v, int off, int len, ParameterReweighting p) {
         if (p == ParameterReweighting.LINF) {
-            double m = 0;
-            for (int d = 0; d < len; d++) m = Math.max(m, Math.abs(v[off + d]));
-            return m;
+            double m0 = 0, m1 = 0, m2 = 0, m3 = 0;
+            int d = 0;
+            for (; d + 4 <= len; d += 4) {
+                m0 = Math.max(m0, Math.abs(v[off + d]));
+                m1 = Math.max(m1, Math.abs(v[off + d + 1]));
+                m2 = Math.max(m2, Math.abs(v[off + d + 2]));
+                m3 = Math.max(m3, Math.abs(v[off + d + 3]));
+            }
+            for (; d < len; d++) m0 = Math.max(m0, Math.abs(v[off + d]));
+            return Math.max(Math.max(m0, m1), Math.max(m2, m3));
         }
-        double s = 0;
-        for (int d = 0; d < len; d++) s += v[off + d] * v[off + d];
-        return Math.sqrt(s);
+        return Math.sqrt(UpdateNorms.sumOfSquares(v, off, len));
     }
 }

@@ -300,7 +300,7 @@ public final class StreamingModuleClusters {
      */
     public Prepared prepare(AdapterModule factors) {
         Objects.requireNonNull(factors, "factors");
-        return new Prepared(MinimalSemanticUnits.of(factors, options.canonical()));
+        return new Prepared(MinimalSemanticUnits.of(factors, options.canonical()), options.canonical());
     }
 
     /**
@@ -327,16 +327,19 @@ public final class StreamingModuleClusters {
     /** An adapter's canonical units as {@link #prepare} made them, with their update norm on demand. */
     public static final class Prepared {
         private final MinimalSemanticUnits units;
+        private final CanonicalForm canonical;
         private double updateNorm = Double.NaN;
 
-        private Prepared(MinimalSemanticUnits units) {
+        private Prepared(MinimalSemanticUnits units, CanonicalForm canonical) {
             this.units = units;
+            this.canonical = canonical;
         }
 
-        /** {@code ‖ΔW‖_F} of the units ({@link UpdateNorms#ofUnits}): what {@link #updateNorm(String)} will say. */
+        /** {@code ‖ΔW‖_F} of the units ({@link UpdateNorms#ofCanonicalUnits}): what {@link #updateNorm(String)} will say. */
         public double updateNorm() {
             if (Double.isNaN(updateNorm)) {
-                updateNorm = UpdateNorms.ofUnits(units.units(), 0, units.count(), units.dIn(), units.dOut());
+                updateNorm = UpdateNorms.ofCanonicalUnits(units.units(), 0, units.count(), units.dIn(), units.dOut(),
+                        canonical);
             }
             return updateNorm;
         }
@@ -449,9 +452,9 @@ public final class StreamingModuleClusters {
     }
 
     /**
-     * {@code ‖Σ b aᵀ‖_F} of a live adapter's stored units ({@link UpdateNorms#ofUnits} over its rows, the same value
-     * and bits as computed on {@link #pool()}), cached while the adapter stays live: a module step need not copy the
-     * pool or recompute its peers' norms.
+     * {@code ‖Σ b aᵀ‖_F} of a live adapter's stored units ({@link UpdateNorms#ofCanonicalUnits} over its rows, the
+     * same value and bits as computed on {@link #pool()}), cached while the adapter stays live: a module step need not
+     * copy the pool or recompute its peers' norms.
      *
      * @throws IllegalArgumentException if {@code adapterId} is not live (names module and adapter)
      */
@@ -893,7 +896,7 @@ public final class StreamingModuleClusters {
     private double ensureUpdateNorm(LiveAdapter a) {
         if (Double.isNaN(a.updateNorm)) {
             MinimalSemanticUnits u = unitsOf(a.key, a);
-            a.updateNorm = UpdateNorms.ofUnits(u.units(), 0, u.count(), u.dIn(), u.dOut());
+            a.updateNorm = UpdateNorms.ofCanonicalUnits(u.units(), 0, u.count(), u.dIn(), u.dOut(), options.canonical());
         }
         return a.updateNorm;
     }

@@ -60,7 +60,7 @@ class StreamingModuleClustersNormTest {
         for (int t = 0; t < ids.size(); t++) {
             int count = 0;
             while (start + count < owner.length && owner[start + count] == t) count++;
-            double overPool = UpdateNorms.ofUnits(pool.units(), start, count, dIn, dOut);
+            double overPool = UpdateNorms.ofCanonicalUnits(pool.units(), start, count, dIn, dOut, canonical);
             assertEquals(Double.doubleToRawLongBits(overPool), Double.doubleToRawLongBits(s.updateNorm(ids.get(t))),
                     "adapter " + ids.get(t));
             start += count;
