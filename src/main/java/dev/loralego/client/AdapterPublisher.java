@@ -326,8 +326,8 @@ public final class AdapterPublisher {
             dtype = TensorDType.valueOf(ta.dtype().name());
             a = adapter.weights().readRawBytes(ta.name());
             b = adapter.weights().readRawBytes(tb.name());
-            checkFinite(TensorCodec.decode(ByteBuffer.wrap(a), dtype, m.rank() * m.dIn()), m, ta, m.dIn(), "");
-            checkFinite(TensorCodec.decode(ByteBuffer.wrap(b), dtype, m.dOut() * m.rank()), m, tb, m.rank(), "");
+            checkFinite(a, dtype, m.rank() * m.dIn(), m, ta, m.dIn(), "");
+            checkFinite(b, dtype, m.dOut() * m.rank(), m, tb, m.rank(), "");
         } else {
             dtype = TensorDType.F32;
             double[] av = adapter.weights().readDoubles(ta.name());
@@ -336,14 +336,26 @@ public final class AdapterPublisher {
             checkFinite(bv, m, tb, m.rank(), "");
             a = TensorCodec.encode(av, dtype);
             b = TensorCodec.encode(bv, dtype);
-            checkFinite(TensorCodec.decode(ByteBuffer.wrap(a), dtype, av.length), m, ta, m.dIn(), " after conversion to F32 (out of range)");
-            checkFinite(TensorCodec.decode(ByteBuffer.wrap(b), dtype, bv.length), m, tb, m.rank(), " after conversion to F32 (out of range)");
+            checkFinite(a, dtype, av.length, m, ta, m.dIn(), " after conversion to F32 (out of range)");
+            checkFinite(b, dtype, bv.length, m, tb, m.rank(), " after conversion to F32 (out of range)");
         }
         return AdapterLayer.newBuilder()
                 .setGroup(group).setAdapterId(adapterId).setAdapterVersion(version).setModule(m.module())
                 .setDtype(dtype).setRank(m.rank()).setDIn(m.dIn()).setDOut(m.dOut()).setScaling(m.scaling())
                 .setA(ByteBuffer.wrap(a)).setB(ByteBuffer.wrap(b)).setDigest(Digests.layer(a, b))
                 .build();
+    }
+
+    /** {@link #checkFinite(double[], LoraModuleInfo, TensorInfo, int, String)} on raw tensor bytes, without decoding them. */
+    private static void checkFinite(byte[] raw, TensorDType dtype, int count, LoraModuleInfo m, TensorInfo t, int columns,
+                                    String when) {
+        int i = TensorCodec.firstNonFinite(ByteBuffer.wrap(raw), dtype, count);
+        if (i >= 0) {
+            throw new IllegalArgumentException(String.format(Locale.ROOT,
+                    "module %s: tensor %s holds %s at element %d (row %d, column %d)%s; LoRA factors must be finite",
+                    m.module(), t.name(), TensorCodec.elementAt(ByteBuffer.wrap(raw), dtype, i), i, i / columns,
+                    i % columns, when));
+        }
     }
 
     private static void checkFinite(double[] v, LoraModuleInfo m, TensorInfo t, int columns, String when) {

@@ -572,16 +572,14 @@ public final class StreamingModuleClusters {
         int dim = dIn + dOut;
         double[] cNorms = new double[k];
         SquaredDistances.rowNorms(featureCentroids, k, dim, cNorms);
-        double[] dist = new double[k];
-        double[] one = new double[1];
         for (LiveAdapter a : added) {
-            double[] f = features(a.units);
+            // all of the adapter's units at once (the blocked kernel; each distance is the same sum in the same
+            // order as unit by unit, so the same bits)
+            double[] dist = new double[a.count * k];
+            SquaredDistances.compute(features(a.units), a.featureSq, a.count, featureCentroids, cNorms, k, dim, dist);
             for (int i = 0; i < a.count; i++) {
-                double[] row = Arrays.copyOfRange(f, i * dim, (i + 1) * dim);
-                one[0] = a.featureSq[i];
-                SquaredDistances.compute(row, one, 1, featureCentroids, cNorms, k, dim, dist);
-                int best = 0;
-                for (int j = 1; j < k; j++) if (dist[j] < dist[best]) best = j;
+                int row = i * k, best = 0;
+                for (int j = 1; j < k; j++) if (dist[row + j] < dist[row + best]) best = j;
                 a.assignment[i] = best;
             }
         }

@@ -5,7 +5,9 @@ import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.stream.DeadLetterListener;
 import dev.loralego.stream.VersionAssembler;
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
+import dev.loralego.stream.ClusterCacheStatistics;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
@@ -81,6 +83,10 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
                 .register(registry);
         this.deadLetters = Counter.builder(DEAD_LETTERS).description("records sent to the dead-letter topic")
                 .register(registry);
+        FunctionCounter.builder("lora_cluster_cache_hits", this, m -> ClusterCacheStatistics.hits())
+                .description("module steps that found their clusters in memory").register(registry);
+        FunctionCounter.builder("lora_cluster_cache_misses", this, m -> ClusterCacheStatistics.misses())
+                .description("module steps that rebuilt their clusters from the store").register(registry);
         new JvmMemoryMetrics().bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
         new ClassLoaderMetrics().bindTo(registry);

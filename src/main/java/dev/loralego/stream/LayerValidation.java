@@ -39,12 +39,10 @@ final class LayerValidation {
 
     private static void checkFinite(ByteBuffer bytes, AdapterLayer layer, String field) {
         int count = bytes.remaining() / TensorCodec.byteSize(layer.getDtype());
-        double[] v = TensorCodec.decode(bytes, layer.getDtype(), count);
-        for (int i = 0; i < v.length; i++) {
-            if (!Double.isFinite(v[i])) {
-                reject((field.equals("a") ? "lora_A" : "lora_B") + " of " + layer.getModule() + " holds " + v[i]
-                        + " at element " + i, field);
-            }
+        int bad = TensorCodec.firstNonFinite(bytes, layer.getDtype(), count);
+        if (bad >= 0) {
+            reject((field.equals("a") ? "lora_A" : "lora_B") + " of " + layer.getModule() + " holds "
+                    + TensorCodec.elementAt(bytes, layer.getDtype(), bad) + " at element " + bad, field);
         }
     }
 

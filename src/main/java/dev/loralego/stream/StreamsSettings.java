@@ -40,6 +40,8 @@ public final class StreamsSettings {
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.FETCH_MAX_BYTES_CONFIG), Math.max(maxRecordBytes, 64 << 20));
         // Big records: fewer per poll keeps one poll loop well inside max.poll.interval.ms.
         p.put(StreamsConfig.consumerPrefix(ConsumerConfig.MAX_POLL_RECORDS_CONFIG), 100);
+        // layer records are up to maxRecordBytes each: the default 1000 buffered per partition could hold gigabytes
+        p.put(StreamsConfig.BUFFERED_RECORDS_PER_PARTITION_CONFIG, 64);
         p.put("processing.exception.handler.global.enabled", true);
         // Internal repartition/changelog topics on a one-broker dev cluster need replication 1; in production
         // the broker default (-1) applies unless overridden by the config file.

@@ -29,18 +29,54 @@ public final class TensorCodec {
                     + " bytes), got " + in.remaining() + " bytes");
         }
         double[] out = new double[count];
-        switch (dtype) {
-            case F32 -> {
-                for (int i = 0; i < count; i++) out[i] = in.getFloat();
-            }
-            case F16 -> {
-                for (int i = 0; i < count; i++) out[i] = DTypeCodec.halfToFloat(in.getShort());
-            }
-            case BF16 -> {
-                for (int i = 0; i < count; i++) out[i] = DTypeCodec.bfloat16ToFloat(in.getShort());
-            }
+        if (dtype == TensorDType.F32) {
+            float[] f = new float[count];
+            in.asFloatBuffer().get(f);
+            for (int i = 0; i < count; i++) out[i] = f[i];
+            return out;
+        }
+        short[] h = new short[count];
+        in.asShortBuffer().get(h);
+        if (dtype == TensorDType.BF16) {
+            for (int i = 0; i < count; i++) out[i] = Float.intBitsToFloat(h[i] << 16);
+        } else {
+            for (int i = 0; i < count; i++) out[i] = DTypeCodec.halfToFloat(h[i]);
         }
         return out;
+    }
+
+    /**
+     * Index of the first element of {@code count} that is infinite or NaN, or -1 when all are finite: decided on the
+     * raw bits (exponent all ones), without decoding.
+     */
+    public static int firstNonFinite(ByteBuffer bytes, TensorDType dtype, int count) {
+        ByteBuffer in = bytes.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        if (in.remaining() != (long) count * byteSize(dtype)) {
+            throw new IllegalArgumentException("expected " + count + " " + dtype + " values (" + (long) count * byteSize(dtype)
+                    + " bytes), got " + in.remaining() + " bytes");
+        }
+        if (dtype == TensorDType.F32) {
+            int[] v = new int[count];
+            in.asIntBuffer().get(v);
+            for (int i = 0; i < count; i++) if ((v[i] & 0x7F80_0000) == 0x7F80_0000) return i;
+            return -1;
+        }
+        short[] h = new short[count];
+        in.asShortBuffer().get(h);
+        int mask = dtype == TensorDType.BF16 ? 0x7F80 : 0x7C00;
+        for (int i = 0; i < count; i++) if ((h[i] & mask) == mask) return i;
+        return -1;
+    }
+
+    /** The one element at {@code index}, decoded (for messages). */
+    public static double elementAt(ByteBuffer bytes, TensorDType dtype, int index) {
+        ByteBuffer in = bytes.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        int at = in.position() + index * byteSize(dtype);
+        return switch (dtype) {
+            case F32 -> in.getFloat(at);
+            case F16 -> DTypeCodec.halfToFloat(in.getShort(at));
+            case BF16 -> DTypeCodec.bfloat16ToFloat(in.getShort(at));
+        };
     }
 
     /** Encodes values (rounded to nearest even in the narrower types). */
