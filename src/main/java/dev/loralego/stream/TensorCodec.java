@@ -81,18 +81,21 @@ public final class TensorCodec {
 
     /** Encodes values (rounded to nearest even in the narrower types). */
     public static byte[] encode(double[] values, TensorDType dtype) {
-        ByteBuffer out = ByteBuffer.allocate(values.length * byteSize(dtype)).order(ByteOrder.LITTLE_ENDIAN);
-        switch (dtype) {
-            case F32 -> {
-                for (double v : values) out.putFloat((float) v);
-            }
-            case F16 -> {
-                for (double v : values) out.putShort(DTypeCodec.floatToHalf((float) v));
-            }
-            case BF16 -> {
-                for (double v : values) out.putShort(DTypeCodec.floatToBFloat16((float) v));
-            }
+        int n = values.length;
+        ByteBuffer out = ByteBuffer.allocate(n * byteSize(dtype)).order(ByteOrder.LITTLE_ENDIAN);
+        if (dtype == TensorDType.F32) {
+            float[] f = new float[n];
+            for (int i = 0; i < n; i++) f[i] = (float) values[i];
+            out.asFloatBuffer().put(f);
+            return out.array();
         }
+        short[] h = new short[n];
+        if (dtype == TensorDType.BF16) {
+            for (int i = 0; i < n; i++) h[i] = DTypeCodec.floatToBFloat16((float) values[i]);
+        } else {
+            for (int i = 0; i < n; i++) h[i] = DTypeCodec.floatToHalf((float) values[i]);
+        }
+        out.asShortBuffer().put(h);
         return out.array();
     }
 

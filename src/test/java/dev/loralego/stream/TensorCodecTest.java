@@ -43,6 +43,25 @@ class TensorCodecTest {
     }
 
     @Test
+    void encodeWritesEachValueAsTheScalarCodecDoesInLittleEndianOrder() {
+        SplittableRandom rng = new SplittableRandom(8);
+        double[] v = new double[10_001];
+        for (int i = 0; i < v.length; i++) v[i] = rng.nextGaussian() * Math.pow(10, rng.nextInt(-40, 40));
+        v[0] = Double.NaN;
+        v[1] = Double.NEGATIVE_INFINITY;
+        v[2] = -0.0;
+        v[3] = 1e300;
+        ByteBuffer f32 = ByteBuffer.wrap(TensorCodec.encode(v, TensorDType.F32)).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer bf = ByteBuffer.wrap(TensorCodec.encode(v, TensorDType.BF16)).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer f16 = ByteBuffer.wrap(TensorCodec.encode(v, TensorDType.F16)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < v.length; i++) {
+            assertEquals(Float.floatToRawIntBits((float) v[i]), f32.getInt(4 * i), "f32 " + i);
+            assertEquals(DTypeCodec.floatToBFloat16((float) v[i]), bf.getShort(2 * i), "bf16 " + i);
+            assertEquals(DTypeCodec.floatToHalf((float) v[i]), f16.getShort(2 * i), "f16 " + i);
+        }
+    }
+
+    @Test
     void f32PatternsDecodeAndAreCheckedByTheirValue() {
         SplittableRandom rng = new SplittableRandom(3);
         int n = 200_000;
