@@ -119,11 +119,19 @@ public final class StreamingBenchmark {
         }, "heap-sampler");
         sampler.setDaemon(true);
         AtomicLong peakAfterGc = new AtomicLong();
+        java.util.Set<String> heapPools = new java.util.HashSet<>();
+        for (java.lang.management.MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
+            if (pool.getType() == java.lang.management.MemoryType.HEAP) heapPools.add(pool.getName());
+        }
         NotificationListener gcListener = (notification, handback) -> {
             if (!GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION.equals(notification.getType())) return;
             GarbageCollectionNotificationInfo info = GarbageCollectionNotificationInfo.from((CompositeData) notification.getUserData());
+            // pauses only (a concurrent cycle's "after" includes what was allocated meanwhile), heap pools only
+            if (info.getGcName().contains("Concurrent")) return;
             long used = 0;
-            for (MemoryUsage u : info.getGcInfo().getMemoryUsageAfterGc().values()) used += u.getUsed();
+            for (Map.Entry<String, MemoryUsage> u : info.getGcInfo().getMemoryUsageAfterGc().entrySet()) {
+                if (heapPools.contains(u.getKey())) used += u.getValue().getUsed();
+            }
             peakAfterGc.accumulateAndGet(used, Math::max);
         };
         List<NotificationEmitter> emitters = new ArrayList<>();
