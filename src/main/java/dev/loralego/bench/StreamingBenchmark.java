@@ -20,17 +20,10 @@ import org.apache.kafka.common.serialization.StringDeserializer;
 
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
-import com.sun.management.GarbageCollectionNotificationInfo;
 import dev.loralego.stream.ClusterCacheStatistics;
-import java.lang.management.GarbageCollectorMXBean;
 import java.lang.management.MemoryMXBean;
-import java.lang.management.MemoryUsage;
-import javax.management.NotificationEmitter;
-import javax.management.NotificationListener;
-import javax.management.openmbean.CompositeData;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
@@ -69,12 +62,13 @@ public final class StreamingBenchmark {
     /** What was measured. */
     /**
      * @param peakHeapBytes       largest heap use seen (sampled every 100 ms; includes garbage not yet collected)
-     * @param peakAfterGcBytes    largest heap use right after a garbage collection (the live set, roughly)
+     * @param retainedBytes       heap in use after a full collection once every version is out (broker, service and
+     *                            publisher: what they retain, the cluster cache included)
      * @param cacheHits           module steps whose clusters were in the in-memory cache
      * @param cacheMisses         module steps that rebuilt them from the store
      */
     public record Result(Setup setup, double[] latenciesMs, double seconds, long peakHeapBytes, long maxHeapBytes,
-                         long peakAfterGcBytes, long cacheHits, long cacheMisses) {
+                         long retainedBytes, long cacheHits, long cacheMisses) {
         public double percentile(double p) {
             double[] s = latenciesMs.clone();
             Arrays.sort(s);
@@ -89,10 +83,10 @@ public final class StreamingBenchmark {
         public String summary() {
             return String.format(Locale.ROOT,
                     "%d x %s r%d %s, k=%s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
-                            + "peak heap %.0f MiB of %.0f MiB (after GC at most %.0f MiB); cluster cache %d hits, %d misses",
+                            + "peak heap %.0f MiB of %.0f MiB (%.0f MiB retained at the end); cluster cache %d hits, %d misses",
                     setup.adapters(), setup.shape(), setup.rank(), setup.dtype(), setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
                     percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
-                    maxHeapBytes / 1048576.0, peakAfterGcBytes / 1048576.0, cacheHits, cacheMisses);
+                    maxHeapBytes / 1048576.0, retainedBytes / 1048576.0, cacheHits, cacheMisses);
         }
     }
 
@@ -118,29 +112,6 @@ public final class StreamingBenchmark {
             }
         }, "heap-sampler");
         sampler.setDaemon(true);
-        AtomicLong peakAfterGc = new AtomicLong();
-        java.util.Set<String> heapPools = new java.util.HashSet<>();
-        for (java.lang.management.MemoryPoolMXBean pool : ManagementFactory.getMemoryPoolMXBeans()) {
-            if (pool.getType() == java.lang.management.MemoryType.HEAP) heapPools.add(pool.getName());
-        }
-        NotificationListener gcListener = (notification, handback) -> {
-            if (!GarbageCollectionNotificationInfo.GARBAGE_COLLECTION_NOTIFICATION.equals(notification.getType())) return;
-            GarbageCollectionNotificationInfo info = GarbageCollectionNotificationInfo.from((CompositeData) notification.getUserData());
-            // pauses only (a concurrent cycle's "after" includes what was allocated meanwhile), heap pools only
-            if (info.getGcName().contains("Concurrent")) return;
-            long used = 0;
-            for (Map.Entry<String, MemoryUsage> u : info.getGcInfo().getMemoryUsageAfterGc().entrySet()) {
-                if (heapPools.contains(u.getKey())) used += u.getValue().getUsed();
-            }
-            peakAfterGc.accumulateAndGet(used, Math::max);
-        };
-        List<NotificationEmitter> emitters = new ArrayList<>();
-        for (GarbageCollectorMXBean gc : ManagementFactory.getGarbageCollectorMXBeans()) {
-            if (gc instanceof NotificationEmitter e) {
-                e.addNotificationListener(gcListener, null, null);
-                emitters.add(e);
-            }
-        }
         long hitsBefore = ClusterCacheStatistics.hits(), missesBefore = ClusterCacheStatistics.misses();
         String group = "bench";
         int maxBytes = 64 << 20;
@@ -164,17 +135,13 @@ public final class StreamingBenchmark {
             sampling.set(false);
             double[] l = latency.values().stream().mapToDouble(Double::doubleValue).toArray();
             if (l.length < setup.adapters()) throw new IllegalStateException("only " + l.length + " of " + setup.adapters() + " versions appeared");
+            // what the service still holds once every version is out (cluster cache, stores' Java side, broker)
+            System.gc();
+            long retained = memory.getHeapMemoryUsage().getUsed();
             return new Result(setup, l, (end - start) / 1e9, peakHeap.get(), memory.getHeapMemoryUsage().getMax(),
-                    peakAfterGc.get(), ClusterCacheStatistics.hits() - hitsBefore, ClusterCacheStatistics.misses() - missesBefore);
+                    retained, ClusterCacheStatistics.hits() - hitsBefore, ClusterCacheStatistics.misses() - missesBefore);
         } finally {
             sampling.set(false);
-            for (NotificationEmitter e : emitters) {
-                try {
-                    e.removeNotificationListener(gcListener);
-                } catch (javax.management.ListenerNotFoundException ignored) {
-                    // already gone
-                }
-            }
         }
     }
 
