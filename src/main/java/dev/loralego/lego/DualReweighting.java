@@ -139,6 +139,6 @@ public final class DualReweighting {
             for (; d < len; d++) m0 = Math.max(m0, Math.abs(v[off + d]));
             return Math.max(Math.max(m0, m1), Math.max(m2, m3));
         }
-        return Math.sqrt(UpdateNorms.sumOfSquares(v, off, len));
+        return Math.sqrt(SquaredDistances.sumOfSquares(v, off, len));
     }
 }

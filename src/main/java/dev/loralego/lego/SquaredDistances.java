@@ -21,20 +21,25 @@ public final class SquaredDistances {
 
     /** Squared L2 norm of each of {@code n} rows of length {@code dim}, into {@code out[0..n)}. */
     public static void rowNorms(double[] x, int n, int dim, double[] out) {
-        for (int i = 0; i < n; i++) {
-            int row = i * dim;
-            double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-            int d = 0;
-            for (; d + 4 <= dim; d += 4) {
-                double v0 = x[row + d], v1 = x[row + d + 1], v2 = x[row + d + 2], v3 = x[row + d + 3];
-                s0 += v0 * v0;
-                s1 += v1 * v1;
-                s2 += v2 * v2;
-                s3 += v3 * v3;
-            }
-            for (; d < dim; d++) s0 += x[row + d] * x[row + d];
-            out[i] = (s0 + s1) + (s2 + s3);
+        for (int i = 0; i < n; i++) out[i] = sumOfSquares(x, i * dim, dim);
+    }
+
+    /**
+     * {@code Σ v²} over {@code len} values from {@code off}: four partial sums (index mod 4, combined as
+     * {@code (s0 + s1) + (s2 + s3)}), a fixed order, so deterministic.
+     */
+    public static double sumOfSquares(double[] v, int off, int len) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int d = 0;
+        for (; d + 4 <= len; d += 4) {
+            double v0 = v[off + d], v1 = v[off + d + 1], v2 = v[off + d + 2], v3 = v[off + d + 3];
+            s0 += v0 * v0;
+            s1 += v1 * v1;
+            s2 += v2 * v2;
+            s3 += v3 * v3;
         }
+        for (; d < len; d++) s0 += v[off + d] * v[off + d];
+        return (s0 + s1) + (s2 + s3);
     }
 
     /**

@@ -106,7 +106,7 @@ public final class UpdateNorms {
         double sum = 0;
         for (int i = 0; i < count; i++) {
             int r = (from + i) * dim;
-            sum += sumOfSquares(units, r, dIn) * sumOfSquares(units, r + dIn, dOut);
+            sum += SquaredDistances.sumOfSquares(units, r, dIn) * SquaredDistances.sumOfSquares(units, r + dIn, dOut);
         }
         return Math.sqrt(sum);
     }
@@ -118,21 +118,6 @@ public final class UpdateNorms {
     public static double ofCanonicalUnits(double[] units, int from, int count, int dIn, int dOut, CanonicalForm canonical) {
         return canonical == CanonicalForm.SVD ? ofOrthogonalUnits(units, from, count, dIn, dOut)
                 : ofUnits(units, from, count, dIn, dOut);
-    }
-
-    /** {@code Σ v²} over {@code len} values from {@code off}, four accumulators (fixed order: deterministic). */
-    static double sumOfSquares(double[] v, int off, int len) {
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        int d = 0;
-        for (; d + 4 <= len; d += 4) {
-            double e0 = v[off + d], e1 = v[off + d + 1], e2 = v[off + d + 2], e3 = v[off + d + 3];
-            s0 += e0 * e0;
-            s1 += e1 * e1;
-            s2 += e2 * e2;
-            s3 += e3 * e3;
-        }
-        for (; d < len; d++) s0 += v[off + d] * v[off + d];
-        return (s0 + s1) + (s2 + s3);
     }
 
     /** The median (mean of the two middle values for an even count); NaN for none. */
