@@ -10,7 +10,7 @@ public final class ServiceOptionsMixin {
     LegoOptionsMixin lego;
 
     @Option(names = "--refine-every", defaultValue = "8",
-            description = "refine a module's clusters every N updates of it; 0 = never (default: ${DEFAULT-VALUE})")
+            description = "refine a module's clusters every N updates of it, staggered across modules; 0 = never (default: ${DEFAULT-VALUE})")
     int refineEvery;
 
     @Option(names = "--refine-mode", defaultValue = "lloyd",

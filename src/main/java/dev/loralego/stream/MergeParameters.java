@@ -15,7 +15,8 @@ import java.util.TreeMap;
  * replay needs no configuration to reproduce a version.
  *
  * @param lego        clustering and reweighting options
- * @param refineEvery refine a module's clusters every this many updates of it (0 = never)
+ * @param refineEvery refine a module's clusters every this many updates of it, at a per-module phase so a group's
+ *                    modules do not all refine on the same version (0 = never; 1 = every update)
  * @param refineMode  {@code lloyd}: Lloyd on the stored pool warm-started from the current centroids (cheap);
  *                    {@code recluster}: the batch algorithm from scratch on the stored pool, so the module equals
  *                    the offline {@code merge} of the live set bit for bit (costs a full k-means)

@@ -198,8 +198,12 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             } else {
                 clusters.retract(task.getAdapterId());
             }
-            if (params.reclusters() && params.refineEvery() > 0 && clusters.updates() % params.refineEvery() == 0) {
-                clusters.recluster();
+            if (refineDue(task.getModule(), clusters.updates(), params.refineEvery())) {
+                if (params.reclusters()) {
+                    clusters.recluster();
+                } else {
+                    clusters.refine();
+                }
             }
             emit(task, params, clusters, rejected, timestamp);
             pending.removeFirst();
@@ -220,6 +224,17 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             cache.put(key, clusters, stateBytes);
             savePending(key, pending);
         }
+    }
+
+    /**
+     * Whether a module refines after its {@code updates}-th update: every {@code refineEvery} updates, at a phase
+     * that depends on the module's name ({@link String#hashCode()}, stable across JVMs), so that the modules of a
+     * group — which all see every version — spread their refinements over {@code refineEvery} versions instead of
+     * all refining on the same one. {@code refineEvery} 1 refines at every update, 0 never.
+     */
+    static boolean refineDue(String module, long updates, int refineEvery) {
+        if (refineEvery <= 0) return false;
+        return Math.floorMod(updates + Math.floorMod(module.hashCode(), refineEvery), (long) refineEvery) == 0;
     }
 
     private static String mismatch(ModuleTask task, AdapterLayer layer) {

@@ -26,7 +26,8 @@ final class StreamingState {
      * so enter the new state as factors with scaling 1 (same {@code ΔW}).
      */
     static StreamingModuleClusters reconcile(StreamingModuleClusters stored, String module, MergeParameters params) {
-        StreamingOptions streaming = new StreamingOptions(params.decay(), params.reclusters() ? 0 : params.refineEvery());
+        // refinement is scheduled by the module merger (staggered across modules), not by the state itself
+        StreamingOptions streaming = new StreamingOptions(params.decay(), 0);
         StreamingModuleClusters fresh = new StreamingModuleClusters(module, params.lego(), streaming);
         if (stored == null) return fresh;
         if (stored.options().equals(fresh.options()) && stored.streamingOptions().equals(streaming)) return stored;
