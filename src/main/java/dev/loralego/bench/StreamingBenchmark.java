@@ -82,10 +82,10 @@ public final class StreamingBenchmark {
 
         public String summary() {
             return String.format(Locale.ROOT,
-                    "%d x %s r%d %s, k=%s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
+                    "%d x %s r%d %s, k=%s, %d partitions x %d stream threads: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
                             + "peak heap %.0f MiB of %.0f MiB (%.0f MiB retained at the end); cluster cache %d hits, %d misses",
                     setup.adapters(), setup.shape(), setup.rank(), setup.dtype(), setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
-                    percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
+                    setup.partitions(), setup.threads(), percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
                     maxHeapBytes / 1048576.0, retainedBytes / 1048576.0, cacheHits, cacheMisses);
         }
     }

@@ -47,13 +47,14 @@ public final class RunCommand implements Callable<Integer> {
     @Option(names = "--app-id", defaultValue = "lora-lego", description = "Kafka Streams application id, shared by all instances (default: ${DEFAULT-VALUE})")
     String appId;
 
-    @Option(names = "--partitions", defaultValue = "1", description = "partitions of the topics the service creates (default: ${DEFAULT-VALUE})")
+    @Option(names = "--partitions", defaultValue = "4", description = "partitions of the topics the service creates; "
+            + "the most stream threads (over all instances) that can share the work; fixed once the topics exist (default: ${DEFAULT-VALUE})")
     int partitions;
 
     @Option(names = "--replication", defaultValue = "1", description = "replication factor of the topics the service creates (default: ${DEFAULT-VALUE})")
     short replication;
 
-    @Option(names = "--threads", defaultValue = "1", description = "stream threads (default: ${DEFAULT-VALUE})")
+    @Option(names = "--threads", defaultValue = "0", description = "stream threads; 0 = one per core, at most --partitions (default: ${DEFAULT-VALUE})")
     int threads;
 
     @Option(names = "--max-record-bytes", defaultValue = "67108864", description = "largest tensor record (default: ${DEFAULT-VALUE})")
@@ -77,6 +78,13 @@ public final class RunCommand implements Callable<Integer> {
     @Mixin
     ServiceOptionsMixin options;
 
+    /** {@code threads}, or for 0 one per available core but no more than there are partitions to work on. */
+    static int streamThreads(int threads, int partitions) {
+        if (threads < 0) throw new IllegalArgumentException("--threads must be >= 0, got " + threads);
+        if (threads > 0) return threads;
+        return Math.max(1, Math.min(Runtime.getRuntime().availableProcessors(), partitions));
+    }
+
     @Override
     public Integer call() throws Exception {
         if (quiet || json) ServiceLogging.configure(quiet, json);
@@ -91,7 +99,7 @@ public final class RunCommand implements Callable<Integer> {
             servers = broker.bootstrapServers();
         }
         MergeService.Config cfg = new MergeService.Config(servers, appId, dataDir.resolve("streams"), partitions,
-                replication, maxRecordBytes, threads, options.toParameters(), config);
+                replication, maxRecordBytes, streamThreads(threads, partitions), options.toParameters(), config);
         ServiceMetrics metrics = new ServiceMetrics();
         VersionLog log = new VersionLog();
         MergeService service = MergeService.start(cfg, m -> {

@@ -30,10 +30,10 @@ public final class StreamBenchCommand implements Callable<Integer> {
     @Option(names = "--dir", defaultValue = "lora-lego-bench", description = "working directory, recreated (default: ${DEFAULT-VALUE})")
     Path dir;
 
-    @Option(names = "--partitions", defaultValue = "1", description = "partitions of the service's topics (default: ${DEFAULT-VALUE})")
+    @Option(names = "--partitions", defaultValue = "4", description = "partitions of the service's topics (default: ${DEFAULT-VALUE}, as `run`)")
     int partitions;
 
-    @Option(names = "--threads", defaultValue = "1", description = "stream threads of the service (default: ${DEFAULT-VALUE})")
+    @Option(names = "--threads", defaultValue = "0", description = "stream threads of the service; 0 = one per core, at most --partitions (default: ${DEFAULT-VALUE}, as `run`)")
     int threads;
 
     @Mixin
@@ -43,7 +43,7 @@ public final class StreamBenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         org.apache.logging.log4j.core.config.Configurator.setLevel("dev.loralego", org.apache.logging.log4j.Level.WARN);
         StreamingBenchmark.Result r = StreamingBenchmark.run(new StreamingBenchmark.Setup(shape, adapters, rank,
-                DType.fromUserName(dtype), options.toParameters(), dir, partitions, threads), System.out);
+                DType.fromUserName(dtype), options.toParameters(), dir, partitions, RunCommand.streamThreads(threads, partitions)), System.out);
         System.out.println(r.summary());
         return 0;
     }
