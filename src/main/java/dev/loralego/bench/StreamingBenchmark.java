@@ -68,7 +68,8 @@ public final class StreamingBenchmark {
      * @param cacheMisses         module steps that rebuilt them from the store
      */
     public record Result(Setup setup, double[] latenciesMs, double seconds, long peakHeapBytes, long maxHeapBytes,
-                         long retainedBytes, long cacheHits, long cacheMisses) {
+                         long retainedBytes, long cacheHits, long cacheMisses, int versionsAfterPublish,
+                         double secondsAfterPublish) {
         public double percentile(double p) {
             double[] s = latenciesMs.clone();
             Arrays.sort(s);
@@ -83,10 +84,12 @@ public final class StreamingBenchmark {
         public String summary() {
             return String.format(Locale.ROOT,
                     "%d x %s r%d %s, k=%s, %d partitions x %d stream threads: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
-                            + "peak heap %.0f MiB of %.0f MiB (%.0f MiB retained at the end); cluster cache %d hits, %d misses",
+                            + "peak heap %.0f MiB of %.0f MiB (%.0f MiB retained at the end); cluster cache %d hits, %d misses; "
+                            + "after the last publish the service alone emitted %d versions in %.1f s",
                     setup.adapters(), setup.shape(), setup.rank(), setup.dtype(), setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
                     setup.partitions(), setup.threads(), percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
-                    maxHeapBytes / 1048576.0, retainedBytes / 1048576.0, cacheHits, cacheMisses);
+                    maxHeapBytes / 1048576.0, retainedBytes / 1048576.0, cacheHits, cacheMisses, versionsAfterPublish,
+                    secondsAfterPublish);
         }
     }
 
@@ -120,8 +123,9 @@ public final class StreamingBenchmark {
                      setup.dir().resolve("streams"), setup.partitions(), (short) 1, maxBytes, setup.threads(), setup.params(), Map.of()),
                      null, Duration.ofMinutes(2))) {
             Map<Long, Double> latency = new ConcurrentHashMap<>();
+            Map<Long, Long> emittedAt = new ConcurrentHashMap<>();
             AtomicLong lastSeen = new AtomicLong();
-            Thread watcher = new Thread(() -> watch(broker.bootstrapServers(), service, group, setup.adapters(), latency, lastSeen), "version-watcher");
+            Thread watcher = new Thread(() -> watch(broker.bootstrapServers(), service, group, setup.adapters(), latency, emittedAt, lastSeen), "version-watcher");
             watcher.start();
             sampler.start();
             AdapterPublisher publisher = new AdapterPublisher(ClientConnection.of(broker.bootstrapServers(), Map.of(), maxBytes, Duration.ofMinutes(2)));
@@ -129,7 +133,8 @@ public final class StreamingBenchmark {
             for (Path d : dirs) {
                 publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
             }
-            progress.printf("published %d adapters in %.1f s; waiting for the versions%n", dirs.size(), (System.nanoTime() - start) / 1e9);
+            long publishedAt = System.nanoTime();
+            progress.printf("published %d adapters in %.1f s; waiting for the versions%n", dirs.size(), (publishedAt - start) / 1e9);
             watcher.join(Duration.ofMinutes(30).toMillis());
             long end = lastSeen.get();
             sampling.set(false);
@@ -138,14 +143,17 @@ public final class StreamingBenchmark {
             // what the service still holds once every version is out (cluster cache, stores' Java side, broker)
             System.gc();
             long retained = memory.getHeapMemoryUsage().getUsed();
+            int after = (int) emittedAt.values().stream().filter(t -> t > publishedAt).count();
             return new Result(setup, l, (end - start) / 1e9, peakHeap.get(), memory.getHeapMemoryUsage().getMax(),
-                    retained, ClusterCacheStatistics.hits() - hitsBefore, ClusterCacheStatistics.misses() - missesBefore);
+                    retained, ClusterCacheStatistics.hits() - hitsBefore, ClusterCacheStatistics.misses() - missesBefore,
+                    after, Math.max(0, end - publishedAt) / 1e9);
         } finally {
             sampling.set(false);
         }
     }
 
-    private static void watch(String bootstrap, MergeService service, String group, int versions, Map<Long, Double> latency, AtomicLong lastSeen) {
+    private static void watch(String bootstrap, MergeService service, String group, int versions, Map<Long, Double> latency,
+                              Map<Long, Long> emittedAt, AtomicLong lastSeen) {
         TopologySerdes serdes = MergeService.serdes(new EmbeddedSchemaResolver());
         Properties p = new Properties();
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
@@ -163,7 +171,9 @@ public final class StreamingBenchmark {
                     long now = System.currentTimeMillis();
                     MergedVersionManifest m = serdes.mergedVersion().deserializer().deserialize(topic, r.value());
                     latency.put(m.getSequence(), (double) (now - m.getEventTimestamp()));
-                    lastSeen.set(System.nanoTime());
+                    long seen = System.nanoTime();
+                    emittedAt.put(m.getSequence(), seen);
+                    lastSeen.set(seen);
                 }
             }
         }
