@@ -44,6 +44,22 @@ class StreamingModuleClustersReleasedUnitsTest {
         }
     }
 
+    /** A state with k clusters (SVD, no feature norm) reading released units from a new counting source. */
+    private static StreamingModuleClusters withSource(int k, CountingSource source) {
+        StreamingModuleClusters s = new StreamingModuleClusters(MODULE, options(k, CanonicalForm.SVD, FeatureNorm.NONE),
+                StreamingOptions.defaults());
+        s.setFactorSource(source);
+        return s;
+    }
+
+    /** A random adapter of rank {@code r}, registered with the source, then upserted. */
+    private static void publish(StreamingModuleClusters s, CountingSource source, String id, SplittableRandom rng, int r,
+                                int dIn, int dOut) {
+        AdapterModule f = randomAdapter(id, rng, r, dIn, dOut, 1.0, 1.0);
+        source.factors.put(id, f);
+        s.upsert(id, f);
+    }
+
     @ParameterizedTest(name = "k={0} {1} {2} lambda={3} refineEvery={4}")
     @CsvSource({
             "3,SVD,NONE,1.0,0",
@@ -93,23 +109,15 @@ class StreamingModuleClustersReleasedUnitsTest {
 
     @Test
     void aMiniBatchStepReadsNoOtherAdaptersUnits() {
-        StreamingModuleClusters s = new StreamingModuleClusters(MODULE, options(4, CanonicalForm.SVD, FeatureNorm.NONE),
-                StreamingOptions.defaults());
         CountingSource source = new CountingSource();
-        s.setFactorSource(source);
+        StreamingModuleClusters s = withSource(4, source);
         SplittableRandom rng = new SplittableRandom(5);
-        for (int t = 0; t < 3; t++) {
-            AdapterModule f = randomAdapter("first-" + t, rng, 3, 12, 10, 1.0, 1.0);
-            source.factors.put(f.adapterId(), f);
-            s.upsert(f.adapterId(), f);
-        }
+        for (int t = 0; t < 3; t++) publish(s, source, "first-" + t, rng, 3, 12, 10);
         assertTrue(s.clustered());
         s.releaseUnits();
         int before = source.lookups.get();
         for (int t = 0; t < 5; t++) {
-            AdapterModule f = randomAdapter("next-" + t, rng, 3, 12, 10, 1.0, 1.0);
-            source.factors.put(f.adapterId(), f);
-            s.upsert(f.adapterId(), f);
+            publish(s, source, "next-" + t, rng, 3, 12, 10);
             s.merged().orElseThrow();
             s.toStateBytes();
             for (String id : s.liveAdapters()) s.updateNorm(id);
@@ -123,16 +131,10 @@ class StreamingModuleClustersReleasedUnitsTest {
 
     @Test
     void reDerivedUnitsThatDifferAreRefused() {
-        StreamingModuleClusters s = new StreamingModuleClusters(MODULE, options(2, CanonicalForm.SVD, FeatureNorm.NONE),
-                StreamingOptions.defaults());
         CountingSource source = new CountingSource();
-        s.setFactorSource(source);
+        StreamingModuleClusters s = withSource(2, source);
         SplittableRandom rng = new SplittableRandom(9);
-        for (String id : List.of("x", "y", "z")) {
-            AdapterModule f = randomAdapter(id, rng, 2, 6, 5, 1.0, 1.0);
-            source.factors.put(id, f);
-            s.upsert(id, f);
-        }
+        for (String id : List.of("x", "y", "z")) publish(s, source, id, rng, 2, 6, 5);
         byte[] skeleton = s.toStateBytes();
         s.releaseUnits();
         // the source now answers other factors for y: a retraction needs the pool and must not use them
