@@ -228,7 +228,7 @@ public final class StreamingModuleClusters {
 
     /** Bytes this state keeps in memory (centroids, sums, per-unit scalars and any units loaded), roughly. */
     public long retainedBytes() {
-        long b = 1024L + 8L * (centroids.length + featureCentroids.length + clusterWeight.length);
+        long b = 1024L + 8L * ((centroids == null ? 0 : centroids.length) + featureCentroids.length + clusterWeight.length);
         if (rawSums != null) b += 8L * rawSums.length;
         if (featureSums != null && featureSums != rawSums) b += 8L * featureSums.length;
         for (LiveAdapter a : live.values()) {
@@ -679,7 +679,9 @@ public final class StreamingModuleClusters {
             RankWiseClustering.weightedSums(f, pool.weights(), assign, n, k, dim, featureSums, new double[k]);
         }
         clusterWeight = cw;
-        centroids = new double[k * dim];
+        // features that are the units themselves: the raw centroids are the feature centroids (empty rows zeroed),
+        // built on demand by currentResult() instead of being kept twice
+        centroids = featureSums == rawSums ? null : new double[k * dim];
         featureCentroids = historyFc.clone();
         for (int j = 0; j < k; j++) divideRow(j);
     }
@@ -689,9 +691,11 @@ public final class StreamingModuleClusters {
         int dim = dIn + dOut, cr = j * dim;
         double cwj = clusterWeight[j];
         if (cwj > 0) {
-            for (int d = 0; d < dim; d++) centroids[cr + d] = rawSums[cr + d] / cwj;
+            if (centroids != null) {
+                for (int d = 0; d < dim; d++) centroids[cr + d] = rawSums[cr + d] / cwj;
+            }
             for (int d = 0; d < dim; d++) featureCentroids[cr + d] = featureSums[cr + d] / cwj;
-        } else {
+        } else if (centroids != null) {
             Arrays.fill(centroids, cr, cr + dim, 0.0);
         }
     }
@@ -762,8 +766,22 @@ public final class StreamingModuleClusters {
     }
 
     private ClusteringResult currentResult() {
-        return new ClusteringResult(k, targetK, dIn + dOut, centroids, featureCentroids, assignmentOf(live.keySet()),
+        return new ClusteringResult(k, targetK, dIn + dOut, rawCentroids(), featureCentroids, assignmentOf(live.keySet()),
                 clusterWeight, inertia, lastIterations, lastConverged);
+    }
+
+    /**
+     * The raw centroids: kept, or (features = units) the feature centroids with empty clusters' rows zeroed — the
+     * same values, since both are {@code S_j / n_j} from the same sums.
+     */
+    private double[] rawCentroids() {
+        if (centroids != null) return centroids;
+        int dim = dIn + dOut;
+        double[] c = featureCentroids.clone();
+        for (int j = 0; j < k; j++) {
+            if (!(clusterWeight[j] > 0)) Arrays.fill(c, j * dim, (j + 1) * dim, 0.0);
+        }
+        return c;
     }
 
     /** The pool of the given live adapters in that order, with their current decayed weights (loads units). */
