@@ -14,21 +14,16 @@ import dev.loralego.avro.AdapterRef;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.ModuleRef;
 import dev.loralego.avro.VersionTrigger;
+import dev.loralego.peft.AtomicFiles;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.UUID;
 
 /**
  * {@code manifest.json}: a merged version's {@link MergedVersionManifest} as JSON, written beside the PEFT
@@ -115,24 +110,7 @@ public final class ManifestJson {
 
     /** Writes {@code m} to {@code file} through a temporary file in the same directory, then an atomic rename. */
     public static void write(Path file, MergedVersionManifest m) throws IOException {
-        Path absolute = file.toAbsolutePath();
-        Path dir = absolute.getParent();
-        Files.createDirectories(dir);
-        Path temp = dir.resolve("." + absolute.getFileName() + "." + UUID.randomUUID() + ".tmp");
-        try {
-            try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                ByteBuffer b = ByteBuffer.wrap(toJson(m).getBytes(StandardCharsets.UTF_8));
-                while (b.hasRemaining()) ch.write(b);
-                ch.force(true);
-            }
-            try {
-                Files.move(temp, absolute, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, absolute, StandardCopyOption.REPLACE_EXISTING);
-            }
-        } finally {
-            Files.deleteIfExists(temp);
-        }
+        AtomicFiles.write(file, toJson(m).getBytes(StandardCharsets.UTF_8));
     }
 
     /**

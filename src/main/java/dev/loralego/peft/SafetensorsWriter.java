@@ -10,10 +10,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -24,7 +22,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Writes safetensors files (format: see {@link SafetensorsFile}) deterministically and in a streaming way:
@@ -44,7 +41,6 @@ public final class SafetensorsWriter implements AutoCloseable {
 
     private static final ObjectMapper JSON = JsonMapper.builder().build();
     private static final int BUFFER_BYTES = 1 << 20;
-    private static final AtomicLong TEMP_COUNTER = new AtomicLong();
 
     private final Path target;
     private final Path temp;
@@ -106,8 +102,7 @@ public final class SafetensorsWriter implements AutoCloseable {
         Path absolute = file.toAbsolutePath();
         Path dir = absolute.getParent();
         Files.createDirectories(dir);
-        Path temp = dir.resolve("." + absolute.getFileName() + "." + ProcessHandle.current().pid() + "."
-                + TEMP_COUNTER.incrementAndGet() + ".tmp");
+        Path temp = AtomicFiles.tempBeside(absolute);
         FileChannel ch = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         SafetensorsWriter w = new SafetensorsWriter(absolute, temp, ch, Collections.unmodifiableList(sorted));
         try {
@@ -362,11 +357,7 @@ public final class SafetensorsWriter implements AutoCloseable {
             channel.force(true);
             channel.close();
             closed = true;
-            try {
-                Files.move(temp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(temp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
+            AtomicFiles.moveIntoPlace(temp, target);
         } catch (IOException | RuntimeException e) {
             abort();
             throw e;
