@@ -3,6 +3,7 @@ package dev.loralego.stream;
 import dev.loralego.avro.AdapterLayer;
 import dev.loralego.avro.TensorDType;
 import dev.loralego.lego.AdapterModule;
+import dev.loralego.peft.DType;
 import dev.loralego.peft.DTypeCodec;
 
 import java.nio.ByteBuffer;
@@ -29,20 +30,13 @@ public final class TensorCodec {
                     + " bytes), got " + in.remaining() + " bytes");
         }
         double[] out = new double[count];
-        if (dtype == TensorDType.F32) {
-            float[] f = new float[count];
-            in.asFloatBuffer().get(f);
-            for (int i = 0; i < count; i++) out[i] = f[i];
-            return out;
-        }
-        short[] h = new short[count];
-        in.asShortBuffer().get(h);
-        if (dtype == TensorDType.BF16) {
-            for (int i = 0; i < count; i++) out[i] = Float.intBitsToFloat(h[i] << 16);
-        } else {
-            for (int i = 0; i < count; i++) out[i] = DTypeCodec.halfToFloat(h[i]);
-        }
+        DTypeCodec.decode(peftType(dtype), in, out, 0, count);
         return out;
+    }
+
+    /** The safetensors element type of a topic dtype (same names). */
+    static DType peftType(TensorDType dtype) {
+        return DType.valueOf(dtype.name());
     }
 
     /**
@@ -79,24 +73,14 @@ public final class TensorCodec {
         };
     }
 
-    /** Encodes values (rounded to nearest even in the narrower types). */
+    /**
+     * Encodes values with {@link DTypeCodec} (round to nearest even straight from double, as the offline writer does,
+     * so a merged tensor has the same bytes whichever of the two wrote it).
+     */
     public static byte[] encode(double[] values, TensorDType dtype) {
-        int n = values.length;
-        ByteBuffer out = ByteBuffer.allocate(n * byteSize(dtype)).order(ByteOrder.LITTLE_ENDIAN);
-        if (dtype == TensorDType.F32) {
-            float[] f = new float[n];
-            for (int i = 0; i < n; i++) f[i] = (float) values[i];
-            out.asFloatBuffer().put(f);
-            return out.array();
-        }
-        short[] h = new short[n];
-        if (dtype == TensorDType.BF16) {
-            for (int i = 0; i < n; i++) h[i] = DTypeCodec.floatToBFloat16((float) values[i]);
-        } else {
-            for (int i = 0; i < n; i++) h[i] = DTypeCodec.floatToHalf((float) values[i]);
-        }
-        out.asShortBuffer().put(h);
-        return out.array();
+        byte[] out = new byte[Math.multiplyExact(values.length, byteSize(dtype))];
+        DTypeCodec.encode(peftType(dtype), values, 0, values.length, out, 0);
+        return out;
     }
 
     /** The layer's factors as the merge math takes them. */

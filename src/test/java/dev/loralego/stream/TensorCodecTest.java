@@ -43,7 +43,7 @@ class TensorCodecTest {
     }
 
     @Test
-    void encodeWritesEachValueAsTheScalarCodecDoesInLittleEndianOrder() {
+    void encodeRoundsEachDoubleOnceAsTheScalarCodecDoesInLittleEndianOrder() {
         SplittableRandom rng = new SplittableRandom(8);
         double[] v = new double[10_001];
         for (int i = 0; i < v.length; i++) v[i] = rng.nextGaussian() * Math.pow(10, rng.nextInt(-40, 40));
@@ -56,9 +56,24 @@ class TensorCodecTest {
         ByteBuffer f16 = ByteBuffer.wrap(TensorCodec.encode(v, TensorDType.F16)).order(ByteOrder.LITTLE_ENDIAN);
         for (int i = 0; i < v.length; i++) {
             assertEquals(Float.floatToRawIntBits((float) v[i]), f32.getInt(4 * i), "f32 " + i);
-            assertEquals(DTypeCodec.floatToBFloat16((float) v[i]), bf.getShort(2 * i), "bf16 " + i);
-            assertEquals(DTypeCodec.floatToHalf((float) v[i]), f16.getShort(2 * i), "f16 " + i);
+            assertEquals(DTypeCodec.doubleToBFloat16(v[i]), bf.getShort(2 * i), "bf16 " + i);
+            assertEquals(DTypeCodec.doubleToHalf(v[i]), f16.getShort(2 * i), "f16 " + i);
         }
+    }
+
+    @Test
+    void narrowTypesRoundOnceFromDoubleNotThroughFloat() {
+        // 1 + 2^-8 + 2^-30: nearest bfloat16 is 1 + 2^-7; through float it would first become 1 + 2^-8, a tie, and
+        // then round to even (1.0)
+        double v = 1 + Math.scalb(1.0, -8) + Math.scalb(1.0, -30);
+        double[] back = TensorCodec.decode(ByteBuffer.wrap(TensorCodec.encode(new double[]{v}, TensorDType.BF16)),
+                TensorDType.BF16, 1);
+        assertEquals(1 + Math.scalb(1.0, -7), back[0]);
+        // the same for binary16 (11 significand bits): 1 + 2^-11 + 2^-30 rounds up to 1 + 2^-10
+        double h = 1 + Math.scalb(1.0, -11) + Math.scalb(1.0, -30);
+        double[] backH = TensorCodec.decode(ByteBuffer.wrap(TensorCodec.encode(new double[]{h}, TensorDType.F16)),
+                TensorDType.F16, 1);
+        assertEquals(1 + Math.scalb(1.0, -10), backH[0]);
     }
 
     @Test
