@@ -152,6 +152,8 @@ public final class StreamingModuleClusters {
         /** Per unit: its norm for {@link DualReweighting} and {@code ‖f‖²} in assignment space. */
         double[] unitNorm;
         double[] featureSq;
+        /** The units in assignment space while the units are in memory (the units themselves without a feature norm). */
+        double[] features;
         /** Digest of {@code units.toBytes()}, computed on first need (it is immutable while live). */
         long unitsDigest;
         boolean unitsDigestKnown;
@@ -222,6 +224,7 @@ public final class StreamingModuleClusters {
             ensureDigest(a);
             ensureUpdateNorm(a);
             a.units = null;
+            a.features = null;
         }
         dropStepPool();
     }
@@ -487,11 +490,6 @@ public final class StreamingModuleClusters {
         return Collections.unmodifiableList(new ArrayList<>(live.keySet()));
     }
 
-    /** Ids of the live adapters in sum order (see the class comment). */
-    public List<String> sumOrder() {
-        return Collections.unmodifiableList(new ArrayList<>(sumOrder));
-    }
-
     /** Source rank of each live adapter, by id. */
     public SortedMap<String, Integer> liveRanks() {
         TreeMap<String, Integer> m = new TreeMap<>();
@@ -576,7 +574,7 @@ public final class StreamingModuleClusters {
             // all of the adapter's units at once (the blocked kernel; each distance is the same sum in the same
             // order as unit by unit, so the same bits)
             double[] dist = new double[a.count * k];
-            SquaredDistances.compute(features(a.units), a.featureSq, a.count, featureCentroids, cNorms, k, dim, dist);
+            SquaredDistances.compute(a.features, a.featureSq, a.count, featureCentroids, cNorms, k, dim, dist);
             for (int i = 0; i < a.count; i++) {
                 int row = i * k, best = 0;
                 for (int j = 1; j < k; j++) if (dist[row + j] < dist[row + best]) best = j;
@@ -598,7 +596,7 @@ public final class StreamingModuleClusters {
         boolean shared = featureSums == rawSums;
         for (LiveAdapter a : added) {
             double[] x = a.units.units();
-            double[] f = shared ? x : features(a.units);
+            double[] f = a.features;
             for (int i = 0; i < a.count; i++) {
                 int xr = i * dim, cr = a.assignment[i] * dim;
                 double wi = a.weight[i];
@@ -863,6 +861,7 @@ public final class StreamingModuleClusters {
         int dim = u.dim();
         a.unitNorm = DualReweighting.unitNorms(u.units(), u.count(), dim, options.parameterReweighting());
         double[] f = features(u);
+        a.features = f;
         a.featureSq = new double[u.count()];
         SquaredDistances.rowNorms(f, u.count(), dim, a.featureSq);
     }
