@@ -9,6 +9,7 @@ import dev.loralego.avro.ModuleRef;
 import dev.loralego.avro.TensorDType;
 import dev.loralego.lego.AdapterModule;
 import dev.loralego.lego.LegoMerger;
+import dev.loralego.lego.CanonicalForm;
 import dev.loralego.lego.LegoOptions;
 import dev.loralego.lego.MergedModule;
 import dev.loralego.registry.EmbeddedSchemaResolver;
@@ -185,6 +186,31 @@ class MergeTopologyTest {
             assertEquals(Digests.ofModules(names, digests), v.get(0).getDigest());
         }
         assertEquals(List.of(1L, 2L, 3L, 4L), emitted.stream().map(MergedVersionManifest::getSequence).toList());
+    }
+
+    @Test
+    void changedGroupParametersReclusterFromTheBufferedLayers() {
+        List<StreamFixtures.Adapter> live = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            StreamFixtures.Adapter a = adapter(GROUP, "p" + i, 1, 2, 300 + i);
+            publish(a);
+            live.add(a);
+        }
+        assertEqualsOffline(latestLayers(), live);
+        // The operator changes k and the canonical form: each module's next step re-clusters the live adapters
+        // from their buffered layers with the new options, so the module still equals the offline merge of the
+        // same adapters under the new options, bit for bit.
+        params = new MergeParameters(LegoOptions.defaults().withK(2).withCanonical(CanonicalForm.NONE), 1, "recluster",
+                1.0, "F32", 16);
+        StreamFixtures.Adapter d = adapter(GROUP, "p3", 1, 2, 303);
+        publish(d);
+        live.add(d);
+        assertEqualsOffline(latestLayers(), live);
+        ModuleClusterCache.SHARED.clear();
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "p0"));
+        live.remove(0);
+        assertEqualsOffline(latestLayers(), live);
+        assertEquals(List.of(1L, 2L, 3L, 4L, 5L), emitted.stream().map(MergedVersionManifest::getSequence).toList());
     }
 
     @Test
