@@ -259,11 +259,7 @@ public final class RankWiseClustering {
         for (int j = 0; j < k; j++) {
             if (outWeight[j] > 0 || !keepEmpty) Arrays.fill(out, j * dim, (j + 1) * dim, 0.0);
         }
-        for (int i = 0; i < n; i++) {
-            int xr = i * dim, cr = assign[i] * dim;
-            double wi = w[i];
-            for (int d = 0; d < dim; d++) out[cr + d] += wi * x[xr + d];
-        }
+        accumulate(x, w, assign, n, dim, out);
         for (int j = 0; j < k; j++) {
             double cwj = outWeight[j];
             if (cwj > 0) {
@@ -284,6 +280,11 @@ public final class RankWiseClustering {
         Arrays.fill(outWeight, 0, k, 0.0);
         for (int i = 0; i < n; i++) outWeight[assign[i]] += w[i];
         Arrays.fill(out, 0, k * dim, 0.0);
+        accumulate(x, w, assign, n, dim, out);
+    }
+
+    /** {@code out[a(i)] += w_i x_i} for every unit, in unit order (the one summation both of the above use). */
+    static void accumulate(double[] x, double[] w, int[] assign, int n, int dim, double[] out) {
         for (int i = 0; i < n; i++) {
             int xr = i * dim, cr = assign[i] * dim;
             double wi = w[i];

@@ -593,17 +593,10 @@ public final class StreamingModuleClusters {
                 touched[a.assignment[i]] = true;
             }
         }
-        boolean shared = featureSums == rawSums;
         for (LiveAdapter a : added) {
-            double[] x = a.units.units();
-            double[] f = a.features;
-            for (int i = 0; i < a.count; i++) {
-                int xr = i * dim, cr = a.assignment[i] * dim;
-                double wi = a.weight[i];
-                for (int d = 0; d < dim; d++) rawSums[cr + d] += wi * x[xr + d];
-                if (!shared) {
-                    for (int d = 0; d < dim; d++) featureSums[cr + d] += wi * f[xr + d];
-                }
+            RankWiseClustering.accumulate(a.units.units(), a.weight, a.assignment, a.count, dim, rawSums);
+            if (featureSums != rawSums) {
+                RankWiseClustering.accumulate(a.features, a.weight, a.assignment, a.count, dim, featureSums);
             }
         }
         for (int j = 0; j < k; j++) {
