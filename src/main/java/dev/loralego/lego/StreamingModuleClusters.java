@@ -428,14 +428,7 @@ public final class StreamingModuleClusters {
      */
     public Optional<MergedModule> merged() {
         if (live.isEmpty()) return Optional.empty();
-        int n = poolSize();
-        double[] w = new double[n], norms = new double[n];
-        int u = 0;
-        for (LiveAdapter a : live.values()) {
-            System.arraycopy(a.weight, 0, w, u, a.count);
-            System.arraycopy(a.unitNorm, 0, norms, u, a.count);
-            u += a.count;
-        }
+        double[] w = gather(live.keySet(), a -> a.weight), norms = gather(live.keySet(), a -> a.unitNorm);
         return Optional.of(DualReweighting.apply(currentResult(), w, norms, dIn, dOut, meanRank(),
                 options.parameterReweighting(), options.outputReweighting()));
     }
@@ -779,17 +772,8 @@ public final class StreamingModuleClusters {
     private UnitPool poolOf(List<String> ids) {
         if (live.isEmpty()) throw new IllegalStateException("module " + module + ": no live adapter");
         List<MinimalSemanticUnits> units = new ArrayList<>(ids.size());
-        int n = 0;
-        for (String id : ids) n += live.get(id).count;
-        double[] w = new double[n];
-        int u = 0;
-        for (String id : ids) {
-            LiveAdapter a = live.get(id);
-            units.add(unitsOf(id, a));
-            System.arraycopy(a.weight, 0, w, u, a.count);
-            u += a.count;
-        }
-        return UnitPool.of(units, w);
+        for (String id : ids) units.add(unitsOf(id, live.get(id)));
+        return UnitPool.of(units, gather(ids, a -> a.weight));
     }
 
     /** The pool in id order, built on first need after the last change. */
@@ -808,6 +792,20 @@ public final class StreamingModuleClusters {
     private void dropStepPool() {
         stepPool = null;
         stepFeatures = null;
+    }
+
+    /** A per-unit array of the given live adapters, concatenated in that order. */
+    private double[] gather(java.util.Collection<String> ids, Function<LiveAdapter, double[]> perUnit) {
+        int n = 0;
+        for (String id : ids) n += live.get(id).count;
+        double[] out = new double[n];
+        int u = 0;
+        for (String id : ids) {
+            LiveAdapter a = live.get(id);
+            System.arraycopy(perUnit.apply(a), 0, out, u, a.count);
+            u += a.count;
+        }
+        return out;
     }
 
     private int[] assignmentOf(java.util.Collection<String> ids) {
