@@ -1,21 +1,16 @@
 package dev.loralego.ops;
 
+import dev.loralego.stream.ServiceTestSupport;
+import dev.loralego.stream.StreamFixtures;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.loralego.avro.AdapterEvent;
 import dev.loralego.kafka.EmbeddedKafkaBroker;
 import dev.loralego.lego.LegoOptions;
 import dev.loralego.registry.EmbeddedSchemaResolver;
 import dev.loralego.stream.MergeParameters;
 import dev.loralego.stream.MergeService;
 import dev.loralego.stream.MergeTopology;
-import dev.loralego.stream.ServiceTopics;
 import dev.loralego.stream.TopologySerdes;
-import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
-import org.apache.kafka.clients.producer.ProducerRecord;
-import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.Serdes;
-import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.KeyQueryMetadata;
 import org.apache.kafka.streams.StreamsConfig;
@@ -37,7 +32,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.Map;
-import java.util.Properties;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -123,21 +117,8 @@ class OpsForwardingIntegrationTest {
         throw new AssertionError("no group name maps to instance " + owner);
     }
 
-    static void publish(OpsFixtures.Adapter a) {
-        Properties p = new Properties();
-        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
-        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "fwd-publisher-" + a.group());
-        p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 16 << 20);
-        ServiceTopics t = instances[0].service().topics();
-        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
-            producer.initTransactions();
-            producer.beginTransaction();
-            a.layers().forEach((m, l) -> producer.send(new ProducerRecord<>(t.adapterLayers(), a.group() + "|" + m,
-                    SERDES.adapterLayer().serializer().serialize(t.adapterLayers(), l))));
-            AdapterEvent e = a.publishEvent();
-            producer.send(new ProducerRecord<>(t.adapterEvents(), a.group(), SERDES.adapterEvent().serializer().serialize(t.adapterEvents(), e)));
-            producer.commitTransaction();
-        }
+    static void publish(StreamFixtures.Adapter a) {
+        ServiceTestSupport.publish(broker.bootstrapServers(), instances[0].service().topics(), a);
     }
 
     static HttpResponse<String> get(Instance at, String path, String forwardedBy) throws IOException, InterruptedException {
@@ -161,7 +142,7 @@ class OpsForwardingIntegrationTest {
     void queryToTheOtherInstanceIsForwardedAndRelayed() throws Exception {
         Instance a = instances[0], b = instances[1];
         String onB = groupOwnedBy(1);
-        publish(OpsFixtures.adapter(onB, "adapter-x", 1, 2, 31));
+        publish(StreamFixtures.adapter(onB, "adapter-x", 1, 2, 31));
         String path = "/groups/" + onB + "/versions/latest";
         HttpResponse<String> direct = awaitOk(b, path);
         assertEquals(200, direct.statusCode(), direct.body());
@@ -191,7 +172,7 @@ class OpsForwardingIntegrationTest {
     void groupHeldLocallyIsAnsweredWithoutForwarding() throws Exception {
         Instance a = instances[0];
         String onA = groupOwnedBy(0);
-        publish(OpsFixtures.adapter(onA, "adapter-y", 1, 2, 32));
+        publish(StreamFixtures.adapter(onA, "adapter-y", 1, 2, 32));
         HttpResponse<String> r = awaitOk(a, "/groups/" + onA + "/versions/latest");
         assertEquals(200, r.statusCode(), r.body());
         assertEquals(onA, JSON.readTree(r.body()).get("group").asText());

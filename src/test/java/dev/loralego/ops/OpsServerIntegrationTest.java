@@ -1,8 +1,9 @@
 package dev.loralego.ops;
 
+import dev.loralego.stream.ServiceTestSupport;
+import dev.loralego.stream.StreamFixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.loralego.avro.AdapterEvent;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.ModuleRef;
 import dev.loralego.kafka.EmbeddedKafkaBroker;
@@ -10,7 +11,6 @@ import dev.loralego.lego.LegoOptions;
 import dev.loralego.registry.EmbeddedSchemaResolver;
 import dev.loralego.stream.MergeParameters;
 import dev.loralego.stream.MergeService;
-import dev.loralego.stream.ServiceTopics;
 import dev.loralego.stream.TopologySerdes;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
@@ -120,21 +120,8 @@ class OpsServerIntegrationTest {
         return r;
     }
 
-    static void publish(OpsFixtures.Adapter a) {
-        Properties p = new Properties();
-        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
-        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "ops-publisher-" + a.group() + "-" + a.id());
-        p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 16 << 20);
-        ServiceTopics t = service.topics();
-        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
-            producer.initTransactions();
-            producer.beginTransaction();
-            a.layers().forEach((m, l) -> producer.send(new ProducerRecord<>(t.adapterLayers(), a.group() + "|" + m,
-                    SERDES.adapterLayer().serializer().serialize(t.adapterLayers(), l))));
-            AdapterEvent e = a.publishEvent();
-            producer.send(new ProducerRecord<>(t.adapterEvents(), a.group(), SERDES.adapterEvent().serializer().serialize(t.adapterEvents(), e)));
-            producer.commitTransaction();
-        }
+    static void publish(StreamFixtures.Adapter a) {
+        ServiceTestSupport.publish(broker.bootstrapServers(), service.topics(), a);
     }
 
     /** The latest-key manifests of {@code group} on the versions topic, waiting until {@code count} are there. */
@@ -183,12 +170,12 @@ class OpsServerIntegrationTest {
     @Test
     void latestVersionIsTheManifestOnTheTopicAndUnknownGroupIs404() throws Exception {
         String group = "ops-latest";
-        publish(OpsFixtures.adapter(group, "adapter-a", 1, 2, 11));
+        publish(StreamFixtures.adapter(group, "adapter-a", 1, 2, 11));
         HttpResponse<String> first = awaitStatus("/groups/" + group + "/versions/latest", 200);
         assertEquals(200, first.statusCode(), first.body());
         assertEquals(1, JSON.readTree(first.body()).get("sequence").asLong());
 
-        publish(OpsFixtures.adapter(group, "adapter-b", 1, 2, 12));
+        publish(StreamFixtures.adapter(group, "adapter-b", 1, 2, 12));
         List<MergedVersionManifest> onTopic = versionsOnTopic(group, 2);
         assertEquals(2, onTopic.size());
         MergedVersionManifest v2 = onTopic.get(1);
@@ -205,7 +192,7 @@ class OpsServerIntegrationTest {
         List<String> moduleDigests = new ArrayList<>();
         json.get("modules").forEach(m -> moduleDigests.add(m.get("module").asText() + "=" + m.get("digest").asText()));
         assertEquals(v2.getModules().stream().map(m -> m.getModule() + "=" + m.getDigest()).toList(), moduleDigests);
-        assertEquals(new ArrayList<>(OpsFixtures.MODULES.keySet()), v2.getModules().stream().map(ModuleRef::getModule).toList());
+        assertEquals(new ArrayList<>(StreamFixtures.MODULES.keySet()), v2.getModules().stream().map(ModuleRef::getModule).toList());
         // The whole body is exactly the JSON view of the manifest the topic carries.
         assertEquals(dev.loralego.client.ManifestJson.toJson(v2), r.body());
 
@@ -219,7 +206,7 @@ class OpsServerIntegrationTest {
     @Test
     void metricsHaveKafkaStreamsAndServiceMeters() throws Exception {
         String group = "ops-metrics";
-        publish(OpsFixtures.adapter(group, "adapter-m", 1, 2, 21));
+        publish(StreamFixtures.adapter(group, "adapter-m", 1, 2, 21));
         assertEquals(200, awaitStatus("/groups/" + group + "/versions/latest", 200).statusCode());
         // A record that is not Avro: the sequencer dead-letters it.
         Properties p = new Properties();

@@ -27,7 +27,7 @@ import java.util.TreeMap;
 import java.util.UUID;
 
 /** Producing inputs and reading outputs of the service on a real broker, for the integration tests. */
-final class ServiceTestSupport {
+public final class ServiceTestSupport {
     static final TopologySerdes SERDES = MergeService.serdes(new EmbeddedSchemaResolver());
 
     private ServiceTestSupport() {
@@ -53,7 +53,8 @@ final class ServiceTestSupport {
         }
     }
 
-    static void publish(String bootstrap, ServiceTopics t, StreamFixtures.Adapter a) {
+    /** One adapter version published as {@code publish} does: its layers, then its event, in one transaction. */
+    public static void publish(String bootstrap, ServiceTopics t, StreamFixtures.Adapter a) {
         publish(bootstrap, t, a.group(), List.of(a), List.of(a.publishEvent()));
     }
 

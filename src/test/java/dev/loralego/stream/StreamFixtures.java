@@ -17,9 +17,9 @@ import java.util.SplittableRandom;
 import java.util.UUID;
 
 /** Random adapters for the stream tests, as the records a publisher writes and as the math's input. */
-final class StreamFixtures {
+public final class StreamFixtures {
     /** Two modules of a made-up base model: name → {dIn, dOut}. */
-    static final Map<String, int[]> MODULES = new LinkedHashMap<>();
+    public static final Map<String, int[]> MODULES = new LinkedHashMap<>();
 
     static {
         MODULES.put("layers.0.q_proj", new int[]{12, 10});
@@ -32,10 +32,10 @@ final class StreamFixtures {
     }
 
     /** One adapter version: its layers (F32) and factors per module. */
-    record Adapter(String group, String id, long version, double weight, int rank, double scaling,
+    public record Adapter(String group, String id, long version, double weight, int rank, double scaling,
                    Map<String, AdapterLayer> layers, Map<String, AdapterModule> factors) {
 
-        AdapterEvent publishEvent() {
+        public AdapterEvent publishEvent() {
             List<ModuleRef> refs = new ArrayList<>();
             layers.forEach((m, l) -> refs.add(new ModuleRef(m, l.getRank(), l.getDIn(), l.getDOut(), l.getDigest())));
             refs.sort((x, y) -> x.getModule().compareTo(y.getModule()));
@@ -77,7 +77,7 @@ final class StreamFixtures {
         return new Adapter(group, id, version, weight, rank, scaling, layers, factors);
     }
 
-    static Adapter adapter(String group, String id, long version, int rank, long seed) {
+    public static Adapter adapter(String group, String id, long version, int rank, long seed) {
         return adapter(group, id, version, rank, 1.0, seed, new ArrayList<>(MODULES.keySet()));
     }
 }
