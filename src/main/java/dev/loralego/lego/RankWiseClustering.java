@@ -20,16 +20,20 @@ import java.util.SplittableRandom;
  *   <li>Empty cluster during Lloyd (our decision; the paper is silent): after each update step, each empty cluster
  *       in index order takes the unit farthest from its own centroid by weighted distance
  *       {@code w_i ‖f_i − c_{a(i)}‖²} (lowest index on ties) among units whose cluster has at least two members and
- *       that are not on their centroid; centroids are recomputed after each move. When no unit qualifies (fewer
- *       distinct units than clusters) the cluster stays empty and keeps its last centroid; it is dropped by
- *       {@link DualReweighting}. Moving a unit onto its own centroid never raises the objective.</li>
+ *       that are not on their centroid (squared distance above {@code 1e-20 ‖f_i‖²}: the weighted mean of equal
+ *       copies may differ from them in the last bits); centroids are recomputed after each move. When no unit
+ *       qualifies (fewer distinct units than clusters) the cluster stays empty and keeps its last centroid; it is
+ *       dropped by {@link DualReweighting}. Moving a unit onto its own centroid never raises the objective.</li>
  *   <li>{@link FeatureNorm#HALVES}: the whole k-means runs on {@code [a/‖a‖ ; b/‖b‖]}; the returned
  *       {@link ClusteringResult#centroids()} are the weighted means of the RAW units of each final cluster.</li>
  *   <li>{@code k ≥ pool size}: no k-means; unit {@code i} is cluster {@code i} (k clamped to the pool size and
  *       {@link ClusteringResult#kClamped()} says so when {@code k > n}).</li>
  * </ul>
  * Distances in the assignment step use {@code ‖x‖² + ‖c‖² − 2 x·c} with a blocked {@code X · Cᵀ}; seeding,
- * re-seeding and inertia use explicit differences. Each call is single-threaded with its own workspaces, so one
+ * re-seeding and inertia use explicit differences. Pools of at most {@code 8 · nInit · k} units (the first fill of a
+ * streaming module, the offline merge of a few adapters) are clustered on their Gram matrix instead: the same
+ * algorithm with every seeding and assignment distance from {@code G = F Fᵀ} ({@link #gramPays}); re-seeding,
+ * centroids and inertia stay explicit. Each call is single-threaded with its own workspaces, so one
  * instance can be used from many threads at once (modules are the unit of parallelism) and results are
  * bit-identical regardless of threads.
  */
@@ -87,12 +91,25 @@ public final class RankWiseClustering {
      * @param seed seed of every random choice
      */
     public ClusteringResult cluster(UnitPool pool, int k, long seed) {
+        return cluster(pool, k, seed, false);
+    }
+
+    /**
+     * {@link #cluster} always in the direct form, whatever the pool size (to compare the two forms and to benchmark
+     * them; the service and the offline merge use {@link #cluster}).
+     */
+    public ClusteringResult clusterDirect(UnitPool pool, int k, long seed) {
+        return cluster(pool, k, seed, true);
+    }
+
+    private ClusteringResult cluster(UnitPool pool, int k, long seed, boolean direct) {
         Objects.requireNonNull(pool, "pool");
         if (k < 1) throw new IllegalArgumentException("k must be >= 1, got " + k);
         int n = pool.size(), dim = pool.dim();
         double[] f = pool.features(featureNorm);
         if (k >= n) return trivial(pool, f, k);
         double[] w = pool.weights();
+        if (!direct && gramPays(n, k, nInit)) return clusterOnGram(pool, f, w, k, seed);
         Workspace ws = new Workspace(n, k, dim, f);
         SplittableRandom root = new SplittableRandom(seed);
         double[] bestFc = null;
@@ -117,6 +134,200 @@ public final class RankWiseClustering {
             }
         }
         return finish(pool, f, bestFc, bestAssign, k, k, bestInertia, bestIter, bestConverged);
+    }
+
+    /**
+     * Whether {@link #cluster} runs on the Gram matrix: its {@code n²/2} dot products of length {@code dim} are paid
+     * once, while the direct form pays about {@code nInit · (k seeding distances + a few Lloyd steps of k) · n} of
+     * them. The first fill of a streaming module ({@code n = 2r} units for {@code k = r}) and the offline merge of a
+     * few adapters fall on this side; large pools stay direct. A function of {@code (n, k, nInit)} only, so the
+     * offline merge and the service take the same path on the same pool.
+     */
+    static boolean gramPays(int n, int k, int nInit) {
+        return (long) n <= 8L * nInit * k;
+    }
+
+    /**
+     * {@link #cluster} on the Gram matrix {@code G = F Fᵀ} of the features: each centre is kept as coefficients
+     * {@code α_j} over the units (a seed {@code e_p}, a mean {@code w_l / W_j} over its members), so
+     * {@code ‖f_i − c_j‖² = G_ii − 2 Σ_l α_jl G_il + Σ_lm α_jl α_jm G_lm} costs {@code O(n)} instead of
+     * {@code O(dim)}. Same algorithm as the direct form: the same k-means++ draws (distances from {@code G}, exactly
+     * zero between equal units), the same Lloyd loop and tie rules, empty clusters re-seeded by the direct rule on
+     * explicit centroids. Each restart's explicit feature centroids and inertia are computed from its final
+     * assignment by the direct routines, and the lowest inertia wins as before. Distances differ from the direct
+     * form only by rounding, so a near tie may resolve differently; results are deterministic and shared by every
+     * caller.
+     */
+    private ClusteringResult clusterOnGram(UnitPool pool, double[] f, double[] w, int k, long seed) {
+        int n = pool.size(), dim = pool.dim();
+        double[] g = new double[n * n];
+        SquaredDistances.gram(f, n, dim, g);
+        GramWorkspace gws = new GramWorkspace(n, k);
+        SplittableRandom root = new SplittableRandom(seed);
+        double[] bestFc = null;
+        int[] bestAssign = null;
+        double bestInertia = Double.POSITIVE_INFINITY;
+        int bestIter = 0;
+        boolean bestConverged = false;
+        for (int restart = 0; restart < nInit; restart++) {
+            SplittableRandom rng = root.split();
+            double[] alpha = new double[k * n];
+            int[] seeds = seedPlusPlusOnGram(g, w, n, k, rng);
+            for (int j = 0; j < k; j++) alpha[j * n + seeds[j]] = 1.0;
+            int[] assign = new int[n];
+            Arrays.fill(assign, -1);
+            int iter = 0;
+            boolean converged = false;
+            while (iter < maxIter) {
+                iter++;
+                if (!assignNearestOnGram(g, n, k, alpha, assign, gws)) {
+                    converged = true;
+                    break;
+                }
+                meanCoefficients(w, assign, n, k, alpha, gws.clusterWeight);
+                if (hasEmpty(gws.clusterWeight, k)) {
+                    double[] fc = explicitCentroids(f, w, assign, n, k, dim, alpha, gws.clusterWeight);
+                    reseedEmpty(f, w, assign, n, k, dim, fc, gws.clusterWeight, gws.counts);
+                    meanCoefficients(w, assign, n, k, alpha, gws.clusterWeight);
+                }
+            }
+            double[] fc = explicitCentroids(f, w, assign, n, k, dim, alpha, new double[k]);
+            double in = inertia(f, w, assign, n, dim, fc);
+            if (bestFc == null || in < bestInertia) {
+                bestFc = fc;
+                bestAssign = assign;
+                bestInertia = in;
+                bestIter = iter;
+                bestConverged = converged;
+            }
+        }
+        return finish(pool, f, bestFc, bestAssign, k, k, bestInertia, bestIter, bestConverged);
+    }
+
+    /** Reused arrays of one Gram-path clustering call. */
+    private static final class GramWorkspace {
+        final double[] t;
+        final double[] q;
+        final double[] clusterWeight;
+        final int[] counts;
+
+        GramWorkspace(int n, int k) {
+            t = new double[k * n];
+            q = new double[k];
+            clusterWeight = new double[k];
+            counts = new int[k];
+        }
+    }
+
+    /** {@code max(0, G_ii + G_pp − 2 G_ip)}: exactly zero for equal units (their three dot products share bits). */
+    private static double gramDistance(double[] g, int n, int i, int p) {
+        double d = g[i * n + i] + g[p * n + p] - 2 * g[i * n + p];
+        return d > 0 ? d : 0;
+    }
+
+    /** {@link #seedPlusPlus} with distances from the Gram matrix; returns the chosen unit of each centre. */
+    static int[] seedPlusPlusOnGram(double[] g, double[] w, int n, int k, SplittableRandom rng) {
+        int[] seeds = new int[k];
+        double[] d2 = new double[n];
+        double[] p = new double[n];
+        seeds[0] = draw(w, n, sum(w, n), rng);
+        for (int i = 0; i < n; i++) d2[i] = gramDistance(g, n, i, seeds[0]);
+        for (int c = 1; c < k; c++) {
+            for (int i = 0; i < n; i++) p[i] = w[i] * d2[i];
+            double total = sum(p, n);
+            seeds[c] = total > 0 ? draw(p, n, total, rng) : draw(w, n, sum(w, n), rng);
+            for (int i = 0; i < n; i++) {
+                double d = gramDistance(g, n, i, seeds[c]);
+                if (d < d2[i]) d2[i] = d;
+            }
+        }
+        return seeds;
+    }
+
+    /**
+     * Assigns every unit to its nearest centre {@code Σ_l α_jl f_l} (lowest index on ties), the distance
+     * {@code G_ii − 2 t_ji + q_j} with {@code t_ji = Σ_l α_jl G_li} and {@code q_j = Σ_l α_jl t_jl}, clamped at zero.
+     *
+     * @return whether any assignment changed
+     */
+    private static boolean assignNearestOnGram(double[] g, int n, int k, double[] alpha, int[] assign, GramWorkspace ws) {
+        double[] t = ws.t, q = ws.q;
+        Arrays.fill(t, 0.0);
+        for (int j = 0; j < k; j++) {
+            int tr = j * n;
+            for (int l = 0; l < n; l++) {
+                double a = alpha[tr + l];
+                if (a == 0) continue;
+                int gr = l * n;
+                for (int i = 0; i < n; i++) t[tr + i] += a * g[gr + i];
+            }
+            double qj = 0;
+            for (int l = 0; l < n; l++) {
+                double a = alpha[tr + l];
+                if (a != 0) qj += a * t[tr + l];
+            }
+            q[j] = qj;
+        }
+        boolean changed = false;
+        for (int i = 0; i < n; i++) {
+            double gii = g[i * n + i];
+            int best = 0;
+            double bestD = Double.POSITIVE_INFINITY;
+            for (int j = 0; j < k; j++) {
+                double d = gii - 2 * t[j * n + i] + q[j];
+                if (d < 0) d = 0;
+                if (d < bestD) {
+                    bestD = d;
+                    best = j;
+                }
+            }
+            if (assign[i] != best) {
+                assign[i] = best;
+                changed = true;
+            }
+        }
+        return changed;
+    }
+
+    /**
+     * Coefficients of the weighted means of the assignment: {@code α_jl = w_l / W_j} for members; the row of an
+     * empty cluster is kept (it keeps its last centre, as in the direct form). Cluster weights into {@code cw}.
+     */
+    private static void meanCoefficients(double[] w, int[] assign, int n, int k, double[] alpha, double[] cw) {
+        Arrays.fill(cw, 0.0);
+        for (int i = 0; i < n; i++) cw[assign[i]] += w[i];
+        for (int j = 0; j < k; j++) {
+            if (cw[j] > 0) Arrays.fill(alpha, j * n, (j + 1) * n, 0.0);
+        }
+        for (int i = 0; i < n; i++) alpha[assign[i] * n + i] = w[i] / cw[assign[i]];
+    }
+
+    private static boolean hasEmpty(double[] cw, int k) {
+        for (int j = 0; j < k; j++) if (!(cw[j] > 0)) return true;
+        return false;
+    }
+
+    /**
+     * Explicit feature centroids: the weighted means of the members ({@link #weightedMeans}, the direct form's bits)
+     * and, for a cluster with no members, its kept centre {@code Σ_l α_jl f_l} (a seed's row copied exactly).
+     */
+    private static double[] explicitCentroids(double[] f, double[] w, int[] assign, int n, int k, int dim,
+                                              double[] alpha, double[] cw) {
+        double[] fc = new double[k * dim];
+        Arrays.fill(cw, 0.0);
+        for (int i = 0; i < n; i++) cw[assign[i]] += w[i];
+        for (int j = 0; j < k; j++) {
+            if (cw[j] > 0) continue;
+            int cr = j * dim, ar = j * n;
+            for (int l = 0; l < n; l++) {
+                double a = alpha[ar + l];
+                if (a == 0) continue;
+                int fr = l * dim;
+                for (int d = 0; d < dim; d++) fc[cr + d] += a * f[fr + d];
+            }
+        }
+        weightedMeans(f, w, assign, n, k, dim, fc, cw, true);
+        return fc;
     }
 
     /**
@@ -293,9 +504,18 @@ public final class RankWiseClustering {
     }
 
     /**
+     * Squared distance, relative to {@code ‖f_i‖²}, up to which a unit counts as on its centroid when re-seeding:
+     * the weighted mean of equal copies can differ from them in the last bits (a residue near
+     * {@code (n ε)² ‖f‖²}), and such a copy must not be split off into an empty cluster. Far below any real
+     * difference between units (their factors carry 3 to 7 significant digits).
+     */
+    static final double ON_CENTROID = 1e-20;
+
+    /**
      * Re-seeds every empty cluster (index order) with the unit farthest from its centroid by weighted distance
-     * among units of clusters with at least two members and positive distance (lowest index on ties), recomputing
-     * the centroids after each move. A cluster no unit qualifies for stays empty.
+     * among units of clusters with at least two members that are not on their centroid ({@link #ON_CENTROID};
+     * lowest index on ties), recomputing the centroids after each move. A cluster no unit qualifies for stays
+     * empty.
      *
      * @return number of clusters re-seeded
      */
@@ -311,7 +531,9 @@ public final class RankWiseClustering {
             for (int i = 0; i < n; i++) {
                 int a = assign[i];
                 if (counts[a] < 2) continue;
-                double d = w[i] * SquaredDistances.direct(f, i, fc, a, dim);
+                double dist = SquaredDistances.direct(f, i, fc, a, dim);
+                if (dist <= ON_CENTROID * SquaredDistances.sumOfSquares(f, i * dim, dim)) continue;
+                double d = w[i] * dist;
                 if (d > bestD) {
                     bestD = d;
                     best = i;

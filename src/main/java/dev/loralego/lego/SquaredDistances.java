@@ -11,8 +11,10 @@ package dev.loralego.lego;
  * blocking or threads; no memory is allocated. Values below zero from cancellation are clamped to zero.
  * {@link #direct} and {@link #rowNorms} sum in four interleaved partial sums (index mod 4, combined as
  * {@code (s0 + s1) + (s2 + s3)}): deterministic, about 3× faster than one chain, and still exactly zero for equal
- * rows. The hot loops of {@link RankWiseClustering} and {@link StreamingModuleClusters}; public for the JMH
- * benchmarks.
+ * rows. {@link #dots} is the same blocked product without the norms, and {@link #gram} the Gram matrix
+ * {@code X · Xᵀ} for {@link RankWiseClustering}'s batch path on small pools (each pair once, mirrored, same bits as
+ * {@link #dots}). The hot loops of {@link RankWiseClustering} and {@link StreamingModuleClusters}; public for the
+ * JMH benchmarks.
  */
 public final class SquaredDistances {
 
@@ -52,79 +54,108 @@ public final class SquaredDistances {
      * @param out    {@code n × k}, overwritten
      */
     public static void compute(double[] x, double[] xNorms, int n, double[] c, double[] cNorms, int k, int dim, double[] out) {
-        int i = 0;
-        for (; i + 4 <= n; i += 4) {
-            int x0 = i * dim, x1 = x0 + dim, x2 = x1 + dim, x3 = x2 + dim;
-            int j = 0;
-            for (; j + 4 <= k; j += 4) {
-                int c0 = j * dim, c1 = c0 + dim, c2 = c1 + dim, c3 = c2 + dim;
-                double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-                double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
-                for (int d = 0; d < dim; d++) {
-                    double a = x[x0 + d], b = x[x1 + d], g = x[x2 + d], h = x[x3 + d];
-                    double e0 = c[c0 + d], e1 = c[c1 + d], e2 = c[c2 + d], e3 = c[c3 + d];
-                    s00 += a * e0;
-                    s01 += a * e1;
-                    s02 += a * e2;
-                    s03 += a * e3;
-                    s10 += b * e0;
-                    s11 += b * e1;
-                    s12 += b * e2;
-                    s13 += b * e3;
-                    s20 += g * e0;
-                    s21 += g * e1;
-                    s22 += g * e2;
-                    s23 += g * e3;
-                    s30 += h * e0;
-                    s31 += h * e1;
-                    s32 += h * e2;
-                    s33 += h * e3;
-                }
-                store4(out, i, j, k, xNorms[i], cNorms, s00, s01, s02, s03);
-                store4(out, i + 1, j, k, xNorms[i + 1], cNorms, s10, s11, s12, s13);
-                store4(out, i + 2, j, k, xNorms[i + 2], cNorms, s20, s21, s22, s23);
-                store4(out, i + 3, j, k, xNorms[i + 3], cNorms, s30, s31, s32, s33);
-            }
-            for (int r = i; r < i + 4; r++) remainingCentroids(x, xNorms, r, c, cNorms, j, k, dim, out);
-        }
-        for (; i < n; i++) {
-            int xr = i * dim;
-            int j = 0;
-            for (; j + 4 <= k; j += 4) {
-                int c0 = j * dim, c1 = c0 + dim, c2 = c1 + dim, c3 = c2 + dim;
-                double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                for (int d = 0; d < dim; d++) {
-                    double v = x[xr + d];
-                    s0 += v * c[c0 + d];
-                    s1 += v * c[c1 + d];
-                    s2 += v * c[c2 + d];
-                    s3 += v * c[c3 + d];
-                }
-                store4(out, i, j, k, xNorms[i], cNorms, s0, s1, s2, s3);
-            }
-            remainingCentroids(x, xNorms, i, c, cNorms, j, k, dim, out);
+        dots(x, n, c, k, dim, out);
+        for (int i = 0; i < n; i++) {
+            int row = i * k;
+            double xn = xNorms[i];
+            for (int j = 0; j < k; j++) out[row + j] = clamp(xn + cNorms[j] - 2 * out[row + j]);
         }
     }
 
-    private static void store4(double[] out, int i, int j, int k, double xNorm, double[] cNorms,
-                               double s0, double s1, double s2, double s3) {
-        int o = i * k + j;
-        out[o] = clamp(xNorm + cNorms[j] - 2 * s0);
-        out[o + 1] = clamp(xNorm + cNorms[j + 1] - 2 * s1);
-        out[o + 2] = clamp(xNorm + cNorms[j + 2] - 2 * s2);
-        out[o + 3] = clamp(xNorm + cNorms[j + 3] - 2 * s3);
+    /**
+     * {@code out[i·k + j] = x_i·c_j}: the matrix product {@code X · Cᵀ}, each entry one accumulator summed in index
+     * order (so equal rows give equal bits wherever they sit, and {@code x_i·c_j} has the bits of {@code c_j·x_i}).
+     *
+     * @param x   row-major {@code n × dim} (not modified)
+     * @param c   row-major {@code k × dim} (not modified)
+     * @param out {@code n × k}, overwritten
+     */
+    public static void dots(double[] x, int n, double[] c, int k, int dim, double[] out) {
+        int n4 = n - n % 4, k4 = k - k % 4;
+        for (int i = 0; i < n4; i += 4) {
+            for (int j = 0; j < k4; j += 4) block(x, i, c, j, dim, out, i * k + j, k);
+            for (int r = i; r < i + 4; r++) for (int j = k4; j < k; j++) out[r * k + j] = dot(x, r, c, j, dim);
+        }
+        for (int i = n4; i < n; i++) {
+            for (int j = 0; j < k; j++) out[i * k + j] = dot(x, i, c, j, dim);
+        }
     }
 
-    /** Centroids {@code from..k-1} of row {@code i}, one at a time. */
-    private static void remainingCentroids(double[] x, double[] xNorms, int i, double[] c, double[] cNorms, int from,
-                                           int k, int dim, double[] out) {
-        int xr = i * dim;
-        for (int j = from; j < k; j++) {
-            int c0 = j * dim;
-            double s0 = 0;
-            for (int d = 0; d < dim; d++) s0 += x[xr + d] * c[c0 + d];
-            out[i * k + j] = clamp(xNorms[i] + cNorms[j] - 2 * s0);
+    /**
+     * The Gram matrix {@code out[i·n + j] = x_i·x_j} of the rows of {@code x}: the entries of {@link #dots}
+     * ({@code X · Xᵀ}, same bits), each pair computed once and mirrored.
+     *
+     * @param x   row-major {@code n × dim} (not modified)
+     * @param out {@code n × n}, overwritten
+     */
+    public static void gram(double[] x, int n, int dim, double[] out) {
+        int n4 = n - n % 4;
+        for (int i = 0; i < n4; i += 4) {
+            for (int j = i; j < n4; j += 4) {
+                block(x, i, x, j, dim, out, i * n + j, n);
+                if (j == i) continue;
+                for (int a = 0; a < 4; a++) {
+                    for (int b = 0; b < 4; b++) out[(j + b) * n + i + a] = out[(i + a) * n + j + b];
+                }
+            }
         }
+        for (int i = n4; i < n; i++) {
+            for (int j = 0; j <= i; j++) {
+                double v = dot(x, i, x, j, dim);
+                out[i * n + j] = v;
+                out[j * n + i] = v;
+            }
+        }
+    }
+
+    /**
+     * Sixteen dot products {@code x_{i+a}·c_{j+b}} ({@code a, b < 4}) into {@code out[off + a·stride + b]}: four
+     * rows and four centroids at once, every loaded value shared, each product one accumulator in index order.
+     */
+    private static void block(double[] x, int i, double[] c, int j, int dim, double[] out, int off, int stride) {
+        int x0 = i * dim, x1 = x0 + dim, x2 = x1 + dim, x3 = x2 + dim;
+        int c0 = j * dim, c1 = c0 + dim, c2 = c1 + dim, c3 = c2 + dim;
+        double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+        double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+        for (int d = 0; d < dim; d++) {
+            double a = x[x0 + d], b = x[x1 + d], g = x[x2 + d], h = x[x3 + d];
+            double e0 = c[c0 + d], e1 = c[c1 + d], e2 = c[c2 + d], e3 = c[c3 + d];
+            s00 += a * e0;
+            s01 += a * e1;
+            s02 += a * e2;
+            s03 += a * e3;
+            s10 += b * e0;
+            s11 += b * e1;
+            s12 += b * e2;
+            s13 += b * e3;
+            s20 += g * e0;
+            s21 += g * e1;
+            s22 += g * e2;
+            s23 += g * e3;
+            s30 += h * e0;
+            s31 += h * e1;
+            s32 += h * e2;
+            s33 += h * e3;
+        }
+        put4(out, off, s00, s01, s02, s03);
+        put4(out, off + stride, s10, s11, s12, s13);
+        put4(out, off + 2 * stride, s20, s21, s22, s23);
+        put4(out, off + 3 * stride, s30, s31, s32, s33);
+    }
+
+    private static void put4(double[] out, int o, double s0, double s1, double s2, double s3) {
+        out[o] = s0;
+        out[o + 1] = s1;
+        out[o + 2] = s2;
+        out[o + 3] = s3;
+    }
+
+    /** One dot product {@code x_i·c_j}, one accumulator in index order. */
+    private static double dot(double[] x, int i, double[] c, int j, int dim) {
+        int xr = i * dim, cr = j * dim;
+        double s = 0;
+        for (int d = 0; d < dim; d++) s += x[xr + d] * c[cr + d];
+        return s;
     }
 
     /** Exact {@code ‖x_i − c_j‖²} by explicit differences (used where an exact zero matters). */

@@ -192,6 +192,58 @@ class RankWiseClusteringTest {
         assertEquals(2, m.rank(), "the empty cluster is dropped");
     }
 
+    @ParameterizedTest(name = "featureNorm {0}")
+    @ValueSource(strings = {"NONE", "HALVES"})
+    void gramFormFindsWhatTheDirectFormFinds(FeatureNorm norm) {
+        for (long seed = 11; seed < 19; seed++) {
+            // separated but not trivially: several restarts and Lloyd steps; weights uneven
+            Object[] planted = plantedPool(seed, 6, 7, 9, 13, 6.0);
+            UnitPool pool = (UnitPool) planted[0];
+            RankWiseClustering c = new RankWiseClustering(3, 100, norm);
+            assertTrue(RankWiseClustering.gramPays(pool.size(), 6, 3), "this pool takes the Gram form");
+            ClusteringResult gram = c.cluster(pool, 6, seed), direct = c.clusterDirect(pool, 6, seed);
+            assertArrayEquals(direct.assignment(), gram.assignment(), "seed " + seed);
+            assertArrayEquals(direct.centroids(), gram.centroids(), 1e-12, "seed " + seed);
+            assertArrayEquals(direct.featureCentroids(), gram.featureCentroids(), 1e-12, "seed " + seed);
+            assertArrayEquals(direct.clusterWeight(), gram.clusterWeight(), 0.0, "seed " + seed);
+            assertEquals(direct.inertia(), gram.inertia(), 1e-12 * direct.inertia(), "seed " + seed);
+            assertTrue(gram.converged());
+        }
+    }
+
+    @Test
+    void gramFormKeepsEqualUnitsTogetherAndLeavesTheSurplusClusterEmpty() {
+        // three distinct random units, five copies each, uneven weights, k = 4: the Gram distances between copies are
+        // exactly zero, so no copy is ever split off into the fourth cluster, which stays empty (as in the direct form)
+        SplittableRandom rng = new SplittableRandom(31);
+        int dim = 50, n = 15;
+        double[] distinct = gaussians(rng, 3 * dim), x = new double[n * dim], w = new double[n];
+        for (int i = 0; i < n; i++) {
+            System.arraycopy(distinct, (i % 3) * dim, x, i * dim, dim);
+            w[i] = 0.3 + rng.nextDouble();
+        }
+        UnitPool pool = new UnitPool(20, 30, x, w, new int[n], new int[n]);
+        assertTrue(RankWiseClustering.gramPays(n, 4, 4));
+        RankWiseClustering c = new RankWiseClustering(4, 50, FeatureNorm.NONE);
+        for (long seed = 1; seed <= 5; seed++) {
+            ClusteringResult r = c.cluster(pool, 4, seed), direct = c.clusterDirect(pool, 4, seed);
+            assertEquals(3, Arrays.stream(direct.clusterWeight()).filter(v -> v > 0).count(), "direct, seed " + seed);
+            assertEquals(3, Arrays.stream(r.clusterWeight()).filter(v -> v > 0).count(), "seed " + seed);
+            for (int i = 0; i < n; i++) assertEquals(r.assignment()[i % 3], r.assignment()[i], "copies together");
+            assertArrayEquals(direct.assignment(), r.assignment(), "seed " + seed);
+            // the explicit weighted mean of equal copies may differ from them in the last bit: tiny, not zero
+            assertEquals(0.0, r.inertia(), 1e-20 * dim, "seed " + seed);
+        }
+    }
+
+    @Test
+    void gramFormIsChosenForSmallPoolsOnly() {
+        assertTrue(RankWiseClustering.gramPays(32, 16, 4), "first fill of a rank-16 module");
+        assertTrue(RankWiseClustering.gramPays(512, 16, 4));
+        assertFalse(RankWiseClustering.gramPays(513, 16, 4));
+        assertFalse(RankWiseClustering.gramPays(1600, 16, 4), "100 adapters of rank 16");
+    }
+
     @Test
     void deterministicAcrossRunsAndConcurrentThreads() throws Exception {
         Object[] planted = plantedPool(77, 5, 20, 30, 20, 8.0); // overlapping blobs: restarts matter

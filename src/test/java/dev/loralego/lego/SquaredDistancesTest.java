@@ -56,4 +56,27 @@ class SquaredDistancesTest {
             assertEquals(0.0, SquaredDistances.direct(x, 1, x, 1, dim), 0.0, "a row against itself");
         }
     }
+
+    @Test
+    void dotsAndGramAreBitIdenticalToOneAccumulatorPerPairAndGramIsSymmetric() {
+        SplittableRandom rng = new SplittableRandom(8);
+        for (int dim : new int[]{1, 13, 37}) {
+            for (int n = 1; n <= 11; n++) {
+                double[] x = gaussians(rng, n * dim);
+                double[] gram = new double[n * n], dots = new double[n * n];
+                SquaredDistances.gram(x, n, dim, gram);
+                SquaredDistances.dots(x, n, x, n, dim, dots);
+                for (int i = 0; i < n; i++) {
+                    for (int j = 0; j < n; j++) {
+                        double s = 0;
+                        for (int d = 0; d < dim; d++) s += x[i * dim + d] * x[j * dim + d];
+                        String at = "n " + n + ", dim " + dim + ", (" + i + "," + j + ")";
+                        assertEquals(s, dots[i * n + j], 0.0, at);
+                        assertEquals(s, gram[i * n + j], 0.0, at);
+                        assertEquals(gram[j * n + i], gram[i * n + j], 0.0, at + " symmetric");
+                    }
+                }
+            }
+        }
+    }
 }
