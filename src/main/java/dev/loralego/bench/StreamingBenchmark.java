@@ -43,19 +43,27 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class StreamingBenchmark {
     /**
-     * @param shape     base model shape of the synthetic adapters
-     * @param adapters  adapters published
-     * @param rank      their rank
-     * @param dtype     their dtype
-     * @param params    the service's merge parameters
-     * @param dir       working directory (recreated)
+     * @param shape      base model shape of the synthetic adapters
+     * @param adapters   adapters published
+     * @param rank       their rank
+     * @param dtype      their dtype
+     * @param params     the service's merge parameters
+     * @param dir        working directory (recreated)
      * @param partitions partitions of the service's topics (modules spread over them)
-     * @param threads   stream threads of the service
+     * @param threads    stream threads of the service
+     * @param warmup     adapters of the same shape published first to another group, their versions awaited, before
+     *                   the measured run starts: the JIT has compiled the broker's, the clients' and the service's hot
+     *                   paths, as in a service that has been running; 0 measures a cold JVM
      */
     public record Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir,
-                        int partitions, int threads) {
+                        int partitions, int threads, int warmup) {
+        public Setup {
+            if (adapters < 1) throw new IllegalArgumentException("adapters must be >= 1, got " + adapters);
+            if (warmup < 0) throw new IllegalArgumentException("warmup must be >= 0, got " + warmup);
+        }
+
         public Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir) {
-            this(shape, adapters, rank, dtype, params, dir, 1, 1);
+            this(shape, adapters, rank, dtype, params, dir, 1, 1, 0);
         }
     }
 
@@ -83,11 +91,12 @@ public final class StreamingBenchmark {
 
         public String summary() {
             return String.format(Locale.ROOT,
-                    "%d x %s r%d %s, k=%s, %d partitions x %d stream threads: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
+                    "%d x %s r%d %s, k=%s, %d partitions x %d stream threads, %s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
                             + "peak heap %.0f MiB of %.0f MiB (%.0f MiB retained at the end); cluster cache %d hits, %d misses; "
                             + "after the last publish the service alone emitted %d versions in %.1f s",
                     setup.adapters(), setup.shape(), setup.rank(), setup.dtype(), setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
-                    setup.partitions(), setup.threads(), percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
+                    setup.partitions(), setup.threads(),
+                    setup.warmup() == 0 ? "cold JVM" : "after a warm-up of " + setup.warmup() + " adapters", percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
                     maxHeapBytes / 1048576.0, retainedBytes / 1048576.0, cacheHits, cacheMisses, versionsAfterPublish,
                     secondsAfterPublish);
         }
@@ -100,7 +109,9 @@ public final class StreamingBenchmark {
         WorkDirs.recreate(setup.dir());
         List<Path> dirs = SyntheticAdapters.generate(setup.dir().resolve("adapters"), setup.adapters(), setup.rank(),
                 BaseModelShape.byName(setup.shape()), 7, setup.dtype());
-        progress.printf("wrote %d adapters; starting broker and service%n", dirs.size());
+        List<Path> warmupDirs = setup.warmup() == 0 ? List.of() : SyntheticAdapters.generate(setup.dir().resolve("warmup"),
+                setup.warmup(), setup.rank(), BaseModelShape.byName(setup.shape()), 8, setup.dtype());
+        progress.printf("wrote %d adapters (and %d for the warm-up); starting broker and service%n", dirs.size(), warmupDirs.size());
         MemoryMXBean memory = ManagementFactory.getMemoryMXBean();
         AtomicLong peakHeap = new AtomicLong();
         AtomicBoolean sampling = new AtomicBoolean(true);
@@ -122,13 +133,20 @@ public final class StreamingBenchmark {
              MergeService service = MergeService.start(new MergeService.Config(broker.bootstrapServers(), "lora-lego-bench",
                      setup.dir().resolve("streams"), setup.partitions(), (short) 1, maxBytes, setup.threads(), setup.params(), Map.of()),
                      null, Duration.ofMinutes(2))) {
+            AdapterPublisher publisher = new AdapterPublisher(ClientConnection.of(broker.bootstrapServers(), Map.of(), maxBytes, Duration.ofMinutes(2)));
+            if (!warmupDirs.isEmpty()) {
+                long t0 = System.nanoTime();
+                warmUp(broker.bootstrapServers(), service, publisher, warmupDirs);
+                progress.printf("warm-up: %d adapters merged in %.1f s; measuring%n", warmupDirs.size(), (System.nanoTime() - t0) / 1e9);
+                hitsBefore = ClusterCacheStatistics.hits();
+                missesBefore = ClusterCacheStatistics.misses();
+            }
             Map<Long, Double> latency = new ConcurrentHashMap<>();
             Map<Long, Long> emittedAt = new ConcurrentHashMap<>();
             AtomicLong lastSeen = new AtomicLong();
             Thread watcher = new Thread(() -> watch(broker.bootstrapServers(), service, group, setup.adapters(), latency, emittedAt, lastSeen), "version-watcher");
             watcher.start();
             sampler.start();
-            AdapterPublisher publisher = new AdapterPublisher(ClientConnection.of(broker.bootstrapServers(), Map.of(), maxBytes, Duration.ofMinutes(2)));
             long start = System.nanoTime();
             for (Path d : dirs) {
                 publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
@@ -149,6 +167,23 @@ public final class StreamingBenchmark {
                     after, Math.max(0, end - publishedAt) / 1e9);
         } finally {
             sampling.set(false);
+        }
+    }
+
+    /** Publishes the warm-up adapters to their own group and waits until all their versions are visible. */
+    private static void warmUp(String bootstrap, MergeService service, AdapterPublisher publisher, List<Path> dirs)
+            throws Exception {
+        String group = "warmup";
+        Map<Long, Double> seen = new ConcurrentHashMap<>();
+        Thread watcher = new Thread(() -> watch(bootstrap, service, group, dirs.size(), seen, new ConcurrentHashMap<>(),
+                new AtomicLong()), "warmup-watcher");
+        watcher.start();
+        for (Path d : dirs) {
+            publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
+        }
+        watcher.join(Duration.ofMinutes(30).toMillis());
+        if (seen.size() < dirs.size()) {
+            throw new IllegalStateException("warm-up: only " + seen.size() + " of " + dirs.size() + " versions appeared");
         }
     }
 

@@ -36,6 +36,10 @@ public final class StreamBenchCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "0", description = "stream threads of the service; 0 = one per core, at most --partitions (default: ${DEFAULT-VALUE}, as `run`)")
     int threads;
 
+    @Option(names = "--warmup", defaultValue = "0", description = "adapters published to another group first and merged before the measured run, "
+            + "so that the JIT has compiled the hot paths as in a service that has been running; 0 = a cold JVM (default: ${DEFAULT-VALUE})")
+    int warmup;
+
     @Mixin
     ServiceOptionsMixin options;
 
@@ -43,7 +47,7 @@ public final class StreamBenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         org.apache.logging.log4j.core.config.Configurator.setLevel("dev.loralego", org.apache.logging.log4j.Level.WARN);
         StreamingBenchmark.Result r = StreamingBenchmark.run(new StreamingBenchmark.Setup(shape, adapters, rank,
-                DType.fromUserName(dtype), options.toParameters(), dir, partitions, RunCommand.streamThreads(threads, partitions)), System.out);
+                DType.fromUserName(dtype), options.toParameters(), dir, partitions, RunCommand.streamThreads(threads, partitions), warmup), System.out);
         System.out.println(r.summary());
         return 0;
     }

@@ -174,6 +174,7 @@ class TopicAdminTest {
         }
         Map<String, String> pp = TopicAdmin.bigRecordProducerProps(MAX_BYTES);
         assertEquals("zstd", pp.get(ProducerConfig.COMPRESSION_TYPE_CONFIG));
+        assertEquals("1", pp.get(ProducerConfig.COMPRESSION_ZSTD_LEVEL_CONFIG), "level 1: same ratio on tensors, faster");
         assertEquals(Integer.toString(MAX_BYTES), pp.get(ProducerConfig.MAX_REQUEST_SIZE_CONFIG));
         assertTrue(Long.parseLong(pp.get(ProducerConfig.BUFFER_MEMORY_CONFIG)) >= 2L * MAX_BYTES);
 
