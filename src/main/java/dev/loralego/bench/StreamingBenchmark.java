@@ -51,19 +51,22 @@ public final class StreamingBenchmark {
      * @param dir        working directory (recreated)
      * @param partitions partitions of the service's topics (modules spread over them)
      * @param threads    stream threads of the service
-     * @param warmup     adapters of the same shape published first to another group, their versions awaited, before
-     *                   the measured run starts: the JIT has compiled the broker's, the clients' and the service's hot
+     * @param warmup     adapters of the same shape published first to another group and then withdrawn, their
+     *                   versions awaited, before the measured run starts: the JIT has compiled the broker's, the clients' and the service's hot
      *                   paths, as in a service that has been running; 0 measures a cold JVM
+     * @param config     the service's settings as `run --config` takes them (Kafka Streams and client settings,
+     *                   per-group overrides); empty for the defaults
      */
     public record Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir,
-                        int partitions, int threads, int warmup) {
+                        int partitions, int threads, int warmup, Map<String, String> config) {
         public Setup {
+            config = Map.copyOf(config);
             if (adapters < 1) throw new IllegalArgumentException("adapters must be >= 1, got " + adapters);
             if (warmup < 0) throw new IllegalArgumentException("warmup must be >= 0, got " + warmup);
         }
 
         public Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir) {
-            this(shape, adapters, rank, dtype, params, dir, 1, 1, 0);
+            this(shape, adapters, rank, dtype, params, dir, 1, 1, 0, Map.of());
         }
     }
 
@@ -131,13 +134,13 @@ public final class StreamingBenchmark {
         int maxBytes = 64 << 20;
         try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start(setup.dir().resolve("kafka"), 0);
              MergeService service = MergeService.start(new MergeService.Config(broker.bootstrapServers(), "lora-lego-bench",
-                     setup.dir().resolve("streams"), setup.partitions(), (short) 1, maxBytes, setup.threads(), setup.params(), Map.of()),
+                     setup.dir().resolve("streams"), setup.partitions(), (short) 1, maxBytes, setup.threads(), setup.params(), setup.config()),
                      null, Duration.ofMinutes(2))) {
             AdapterPublisher publisher = new AdapterPublisher(ClientConnection.of(broker.bootstrapServers(), Map.of(), maxBytes, Duration.ofMinutes(2)));
             if (!warmupDirs.isEmpty()) {
                 long t0 = System.nanoTime();
                 warmUp(broker.bootstrapServers(), service, publisher, warmupDirs);
-                progress.printf("warm-up: %d adapters merged in %.1f s; measuring%n", warmupDirs.size(), (System.nanoTime() - t0) / 1e9);
+                progress.printf("warm-up: %d adapters merged and withdrawn in %.1f s; measuring%n", warmupDirs.size(), (System.nanoTime() - t0) / 1e9);
                 hitsBefore = ClusterCacheStatistics.hits();
                 missesBefore = ClusterCacheStatistics.misses();
             }
@@ -170,20 +173,25 @@ public final class StreamingBenchmark {
         }
     }
 
-    /** Publishes the warm-up adapters to their own group and waits until all their versions are visible. */
+    /**
+     * Publishes the warm-up adapters to their own group, then withdraws them all, and waits until all those versions
+     * are visible: the hot paths (first fill, mini-batch steps, refinements, retractions) have run, and the group's
+     * clusters no longer occupy the cluster cache.
+     */
     private static void warmUp(String bootstrap, MergeService service, AdapterPublisher publisher, List<Path> dirs)
             throws Exception {
         String group = "warmup";
         Map<Long, Double> seen = new ConcurrentHashMap<>();
-        Thread watcher = new Thread(() -> watch(bootstrap, service, group, dirs.size(), seen, new ConcurrentHashMap<>(),
+        Thread watcher = new Thread(() -> watch(bootstrap, service, group, 2 * dirs.size(), seen, new ConcurrentHashMap<>(),
                 new AtomicLong()), "warmup-watcher");
         watcher.start();
         for (Path d : dirs) {
             publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
         }
+        for (Path d : dirs) publisher.withdraw(group, d.getFileName().toString(), 1L);
         watcher.join(Duration.ofMinutes(30).toMillis());
-        if (seen.size() < dirs.size()) {
-            throw new IllegalStateException("warm-up: only " + seen.size() + " of " + dirs.size() + " versions appeared");
+        if (seen.size() < 2 * dirs.size()) {
+            throw new IllegalStateException("warm-up: only " + seen.size() + " of " + 2 * dirs.size() + " versions appeared");
         }
     }
 

@@ -2,6 +2,7 @@ package dev.loralego.cli;
 
 import dev.loralego.bench.StreamingBenchmark;
 import dev.loralego.peft.DType;
+import dev.loralego.stream.ClientSettings;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -36,9 +37,12 @@ public final class StreamBenchCommand implements Callable<Integer> {
     @Option(names = "--threads", defaultValue = "0", description = "stream threads of the service; 0 = one per core, at most --partitions (default: ${DEFAULT-VALUE}, as `run`)")
     int threads;
 
-    @Option(names = "--warmup", defaultValue = "0", description = "adapters published to another group first and merged before the measured run, "
+    @Option(names = "--warmup", defaultValue = "0", description = "adapters published to another group first, merged and withdrawn before the measured run, "
             + "so that the JIT has compiled the hot paths as in a service that has been running; 0 = a cold JVM (default: ${DEFAULT-VALUE})")
     int warmup;
+
+    @Option(names = "--config", description = "service settings file, as for `run --config` (Kafka Streams and client settings, lora.group.<g>.<option>)")
+    Path configFile;
 
     @Mixin
     ServiceOptionsMixin options;
@@ -47,7 +51,8 @@ public final class StreamBenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         org.apache.logging.log4j.core.config.Configurator.setLevel("dev.loralego", org.apache.logging.log4j.Level.WARN);
         StreamingBenchmark.Result r = StreamingBenchmark.run(new StreamingBenchmark.Setup(shape, adapters, rank,
-                DType.fromUserName(dtype), options.toParameters(), dir, partitions, RunCommand.streamThreads(threads, partitions), warmup), System.out);
+                DType.fromUserName(dtype), options.toParameters(), dir, partitions, RunCommand.streamThreads(threads, partitions), warmup,
+                ClientSettings.load(configFile)), System.out);
         System.out.println(r.summary());
         return 0;
     }

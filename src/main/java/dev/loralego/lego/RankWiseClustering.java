@@ -343,6 +343,27 @@ public final class RankWiseClustering {
     public ClusteringResult lloyd(UnitPool pool, double[] initialFeatureCentroids, int[] initialAssignment,
                                   LloydListener listener) {
         Objects.requireNonNull(pool, "pool");
+        double[] f = pool.features(featureNorm);
+        LloydRun run = lloydRun(pool, f, null, initialFeatureCentroids, initialAssignment, listener);
+        int n = pool.size(), dim = pool.dim();
+        double in = inertia(f, pool.weights(), run.assignment(), n, dim, run.featureCentroids());
+        return finish(pool, f, run.featureCentroids(), run.assignment(), run.k(), run.k(), in, run.iterations(),
+                run.converged());
+    }
+
+    /** What a Lloyd run leaves: the assignment, the centroids in assignment space, and how it ended. */
+    record LloydRun(int k, int[] assignment, double[] featureCentroids, int iterations, boolean converged) {
+    }
+
+    /**
+     * The Lloyd loop of {@link #lloyd} without its epilogue (raw centroids and inertia), for a caller that recomputes
+     * both from the assignment anyway ({@link StreamingModuleClusters#refine()}).
+     *
+     * @param f      the pool's features ({@code pool.features(featureNorm())})
+     * @param fNorms their squared row norms as {@link SquaredDistances#rowNorms} gives them, or {@code null} to compute
+     */
+    LloydRun lloydRun(UnitPool pool, double[] f, double[] fNorms, double[] initialFeatureCentroids,
+                      int[] initialAssignment, LloydListener listener) {
         int n = pool.size(), dim = pool.dim();
         if (initialFeatureCentroids.length == 0 || initialFeatureCentroids.length % dim != 0) {
             throw new IllegalArgumentException("initial centroids have " + initialFeatureCentroids.length
@@ -364,13 +385,11 @@ public final class RankWiseClustering {
                 assign[i] = initialAssignment[i];
             }
         }
-        double[] f = pool.features(featureNorm);
         double[] fc = initialFeatureCentroids.clone();
         double[] cw = new double[k];
         long run = n == 0 ? 1 : runLloyd(f, pool.weights(), n, dim, k, fc, cw, assign, maxIter,
-                new Workspace(n, k, dim, f), listener);
-        double in = inertia(f, pool.weights(), assign, n, dim, fc);
-        return finish(pool, f, fc, assign, k, k, in, (int) (run >>> 1), (run & 1) != 0);
+                new Workspace(n, k, dim, f, fNorms), listener);
+        return new LloydRun(k, assign, fc, (int) (run >>> 1), (run & 1) != 0);
     }
 
     /** The trivial clustering for {@code k ≥ n}: unit {@code i} is cluster {@code i}. */
@@ -400,8 +419,17 @@ public final class RankWiseClustering {
         final int[] counts;
 
         Workspace(int n, int k, int dim, double[] f) {
-            fNorms = new double[n];
-            SquaredDistances.rowNorms(f, n, dim, fNorms);
+            this(n, k, dim, f, null);
+        }
+
+        /** With the features' squared row norms given ({@link SquaredDistances#rowNorms}'s bits), or computed. */
+        Workspace(int n, int k, int dim, double[] f, double[] givenNorms) {
+            if (givenNorms != null) {
+                fNorms = givenNorms;
+            } else {
+                fNorms = new double[n];
+                SquaredDistances.rowNorms(f, n, dim, fNorms);
+            }
             cNorms = new double[k];
             dist = new double[n * k];
             counts = new int[k];

@@ -410,8 +410,11 @@ public final class StreamingModuleClusters {
         updatesSinceRefine = 0;
         if (!clustered) return true;
         UnitPool pool = stepPool();
-        ClusteringResult r = clustering.lloyd(pool, featureCentroids, poolAssignment(), null);
-        adoptFullPass(r);
+        // the feature norms are the cached per-unit ‖f‖² (rowNorms' bits); the raw centroids and the inertia of a
+        // plain lloyd() would be recomputed from the assignment below anyway
+        RankWiseClustering.LloydRun r = clustering.lloydRun(pool, stepFeatures(), gather(live.keySet(), a -> a.featureSq),
+                featureCentroids, poolAssignment(), null);
+        adoptFullPass(r.k(), r.iterations(), r.converged(), r.assignment(), r.featureCentroids());
         return r.converged();
     }
 
@@ -736,16 +739,19 @@ public final class StreamingModuleClusters {
 
     /** Adopts a batch or Lloyd result on the pool in id order: sum order = id order, sums from the members. */
     private void adoptFullPass(ClusteringResult r) {
+        adoptFullPass(r.k(), r.iterations(), r.converged(), r.assignment(), r.featureCentroids());
+    }
+
+    private void adoptFullPass(int newK, int iterations, boolean converged, int[] assign, double[] historyFc) {
         UnitPool pool = stepPool();
         double[] f = stepFeatures();
-        k = r.k();
-        lastIterations = r.iterations();
-        lastConverged = r.converged();
+        k = newK;
+        lastIterations = iterations;
+        lastConverged = converged;
         sumOrder.clear();
         sumOrder.addAll(live.keySet());
-        int[] assign = r.assignment();
         writeBack(sumOrder, assign);
-        setSums(pool, f, assign, r.featureCentroids());
+        setSums(pool, f, assign, historyFc);
         inertia = RankWiseClustering.inertia(f, pool.weights(), assign, pool.size(), pool.dim(), featureCentroids);
     }
 

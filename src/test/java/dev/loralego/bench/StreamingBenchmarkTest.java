@@ -10,6 +10,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -27,11 +28,11 @@ class StreamingBenchmarkTest {
     void warmUpGroupIsMergedFirstAndOnlyTheMeasuredVersionsAreTimed() throws Exception {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         StreamingBenchmark.Result r = StreamingBenchmark.run(new StreamingBenchmark.Setup("tiny", 3, 4, DType.BF16,
-                MergeParameters.defaults(), dir, 1, 1, 2), new PrintStream(log, true, StandardCharsets.UTF_8));
+                MergeParameters.defaults(), dir, 1, 1, 2, Map.of()), new PrintStream(log, true, StandardCharsets.UTF_8));
         assertEquals(3, r.latenciesMs().length, "one latency per measured adapter");
         assertTrue(Arrays.stream(r.latenciesMs()).allMatch(v -> v >= 0), Arrays.toString(r.latenciesMs()));
         String progress = log.toString(StandardCharsets.UTF_8);
-        assertTrue(progress.contains("warm-up: 2 adapters merged"), progress);
+        assertTrue(progress.contains("warm-up: 2 adapters merged and withdrawn"), progress);
         assertTrue(r.summary().contains("after a warm-up of 2 adapters"), r.summary());
         assertTrue(r.cacheHits() + r.cacheMisses() > 0, "module steps of the measured group were counted");
     }
@@ -39,6 +40,6 @@ class StreamingBenchmarkTest {
     @Test
     void negativeWarmUpIsRefused() {
         assertThrows(IllegalArgumentException.class, () -> new StreamingBenchmark.Setup("tiny", 3, 4, DType.BF16,
-                MergeParameters.defaults(), dir, 1, 1, -1));
+                MergeParameters.defaults(), dir, 1, 1, -1, Map.of()));
     }
 }
