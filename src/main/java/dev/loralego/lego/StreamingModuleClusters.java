@@ -50,7 +50,14 @@ import java.util.zip.CRC32C;
  *       becomes trivial; with no live adapter there is no output.</li>
  *   <li>{@link #refine()}: Lloyd on the stored pool warm-started from the current centroids and assignment (until
  *       no assignment changes or {@code maxIter}); automatic every {@link StreamingOptions#refineEvery()}
- *       updates.</li>
+ *       updates. When its first assignment step would move no unit, Lloyd has converged on the current centroids
+ *       and the state is left exactly as it is. Refinement certificates find that out cheaply: each unit keeps a
+ *       lower bound on how much nearer its own centroid was than any other when its distances were last computed
+ *       (a full pass, its mini-batch step, a previous check), and each cluster the total distance its centroid
+ *       moved since the last full pass ({@code Σ ‖Δc_j‖}, and {@code Σ max_j ‖Δc_j‖}); by the triangle
+ *       inequality a unit whose bound exceeds its own cluster's movement plus the largest movement cannot change
+ *       cluster. Only the adapters with a unit in doubt are loaded and assigned exactly (the same distance bits as
+ *       Lloyd); if none moves, the refinement is a no-op, otherwise the full Lloyd runs.</li>
  *   <li>{@link #merged()}: {@link DualReweighting} of the current centroids, {@code r̄} = mean rank of the live
  *       adapters.</li>
  * </ul>
@@ -63,8 +70,8 @@ import java.util.zip.CRC32C;
  * the digest taken when they were first derived) when a step needs the pool.
  *
  * <p>Sum order, and why the sums are exact: each cluster's sums are accumulated unit by unit in the <em>sum
- * order</em> — the live adapters in id order as of the last full pass (rebuild, refinement, retraction, forgetting,
- * restore), followed by the adapters upserted since, in upsert order (units by rank index within an adapter).
+ * order</em> — the live adapters in id order as of the last full pass (rebuild, a refinement that moved a unit,
+ * retraction, forgetting, restore), followed by the adapters upserted since, in upsert order (units by rank index within an adapter).
  * Appending the new units of a mini-batch step to the running sums therefore gives bit for bit what summing all
  * members afresh in that order gives, and every other operation recomputes the sums from the members in that
  * order. Hence the invariant: after every operation the derived arrays are a pure function of the live units, their
@@ -107,7 +114,7 @@ public final class StreamingModuleClusters {
     /** First byte of {@link #toStateBytes()}: marks a split-state skeleton (ASCII {@code 'S'}). */
     public static final byte STATE_MAGIC = 'S';
     /** Second byte of {@link #toStateBytes()}; bump when the layout changes. */
-    public static final byte STATE_FORMAT_VERSION = 2;
+    public static final byte STATE_FORMAT_VERSION = 3;
 
     private final String module;
     private final LegoOptions options;
@@ -134,6 +141,19 @@ public final class StreamingModuleClusters {
     private boolean lastConverged = true;
     private int updatesSinceRefine;
     private long updates;
+    /**
+     * Per cluster: the distance its feature centroid moved in total since the last full pass, {@code Σ ‖Δc_j‖} over the
+     * changes (the triangle inequality bounds its movement between any two of them). Refinement certificates.
+     */
+    private double[] drift = new double[0];
+    /** {@code Σ max_j ‖Δc_j‖} over the same changes: bounds the movement of every centroid. */
+    private double maxDrift;
+    /** Full passes so far (this object only): a step that ran one does not add its movement to {@link #drift}. */
+    private long fullPasses;
+    /** Refinements that a certificate showed to be no-ops (this object only; diagnostics and tests). */
+    private long certifiedRefinements;
+    /** Adapters whose units a refinement check had to load (this object only; diagnostics and tests). */
+    private long adaptersCheckedForRefinement;
     private Function<String, AdapterModule> factorSource;
     /** Units of the pool in id order and their features, built on first need after the last change; then dropped. */
     private UnitPool stepPool;
@@ -159,6 +179,13 @@ public final class StreamingModuleClusters {
         boolean unitsDigestKnown;
         /** {@code ‖ΔW‖_F} of the units, computed on first need (immutable while live); NaN until then. */
         double updateNorm = Double.NaN;
+        /**
+         * Per unit, its refinement certificate: a lower bound on {@code ‖f − c_other‖ − ‖f − c_own‖} when it was
+         * measured (0: none), and {@link #drift} of its own cluster and {@link #maxDrift} at that time.
+         */
+        double[] gap;
+        double[] ownDriftAt;
+        double[] maxDriftAt;
 
         LiveAdapter(String key, MinimalSemanticUnits units, double[] weight, int[] assignment) {
             this.key = key;
@@ -169,6 +196,9 @@ public final class StreamingModuleClusters {
             this.units = units;
             this.weight = weight;
             this.assignment = assignment;
+            this.gap = new double[count];
+            this.ownDriftAt = new double[count];
+            this.maxDriftAt = new double[count];
         }
     }
 
@@ -235,7 +265,7 @@ public final class StreamingModuleClusters {
         if (rawSums != null) b += 8L * rawSums.length;
         if (featureSums != null && featureSums != rawSums) b += 8L * featureSums.length;
         for (LiveAdapter a : live.values()) {
-            b += 128 + 32L * a.count;
+            b += 128 + 56L * a.count;
             if (a.units != null) b += 8L * a.units.units().length;
         }
         return b;
@@ -349,6 +379,9 @@ public final class StreamingModuleClusters {
     }
 
     private void upsertPrepared(TreeMap<String, Prepared> fresh, int expIn, int expOut) {
+        double[] before = featureCentroids.clone();
+        int kBefore = k;
+        long passesBefore = fullPasses;
         dropStepPool();
         boolean removed = false;
         for (String id : fresh.keySet()) {
@@ -382,6 +415,7 @@ public final class StreamingModuleClusters {
         dIn = expIn;
         dOut = expOut;
         afterInsertion(added, lambda < 1);
+        trackDrift(before, kBefore, passesBefore);
         countUpdate();
     }
 
@@ -392,10 +426,14 @@ public final class StreamingModuleClusters {
      */
     public boolean retract(String adapterId) {
         Objects.requireNonNull(adapterId, "adapterId");
+        double[] before = featureCentroids.clone();
+        int kBefore = k;
+        long passesBefore = fullPasses;
         if (live.remove(adapterId) == null) return false;
         sumOrder.remove(adapterId);
         dropStepPool();
         afterRemoval();
+        trackDrift(before, kBefore, passesBefore);
         countUpdate();
         return true;
     }
@@ -409,6 +447,14 @@ public final class StreamingModuleClusters {
     public boolean refine() {
         updatesSinceRefine = 0;
         if (!clustered) return true;
+        if (firstAssignmentKeepsEveryUnit()) {
+            // Lloyd's first assignment step keeps every unit in its cluster: it converges there, on the current
+            // centroids, and the state stays as it is
+            lastIterations = 1;
+            lastConverged = true;
+            certifiedRefinements++;
+            return true;
+        }
         UnitPool pool = stepPool();
         // the feature norms are the cached per-unit ‖f‖² (rowNorms' bits); the raw centroids and the inertia of a
         // plain lloyd() would be recomputed from the assignment below anyway
@@ -576,6 +622,7 @@ public final class StreamingModuleClusters {
                 for (int j = 1; j < k; j++) if (dist[row + j] < dist[row + best]) best = j;
                 a.assignment[i] = best;
             }
+            certify(a, dist, 0, cNorms);
         }
         if (decayed) {
             recomputeInSumOrder();
@@ -622,6 +669,8 @@ public final class StreamingModuleClusters {
             lastIterations = 0;
             lastConverged = true;
             sumOrder.clear();
+            drift = new double[0];
+            maxDrift = 0;
             return;
         }
         int kT = resolveTargetK();
@@ -734,6 +783,10 @@ public final class StreamingModuleClusters {
             sumOrder.clear();
             sumOrder.addAll(live.keySet());
             writeBack(sumOrder, r.assignment());
+            fullPasses++;
+            drift = new double[k];
+            maxDrift = 0;
+            for (LiveAdapter a : live.values()) Arrays.fill(a.gap, 0.0);
         }
     }
 
@@ -753,6 +806,7 @@ public final class StreamingModuleClusters {
         writeBack(sumOrder, assign);
         setSums(pool, f, assign, historyFc);
         inertia = RankWiseClustering.inertia(f, pool.weights(), assign, pool.size(), pool.dim(), featureCentroids);
+        certifyAll(f);
     }
 
     private ClusteringResult currentResult() {
@@ -835,9 +889,138 @@ public final class StreamingModuleClusters {
         int u = 0;
         for (String id : ids) {
             LiveAdapter a = live.get(id);
+            for (int i = 0; i < a.count; i++) {
+                // a unit that changes cluster outside a full pass (re-seeding) loses its certificate
+                if (a.assignment[i] != assign[u + i]) a.gap[i] = 0;
+            }
             System.arraycopy(assign, u, a.assignment, 0, a.count);
             u += a.count;
         }
+    }
+
+    // ------------------------------------------------------------------ refinement certificates
+
+    /**
+     * Squared distances within this relative error ({@code τ = CERT_TOLERANCE (‖f‖² + max_j ‖c_j‖²)}) count as
+     * unknown when a certificate is measured: far above the rounding of the distance kernels (about
+     * {@code 1e-13} relative at these lengths) both when the certificate is measured and when Lloyd would assign.
+     */
+    static final double CERT_TOLERANCE = 1e-8;
+
+    /**
+     * A certified lower bound on {@code ‖f − c_other‖ − ‖f − c_own‖} from computed squared distances {@code d1}
+     * (own) and {@code d2} (nearest other), each known within {@code tau}; 0 when nothing is certain.
+     */
+    static double certifiedGap(double d1, double d2, double tau) {
+        double lo = d2 - tau;
+        if (!(lo > 0)) return 0;
+        double g = Math.sqrt(lo) - Math.sqrt(Math.max(0, d1) + tau);
+        return g > 0 ? g : 0;
+    }
+
+    /**
+     * Certificates of {@code a}'s units from their squared distances to the current centroids ({@code dist}, rows of
+     * {@code k} from row {@code firstRow}), with the current drift as their reference.
+     */
+    private void certify(LiveAdapter a, double[] dist, int firstRow, double[] cNorms) {
+        double cMax = 0;
+        for (int j = 0; j < k; j++) cMax = Math.max(cMax, cNorms[j]);
+        for (int i = 0; i < a.count; i++) {
+            int row = (firstRow + i) * k, own = a.assignment[i];
+            double other = Double.POSITIVE_INFINITY;
+            for (int j = 0; j < k; j++) if (j != own && dist[row + j] < other) other = dist[row + j];
+            a.gap[i] = certifiedGap(dist[row + own], other, CERT_TOLERANCE * (a.featureSq[i] + cMax));
+            a.ownDriftAt[i] = drift[own];
+            a.maxDriftAt[i] = maxDrift;
+        }
+    }
+
+    /** After a full pass: every unit certified against the final centroids ({@code f}: the pool's features in id order). */
+    private void certifyAll(double[] f) {
+        fullPasses++;
+        drift = new double[k];
+        maxDrift = 0;
+        int dim = dIn + dOut, n = poolSize();
+        double[] cNorms = new double[k];
+        SquaredDistances.rowNorms(featureCentroids, k, dim, cNorms);
+        double[] dist = new double[n * k];
+        SquaredDistances.compute(f, gather(live.keySet(), a -> a.featureSq), n, featureCentroids, cNorms, k, dim, dist);
+        int row = 0;
+        for (LiveAdapter a : live.values()) {
+            certify(a, dist, row, cNorms);
+            row += a.count;
+        }
+    }
+
+    /**
+     * Adds the movement of every centroid in this step to {@link #drift} and {@link #maxDrift}, unless the step ran a
+     * full pass (which measured fresh certificates) or changed {@code k}.
+     */
+    private void trackDrift(double[] before, int kBefore, long passesBefore) {
+        if (fullPasses != passesBefore || !clustered || k != kBefore || before.length != featureCentroids.length) return;
+        int dim = dIn + dOut;
+        double stepMax = 0;
+        for (int j = 0; j < k; j++) {
+            double s = 0;
+            for (int d = j * dim, end = d + dim; d < end; d++) {
+                double e = featureCentroids[d] - before[d];
+                s += e * e;
+            }
+            double m = Math.sqrt(s);
+            drift[j] += m;
+            stepMax = Math.max(stepMax, m);
+        }
+        maxDrift += stepMax;
+    }
+
+    /**
+     * Whether a Lloyd assignment step on the current centroids would leave every unit in its cluster. A unit whose
+     * certificate still holds ({@code (drift_own − then) + (maxDrift − then) < gap}: its own centroid is still
+     * strictly the nearest) is not looked at; the units of an adapter with any other unit are loaded and assigned
+     * exactly as Lloyd would (the same distance bits, lowest index on ties), and get fresh certificates when nothing
+     * moves. Only the adapters in doubt are re-derived.
+     */
+    private boolean firstAssignmentKeepsEveryUnit() {
+        if (drift.length != k) return false;
+        int dim = dIn + dOut;
+        double[] cNorms = null;
+        List<LiveAdapter> checked = new ArrayList<>();
+        List<double[]> distances = new ArrayList<>();
+        for (LiveAdapter a : live.values()) {
+            boolean doubtful = false;
+            for (int i = 0; i < a.count && !doubtful; i++) {
+                double moved = (drift[a.assignment[i]] - a.ownDriftAt[i]) + (maxDrift - a.maxDriftAt[i]);
+                doubtful = !(moved < a.gap[i]);
+            }
+            if (!doubtful) continue;
+            if (cNorms == null) {
+                cNorms = new double[k];
+                SquaredDistances.rowNorms(featureCentroids, k, dim, cNorms);
+            }
+            double[] f = a.features != null ? a.features : features(unitsOf(a.key, a));
+            double[] dist = new double[a.count * k];
+            SquaredDistances.compute(f, a.featureSq, a.count, featureCentroids, cNorms, k, dim, dist);
+            for (int i = 0; i < a.count; i++) {
+                int row = i * k, best = 0;
+                for (int j = 1; j < k; j++) if (dist[row + j] < dist[row + best]) best = j;
+                if (best != a.assignment[i]) return false;
+            }
+            adaptersCheckedForRefinement++;
+            checked.add(a);
+            distances.add(dist);
+        }
+        for (int t = 0; t < checked.size(); t++) certify(checked.get(t), distances.get(t), 0, cNorms);
+        return true;
+    }
+
+    /** Refinements that certificates showed to be no-ops, since this object was created or restored. */
+    long certifiedRefinements() {
+        return certifiedRefinements;
+    }
+
+    /** Adapters whose units a certificate check loaded, since this object was created or restored. */
+    long adaptersCheckedForRefinement() {
+        return adaptersCheckedForRefinement;
     }
 
     private double meanRank() {
@@ -1018,7 +1201,8 @@ public final class StreamingModuleClusters {
      * then per live adapter in id order its id, unit count, digest of its {@link #unitsBytes}, and per unit its
      * decayed weight and cluster; then the feature centroids of the empty clusters; then the sum order (indices
      * into the id order) and the inertia — the values that are not a function of the members, see the class
-     * comment. Centroids, sums and cluster weights are not stored: {@link #fromStateBytes} recomputes them. The
+     * comment; then the refinement certificates (the count and values of the per-cluster drift, the largest-drift
+     * sum, and per live adapter in id order per unit its gap and its two drift references). Centroids, sums and cluster weights are not stored: {@link #fromStateBytes} recomputes them. The
      * size grows with the number of units, not with {@code dIn}/{@code dOut} (except for the empty-cluster rows).
      * Deterministic. Needs the units of adapters whose digest was never taken (those upserted since the last call
      * still are in memory).
@@ -1059,6 +1243,16 @@ public final class StreamingModuleClusters {
             out.writeInt(sumOrder.size());
             for (String id : sumOrder) out.writeInt(Collections.binarySearch(ids, id));
             writeDouble(out, inertia);
+            out.writeInt(drift.length);
+            for (double v : drift) writeDouble(out, v);
+            writeDouble(out, maxDrift);
+            for (LiveAdapter a : live.values()) {
+                for (int i = 0; i < a.count; i++) {
+                    writeDouble(out, a.gap[i]);
+                    writeDouble(out, a.ownDriftAt[i]);
+                    writeDouble(out, a.maxDriftAt[i]);
+                }
+            }
         } catch (IOException e) {
             throw new UncheckedIOException("writing to memory cannot fail", e);
         }
@@ -1118,6 +1312,9 @@ public final class StreamingModuleClusters {
         double[][] emptyRowValues;
         int[] order;
         double inertia;
+        double[] driftRead;
+        double maxDriftRead;
+        double[][] certificates;
         try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(state))) {
             byte magic = in.readByte();
             if (magic != STATE_MAGIC) {
@@ -1215,6 +1412,15 @@ public final class StreamingModuleClusters {
                 seen[order[t]] = true;
             }
             inertia = readDouble(in);
+            int driftLength = in.readInt();
+            if (driftLength < 0 || driftLength > s.k) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": " + driftLength
+                        + " drift entries for k " + s.k);
+            }
+            driftRead = readDoubles(in, driftLength);
+            maxDriftRead = readDouble(in);
+            certificates = new double[adapters][];
+            for (int t = 0; t < adapters; t++) certificates[t] = readDoubles(in, 3 * weights[t].length);
             if (in.available() > 0) {
                 throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": "
                         + in.available() + " trailing bytes");
@@ -1259,6 +1465,17 @@ public final class StreamingModuleClusters {
         for (int t : order) s.sumOrder.add(keys[t]);
         s.deriveFromMembers(emptyRows, emptyRowValues);
         s.inertia = inertia;
+        s.drift = driftRead;
+        s.maxDrift = maxDriftRead;
+        for (int t = 0; t < keys.length; t++) {
+            LiveAdapter a = s.live.get(keys[t]);
+            double[] c = certificates[t];
+            for (int i = 0; i < a.count; i++) {
+                a.gap[i] = c[3 * i];
+                a.ownDriftAt[i] = c[3 * i + 1];
+                a.maxDriftAt[i] = c[3 * i + 2];
+            }
+        }
         return s;
     }
 

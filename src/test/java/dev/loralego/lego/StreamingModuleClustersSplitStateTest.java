@@ -177,7 +177,8 @@ class StreamingModuleClustersSplitStateTest {
         int unitsBytes = 0;
         for (String id : l.liveAdapters()) unitsBytes += l.unitsBytes(id).length;
         assertTrue(unitsBytes >= 8L * l.poolSize() * 1400, "units blobs hold the units");
-        assertTrue(l.toStateBytes().length < 200 + 12 * l.poolSize() + 20 * l.liveAdapters().size(),
+        // per unit: weight and cluster (12 bytes) and the refinement certificate (24); per cluster its drift (8)
+        assertTrue(l.toStateBytes().length < 200 + 36 * l.poolSize() + 20 * l.liveAdapters().size() + 8 * l.clusterCount(),
                 "skeleton is per-unit sized: " + l.toStateBytes().length);
         assertArrayEquals(l.toBytes(), splitCopy(l).toBytes());
     }
@@ -298,9 +299,11 @@ class StreamingModuleClustersSplitStateTest {
         assertTrue(assertThrows(IllegalArgumentException.class, () -> StreamingModuleClusters.fromStateBytes(
                 s.toBytes(), s::unitsBytes)).getMessage().contains("not a streaming cluster skeleton"));
         // the last unit's cluster is the last int before the empty-row count (0 here), the sum order (count and one
-        // index per adapter) and the inertia: point it outside [0, k)
+        // index per adapter), the inertia and the certificates (drift count, k drifts, the max drift, three values
+        // per unit): point it outside [0, k)
         byte[] badCluster = state.clone();
-        int at = state.length - 8 - 4 * s.liveAdapters().size() - 4 - 4 - 4;
+        int certificates = 4 + 8 * s.clusterCount() + 8 + 24 * s.poolSize();
+        int at = state.length - certificates - 8 - 4 * s.liveAdapters().size() - 4 - 4 - 4;
         badCluster[at] = 0x7f;
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> StreamingModuleClusters.fromStateBytes(badCluster, s::unitsBytes));
