@@ -206,12 +206,14 @@ public final class RankWiseClustering {
 
     /** Reused arrays of one Gram-path clustering call. */
     private static final class GramWorkspace {
+        final double[] dist;
         final double[] t;
         final double[] q;
         final double[] clusterWeight;
         final int[] counts;
 
         GramWorkspace(int n, int k) {
+            dist = new double[n * k];
             t = new double[k * n];
             q = new double[k];
             clusterWeight = new double[k];
@@ -268,25 +270,15 @@ public final class RankWiseClustering {
             }
             q[j] = qj;
         }
-        boolean changed = false;
+        double[] dist = ws.dist;
         for (int i = 0; i < n; i++) {
             double gii = g[i * n + i];
-            int best = 0;
-            double bestD = Double.POSITIVE_INFINITY;
             for (int j = 0; j < k; j++) {
                 double d = gii - 2 * t[j * n + i] + q[j];
-                if (d < 0) d = 0;
-                if (d < bestD) {
-                    bestD = d;
-                    best = j;
-                }
-            }
-            if (assign[i] != best) {
-                assign[i] = best;
-                changed = true;
+                dist[i * k + j] = d > 0 ? d : 0;
             }
         }
-        return changed;
+        return assignFromDistances(dist, n, k, assign);
     }
 
     /**
@@ -467,24 +459,37 @@ public final class RankWiseClustering {
     static boolean assignNearest(double[] f, int n, int dim, double[] fc, int k, int[] assign, Workspace ws) {
         SquaredDistances.rowNorms(fc, k, dim, ws.cNorms);
         SquaredDistances.compute(f, ws.fNorms, n, fc, ws.cNorms, k, dim, ws.dist);
+        return assignFromDistances(ws.dist, n, k, assign);
+    }
+
+    /**
+     * Assigns unit {@code i} to the nearest of row {@code i} of {@code dist} ({@code n × k}).
+     *
+     * @return whether any assignment changed
+     */
+    static boolean assignFromDistances(double[] dist, int n, int k, int[] assign) {
         boolean changed = false;
         for (int i = 0; i < n; i++) {
-            int row = i * k;
-            int best = 0;
-            double bestD = ws.dist[row];
-            for (int j = 1; j < k; j++) {
-                double d = ws.dist[row + j];
-                if (d < bestD) {
-                    bestD = d;
-                    best = j;
-                }
-            }
+            int best = nearest(dist, i * k, k);
             if (assign[i] != best) {
                 assign[i] = best;
                 changed = true;
             }
         }
         return changed;
+    }
+
+    /** Index of the smallest of {@code dist[offset .. offset + k)}, the lowest index on ties. */
+    static int nearest(double[] dist, int offset, int k) {
+        int best = 0;
+        double bestD = dist[offset];
+        for (int j = 1; j < k; j++) {
+            if (dist[offset + j] < bestD) {
+                bestD = dist[offset + j];
+                best = j;
+            }
+        }
+        return best;
     }
 
     /**

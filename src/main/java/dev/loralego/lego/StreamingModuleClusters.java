@@ -617,11 +617,7 @@ public final class StreamingModuleClusters {
             // order as unit by unit, so the same bits)
             double[] dist = new double[a.count * k];
             SquaredDistances.compute(a.features, a.featureSq, a.count, featureCentroids, cNorms, k, dim, dist);
-            for (int i = 0; i < a.count; i++) {
-                int row = i * k, best = 0;
-                for (int j = 1; j < k; j++) if (dist[row + j] < dist[row + best]) best = j;
-                a.assignment[i] = best;
-            }
+            for (int i = 0; i < a.count; i++) a.assignment[i] = RankWiseClustering.nearest(dist, i * k, k);
             certify(a, dist, 0, cNorms);
         }
         if (decayed) {
@@ -1001,9 +997,7 @@ public final class StreamingModuleClusters {
             double[] dist = new double[a.count * k];
             SquaredDistances.compute(f, a.featureSq, a.count, featureCentroids, cNorms, k, dim, dist);
             for (int i = 0; i < a.count; i++) {
-                int row = i * k, best = 0;
-                for (int j = 1; j < k; j++) if (dist[row + j] < dist[row + best]) best = j;
-                if (best != a.assignment[i]) return false;
+                if (RankWiseClustering.nearest(dist, i * k, k) != a.assignment[i]) return false;
             }
             adaptersCheckedForRefinement++;
             checked.add(a);
