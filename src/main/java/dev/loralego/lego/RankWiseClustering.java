@@ -112,11 +112,7 @@ public final class RankWiseClustering {
         if (!direct && gramPays(n, k, nInit)) return clusterOnGram(pool, f, w, k, seed);
         Workspace ws = new Workspace(n, k, dim, f);
         SplittableRandom root = new SplittableRandom(seed);
-        double[] bestFc = null;
-        int[] bestAssign = null;
-        double bestInertia = Double.POSITIVE_INFINITY;
-        int bestIter = 0;
-        boolean bestConverged = false;
+        BestRestart best = new BestRestart();
         for (int restart = 0; restart < nInit; restart++) {
             SplittableRandom rng = root.split();
             double[] fc = seedPlusPlus(f, w, n, dim, k, rng);
@@ -124,16 +120,31 @@ public final class RankWiseClustering {
             Arrays.fill(assign, -1);
             double[] cw = new double[k];
             long run = runLloyd(f, w, n, dim, k, fc, cw, assign, maxIter, ws, null);
-            double in = inertia(f, w, assign, n, dim, fc);
-            if (bestFc == null || in < bestInertia) {
-                bestFc = fc;
-                bestAssign = assign;
-                bestInertia = in;
-                bestIter = (int) (run >>> 1);
-                bestConverged = (run & 1) != 0;
-            }
+            best.offer(fc, assign, inertia(f, w, assign, n, dim, fc), (int) (run >>> 1), (run & 1) != 0);
         }
-        return finish(pool, f, bestFc, bestAssign, k, k, bestInertia, bestIter, bestConverged);
+        return best.result(pool, f, k);
+    }
+
+    /** The restart of lowest inertia so far (the earliest on ties). */
+    private static final class BestRestart {
+        double[] fc;
+        int[] assign;
+        double inertia = Double.POSITIVE_INFINITY;
+        int iterations;
+        boolean converged;
+
+        void offer(double[] fc, int[] assign, double inertia, int iterations, boolean converged) {
+            if (this.fc != null && !(inertia < this.inertia)) return;
+            this.fc = fc;
+            this.assign = assign;
+            this.inertia = inertia;
+            this.iterations = iterations;
+            this.converged = converged;
+        }
+
+        ClusteringResult result(UnitPool pool, double[] f, int k) {
+            return finish(pool, f, fc, assign, k, k, inertia, iterations, converged);
+        }
     }
 
     /**
@@ -164,11 +175,7 @@ public final class RankWiseClustering {
         SquaredDistances.gram(f, n, dim, g);
         GramWorkspace gws = new GramWorkspace(n, k);
         SplittableRandom root = new SplittableRandom(seed);
-        double[] bestFc = null;
-        int[] bestAssign = null;
-        double bestInertia = Double.POSITIVE_INFINITY;
-        int bestIter = 0;
-        boolean bestConverged = false;
+        BestRestart best = new BestRestart();
         for (int restart = 0; restart < nInit; restart++) {
             SplittableRandom rng = root.split();
             double[] alpha = new double[k * n];
@@ -192,16 +199,9 @@ public final class RankWiseClustering {
                 }
             }
             double[] fc = explicitCentroids(f, w, assign, n, k, dim, alpha, new double[k]);
-            double in = inertia(f, w, assign, n, dim, fc);
-            if (bestFc == null || in < bestInertia) {
-                bestFc = fc;
-                bestAssign = assign;
-                bestInertia = in;
-                bestIter = iter;
-                bestConverged = converged;
-            }
+            best.offer(fc, assign, inertia(f, w, assign, n, dim, fc), iter, converged);
         }
-        return finish(pool, f, bestFc, bestAssign, k, k, bestInertia, bestIter, bestConverged);
+        return best.result(pool, f, k);
     }
 
     /** Reused arrays of one Gram-path clustering call. */
