@@ -85,7 +85,11 @@ public final class LowRankFactorisation {
      * is column {@code j} of {@code B'} (length {@code dOut}), {@code j < rank} (the layout of
      * {@link MinimalSemanticUnits}: no strided copy).
      */
-    record Transposed(int rank, double[][] a, double[][] bt, double[] singularValues) {
+    record Transposed(int rank, double[][] a, double[][] bt, double[] singularValues, Replay replay) {
+
+        Transposed(int rank, double[][] a, double[][] bt, double[] singularValues) {
+            this(rank, a, bt, singularValues, null);
+        }
 
         Factors toFactors(int dIn, int dOut) {
             double[] fa = new double[rank * dIn];
@@ -192,7 +196,47 @@ public final class LowRankFactorisation {
         }
         backSolve(qb.r2, mb, r, m);
         backSolve(qa.r2, ma, r, m);
-        return new Transposed(m, combine(qa.q1t, ma, r, m, dIn), combine(qb.q1t, mb, r, m, dOut), svd.sigma.clone());
+        return new Transposed(m, combine(qa.q1t, ma, r, m, dIn), combine(qb.q1t, mb, r, m, dOut), svd.sigma.clone(),
+                new Replay(r, dIn, dOut, s, qb.r1, qa.r1, mb, ma, svd.sigma.clone()));
+    }
+
+    /**
+     * What the CholeskyQR2 route computed from the small matrices of one factorisation: the first Cholesky factors
+     * of {@code B} and {@code Aᵀ} and the final {@code r × m} combinations (after the back substitutions). Given the
+     * same factors again, {@link #replay} repeats only the tall passes — the two forward substitutions and the two
+     * combinations — and skips the four Gram matrices, the Cholesky factorisations and the core SVD; since those
+     * passes do the same operations on the same values, the result has the same bits (a caller that must be sure
+     * compares a digest). About 8 KB for r = 16.
+     */
+    record Replay(int r, int dIn, int dOut, double scale, double[] r1b, double[] r1a, double[] mb, double[] ma,
+                  double[] sigma) {
+        /** Doubles held. */
+        long values() {
+            return (long) r1b.length + r1a.length + mb.length + ma.length + sigma.length;
+        }
+    }
+
+    /**
+     * {@link #ofProductCholeskyQr} of the same factors and scale that produced {@code plan}, from its small matrices;
+     * {@code null} when the shape or scale differ from the plan's.
+     */
+    static Transposed replay(Replay plan, double[] b, double[] a, int dOut, int r, int dIn, double s) {
+        if (plan.r() != r || plan.dIn() != dIn || plan.dOut() != dOut
+                || Double.doubleToRawLongBits(plan.scale()) != Double.doubleToRawLongBits(s)
+                || b.length != (long) dOut * r || a.length != (long) r * dIn) {
+            return null;
+        }
+        double[][] bt = new double[r][dOut];
+        for (int o = 0; o < dOut; o++) {
+            int row = o * r;
+            for (int j = 0; j < r; j++) bt[j][o] = b[row + j];
+        }
+        double[][] at = new double[r][];
+        for (int j = 0; j < r; j++) at[j] = Arrays.copyOfRange(a, j * dIn, (j + 1) * dIn);
+        double[][] qbt = forwardSolve(bt, plan.r1b(), r, dOut), qat = forwardSolve(at, plan.r1a(), r, dIn);
+        int m = plan.sigma().length;
+        return new Transposed(m, combine(qat, plan.ma(), r, m, dIn), combine(qbt, plan.mb(), r, m, dOut),
+                plan.sigma().clone(), plan);
     }
 
     /** {@code Q₁ᵀ} ({@code r × n}) and the two Cholesky factors of CholeskyQR2. */

@@ -49,6 +49,8 @@ public final class MinimalSemanticUnits {
     private final int count;
     private final double[] units;
     private final int[] rankIndex;
+    /** See {@link #replay()}; set by the SVD canonicalisation only. */
+    private LowRankFactorisation.Replay replay;
 
     /**
      * Wraps already-computed units (not copied). Used when restoring stored state.
@@ -102,7 +104,7 @@ public final class MinimalSemanticUnits {
                 yield new MinimalSemanticUnits(m.adapterId(), m.weight(), m.rank(), m.dIn(), m.dOut(), fold(m), idx);
             }
             case BALANCED -> balanced(m);
-            case SVD -> svd(m);
+            case SVD -> svd(m, null);
         };
     }
 
@@ -190,11 +192,12 @@ public final class MinimalSemanticUnits {
                 Arrays.copyOf(out, kept * dim), Arrays.copyOf(idx, kept));
     }
 
-    private static MinimalSemanticUnits svd(AdapterModule m) {
+    private static MinimalSemanticUnits svd(AdapterModule m, LowRankFactorisation.Replay plan) {
         int r = m.rank(), dIn = m.dIn(), dOut = m.dOut(), dim = dIn + dOut;
         // ΔW = s B A: the scaling goes into the r × r core, no scaled copies of the factors
-        LowRankFactorisation.Transposed f = LowRankFactorisation.ofProductTransposed(m.b(), m.a(), dOut, r, dIn,
-                m.scaling());
+        LowRankFactorisation.Transposed f = plan == null ? null
+                : LowRankFactorisation.replay(plan, m.b(), m.a(), dOut, r, dIn, m.scaling());
+        if (f == null) f = LowRankFactorisation.ofProductTransposed(m.b(), m.a(), dOut, r, dIn, m.scaling());
         double[] s = f.singularValues();
         int p = Math.min(dOut, r), q = Math.min(dIn, r);
         double tol = s.length == 0 ? 0 : s[0] * Math.max(p, q) * Math.ulp(1.0);
@@ -209,7 +212,30 @@ public final class MinimalSemanticUnits {
             fixSign(out, j, dIn, dOut);
             idx[j] = j;
         }
-        return new MinimalSemanticUnits(m.adapterId(), m.weight(), r, dIn, dOut, out, idx);
+        MinimalSemanticUnits u = new MinimalSemanticUnits(m.adapterId(), m.weight(), r, dIn, dOut, out, idx);
+        u.replay = f.replay();
+        return u;
+    }
+
+    /**
+     * {@link #of} again for factors already canonicalised once ({@link CanonicalForm#SVD} through CholeskyQR2):
+     * repeats only the tall passes from the small matrices that derivation kept ({@link #replay()}), the same
+     * values. Any other form, or {@code replay == null}, is {@link #of}.
+     */
+    static MinimalSemanticUnits rederive(AdapterModule m, CanonicalForm canonical, LowRankFactorisation.Replay replay) {
+        if (canonical != CanonicalForm.SVD || replay == null) return of(m, canonical);
+        Objects.requireNonNull(m, "adapter");
+        requireFinite(m.a(), "A", m.adapterId());
+        requireFinite(m.b(), "B", m.adapterId());
+        return svd(m, replay);
+    }
+
+    /**
+     * The small matrices of this SVD canonicalisation when it took the CholeskyQR2 route, for {@link #rederive};
+     * {@code null} otherwise. Not part of the units' value (bytes, equality).
+     */
+    LowRankFactorisation.Replay replay() {
+        return replay;
     }
 
     private static void requireFinite(double[] v, String tensor, String adapterId) {

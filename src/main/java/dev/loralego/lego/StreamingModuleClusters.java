@@ -186,6 +186,8 @@ public final class StreamingModuleClusters {
         double[] gap;
         double[] ownDriftAt;
         double[] maxDriftAt;
+        /** The small matrices of its canonicalisation, to re-derive its units cheaply (null: none or not yet). */
+        LowRankFactorisation.Replay replay;
 
         LiveAdapter(String key, MinimalSemanticUnits units, double[] weight, int[] assignment) {
             this.key = key;
@@ -194,6 +196,7 @@ public final class StreamingModuleClusters {
             this.sourceRank = units.sourceRank();
             this.count = units.count();
             this.units = units;
+            this.replay = units.replay();
             this.weight = weight;
             this.assignment = assignment;
             this.gap = new double[count];
@@ -266,6 +269,7 @@ public final class StreamingModuleClusters {
         if (featureSums != null && featureSums != rawSums) b += 8L * featureSums.length;
         for (LiveAdapter a : live.values()) {
             b += 128 + 56L * a.count;
+            if (a.replay != null) b += 64 + 8 * a.replay.values();
             if (a.units != null) b += 8L * a.units.units().length;
         }
         return b;
@@ -1051,9 +1055,12 @@ public final class StreamingModuleClusters {
         if (factors == null) {
             throw new IllegalStateException("module " + module + ": the factor source has nothing for live adapter " + id);
         }
-        MinimalSemanticUnits u = MinimalSemanticUnits.of(factors, options.canonical());
+        // the small matrices of the first canonicalisation let it repeat only the tall passes; the digest check below
+        // holds the result to the units first derived either way
+        MinimalSemanticUnits u = MinimalSemanticUnits.rederive(factors, options.canonical(), a.replay);
         check(id, a, u);
         a.units = u;
+        if (a.replay == null) a.replay = u.replay();
         if (a.unitNorm == null) computeScalars(a);
         return u;
     }

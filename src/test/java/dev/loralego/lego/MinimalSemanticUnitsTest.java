@@ -226,4 +226,39 @@ class MinimalSemanticUnitsTest {
     private static double sq(double v) {
         return v * v;
     }
+
+    @Test
+    void rederivingFromTheKeptSmallMatricesGivesTheSameUnitsBitForBit() {
+        SplittableRandom rng = new SplittableRandom(77);
+        int[][] shapes = {{16, 64, 96}, {4, 40, 7}, {7, 9, 33}, {1, 5, 5}, {3, 3, 3}};
+        for (int[] sh : shapes) {
+            AdapterModule m = randomAdapter("x", rng, sh[0], sh[1], sh[2], 0.5 + rng.nextDouble(), 1.0);
+            MinimalSemanticUnits first = MinimalSemanticUnits.of(m, CanonicalForm.SVD);
+            assertTrue(first.replay() != null, "tall, well-conditioned factors take CholeskyQR2");
+            MinimalSemanticUnits again = MinimalSemanticUnits.rederive(m, CanonicalForm.SVD, first.replay());
+            assertArrayEquals(first.toBytes(), again.toBytes(), "r " + sh[0] + ", dIn " + sh[1] + ", dOut " + sh[2]);
+            // another scale is another factorisation: the plan is not used, the result is that of a fresh derivation
+            AdapterModule rescaled = new AdapterModule("x", 1.0, m.scaling() * 2, m.rank(), m.dIn(), m.dOut(), m.a(), m.b());
+            assertArrayEquals(MinimalSemanticUnits.of(rescaled, CanonicalForm.SVD).toBytes(),
+                    MinimalSemanticUnits.rederive(rescaled, CanonicalForm.SVD, first.replay()).toBytes());
+        }
+    }
+
+    @Test
+    void factorsOutsideTheCholeskyRouteKeepNoPlanAndOtherFormsIgnoreIt() {
+        SplittableRandom rng = new SplittableRandom(78);
+        // B = 0 (PEFT's initial state) and a wide A (dIn < r) take the Householder route
+        AdapterModule zeroB = new AdapterModule("z", 1.0, 1.0, 4, 12, 10, gaussians(rng, 4 * 12), new double[10 * 4]);
+        AdapterModule wide = randomAdapter("w", rng, 6, 4, 20, 1.0, 1.0);
+        for (AdapterModule m : List.of(zeroB, wide)) {
+            MinimalSemanticUnits u = MinimalSemanticUnits.of(m, CanonicalForm.SVD);
+            assertEquals(null, u.replay());
+            assertArrayEquals(u.toBytes(), MinimalSemanticUnits.rederive(m, CanonicalForm.SVD, null).toBytes());
+        }
+        AdapterModule m = randomAdapter("b", rng, 5, 20, 30, 1.0, 1.0);
+        LowRankFactorisation.Replay plan = MinimalSemanticUnits.of(m, CanonicalForm.SVD).replay();
+        for (CanonicalForm c : List.of(CanonicalForm.NONE, CanonicalForm.BALANCED)) {
+            assertArrayEquals(MinimalSemanticUnits.of(m, c).toBytes(), MinimalSemanticUnits.rederive(m, c, plan).toBytes());
+        }
+    }
 }
