@@ -1422,6 +1422,19 @@ public final class StreamingModuleClusters {
             maxDriftRead = readDouble(in);
             certificates = new double[adapters][];
             for (int t = 0; t < adapters; t++) certificates[t] = readDoubles(in, 3 * weights[t].length);
+            // a certificate lets a refinement skip work: refuse values no operation produces
+            boolean sane = Double.isFinite(maxDriftRead) && maxDriftRead >= 0;
+            for (double v : driftRead) sane &= Double.isFinite(v) && v >= 0;
+            for (double[] c : certificates) {
+                for (int i = 0; i < c.length; i += 3) {
+                    sane &= c[i] >= 0 && Double.isFinite(c[i + 1]) && c[i + 1] >= 0 && Double.isFinite(c[i + 2])
+                            && c[i + 2] >= 0;
+                }
+            }
+            if (!sane) {
+                throw new IllegalArgumentException("streaming cluster skeleton of module " + module
+                        + ": a refinement certificate or drift is negative, NaN or infinite");
+            }
             if (in.available() > 0) {
                 throw new IllegalArgumentException("streaming cluster skeleton of module " + module + ": "
                         + in.available() + " trailing bytes");

@@ -309,6 +309,12 @@ class StreamingModuleClustersSplitStateTest {
                 () -> StreamingModuleClusters.fromStateBytes(badCluster, s::unitsBytes));
         String lastId = s.liveAdapters().get(s.liveAdapters().size() - 1);
         assertTrue(e.getMessage().contains(lastId) && e.getMessage().contains("cluster"), e.getMessage());
+        // the last unit's last certificate value (its max-drift reference) is the last 8 bytes: make it NaN
+        byte[] badCertificate = state.clone();
+        long nan = Double.doubleToRawLongBits(Double.NaN);
+        for (int b = 0; b < 8; b++) badCertificate[state.length - 8 + b] = (byte) (nan >>> (56 - 8 * b));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> StreamingModuleClusters.fromStateBytes(
+                badCertificate, s::unitsBytes)).getMessage().contains("certificate"));
     }
 
     @Test
