@@ -1012,7 +1012,7 @@ public final class StreamingModuleClusters {
     }
 
     /** Refinements that certificates showed to be no-ops, since this object was created or restored. */
-    long certifiedRefinements() {
+    public long certifiedRefinements() {
         return certifiedRefinements;
     }
 

@@ -8,6 +8,7 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import dev.loralego.stream.ClusterCacheStatistics;
+import dev.loralego.stream.RefinementStatistics;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
 import io.micrometer.core.instrument.binder.jvm.JvmGcMetrics;
@@ -87,6 +88,11 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
                 .description("module steps that found their clusters in memory").register(registry);
         FunctionCounter.builder("lora_cluster_cache_misses", this, m -> ClusterCacheStatistics.misses())
                 .description("module steps that rebuilt their clusters from the store").register(registry);
+        FunctionCounter.builder("lora_refinements_certified", this, m -> RefinementStatistics.certified())
+                .description("Lloyd refinements that certificates showed would move no unit (module left as it was)")
+                .register(registry);
+        FunctionCounter.builder("lora_refinements_full", this, m -> RefinementStatistics.full())
+                .description("Lloyd refinements that ran on the whole pool").register(registry);
         new JvmMemoryMetrics().bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
         new ClassLoaderMetrics().bindTo(registry);

@@ -202,7 +202,11 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 if (params.reclusters()) {
                     clusters.recluster();
                 } else {
+                    // a trivial state (n ≤ k) has nothing to refine and is not counted
+                    boolean counted = clusters.clustered();
+                    long certifiedBefore = clusters.certifiedRefinements();
                     clusters.refine();
+                    if (counted) RefinementStatistics.record(clusters.certifiedRefinements() > certifiedBefore);
                 }
             }
             emit(task, params, clusters, rejected, timestamp);

@@ -63,6 +63,8 @@ class ServiceMetricsTest {
             assertTrue(scrape.contains("lora_dead_letters_total 3.0"), scrape);
             assertTrue(scrape.contains("lora_merge_latency_seconds_count 3"), scrape);
             assertTrue(scrape.contains("lora_merge_latency_seconds_sum 3.5"), scrape);
+            assertTrue(scrape.contains("lora_refinements_certified_total"), scrape);
+            assertTrue(scrape.contains("lora_refinements_full_total"), scrape);
         }
     }
 

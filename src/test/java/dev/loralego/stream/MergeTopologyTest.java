@@ -562,6 +562,21 @@ class MergeTopologyTest {
     }
 
     @Test
+    void everyLloydRefinementOfAClusteredModuleIsCounted() {
+        // k = 3: after a (rank 2) a module is trivial, after b (rank 3) and c (rank 2) it is clustered; refineEvery 1
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "lloyd", 1.0, "F32", 16);
+        long before = RefinementStatistics.certified() + RefinementStatistics.full();
+        publish(adapter(GROUP, "a", 1, 2, 1));
+        assertEquals(before, RefinementStatistics.certified() + RefinementStatistics.full(), "trivial states are not counted");
+        publish(adapter(GROUP, "b", 1, 3, 2));
+        publish(adapter(GROUP, "c", 1, 2, 3));
+        int modules = latestLayers().size();
+        assertTrue(modules > 0);
+        assertEquals(before + 2L * modules, RefinementStatistics.certified() + RefinementStatistics.full(),
+                "one refinement per module for each of the two clustered updates");
+    }
+
+    @Test
     void outputDTypeIsHonoured() {
         params = new MergeParameters(LegoOptions.defaults().withK(2), 1, "recluster", 1.0, "BF16", 16);
         StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1);
