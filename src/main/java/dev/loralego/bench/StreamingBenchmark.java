@@ -151,9 +151,7 @@ public final class StreamingBenchmark {
             watcher.start();
             sampler.start();
             long start = System.nanoTime();
-            for (Path d : dirs) {
-                publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
-            }
+            publishAll(publisher, group, dirs);
             long publishedAt = System.nanoTime();
             progress.printf("published %d adapters in %.1f s; waiting for the versions%n", dirs.size(), (publishedAt - start) / 1e9);
             watcher.join(Duration.ofMinutes(30).toMillis());
@@ -185,13 +183,18 @@ public final class StreamingBenchmark {
         Thread watcher = new Thread(() -> watch(bootstrap, service, group, 2 * dirs.size(), seen, new ConcurrentHashMap<>(),
                 new AtomicLong()), "warmup-watcher");
         watcher.start();
-        for (Path d : dirs) {
-            publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
-        }
+        publishAll(publisher, group, dirs);
         for (Path d : dirs) publisher.withdraw(group, d.getFileName().toString(), 1L);
         watcher.join(Duration.ofMinutes(30).toMillis());
         if (seen.size() < 2 * dirs.size()) {
             throw new IllegalStateException("warm-up: only " + seen.size() + " of " + 2 * dirs.size() + " versions appeared");
+        }
+    }
+
+    /** Publishes each adapter directory as version 1 of an adapter named after it, weight 1, back to back. */
+    private static void publishAll(AdapterPublisher publisher, String group, List<Path> dirs) throws Exception {
+        for (Path d : dirs) {
+            publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
         }
     }
 

@@ -103,14 +103,8 @@ public final class LowRankFactorisation {
         }
 
         static Transposed of(Factors f) {
-            int m = f.rank(), dIn = f.dIn(), dOut = f.dOut();
-            double[][] a = new double[m][];
-            double[][] bt = new double[m][dOut];
-            for (int j = 0; j < m; j++) a[j] = Arrays.copyOfRange(f.a(), j * dIn, (j + 1) * dIn);
-            for (int o = 0; o < dOut; o++) {
-                for (int j = 0; j < m; j++) bt[j][o] = f.b()[o * m + j];
-            }
-            return new Transposed(m, a, bt, f.singularValues());
+            int m = f.rank();
+            return new Transposed(m, rowsOf(f.a(), m, f.dIn()), columnsOf(f.b(), f.dOut(), m), f.singularValues());
         }
     }
 
@@ -163,16 +157,9 @@ public final class LowRankFactorisation {
         if (dOut < r || dIn < r || r == 0) return null;
         // Xᵀ one array per row (the passes below are elementwise over rows of different arrays: the JIT vectorises
         // them, which it does not for two rows of one array); these copies become Q₁ᵀ in place
-        double[][] bt = new double[r][dOut];
-        for (int o = 0; o < dOut; o++) {
-            int row = o * r;
-            for (int j = 0; j < r; j++) bt[j][o] = b[row + j];
-        }
-        CholQr qb = cholQr2(bt, r, dOut);
+        CholQr qb = cholQr2(columnsOf(b, dOut, r), r, dOut);
         if (qb == null) return null;
-        double[][] at = new double[r][];
-        for (int j = 0; j < r; j++) at[j] = Arrays.copyOfRange(a, j * dIn, (j + 1) * dIn);
-        CholQr qa = cholQr2(at, r, dIn);
+        CholQr qa = cholQr2(rowsOf(a, r, dIn), r, dIn);
         if (qa == null) return null;
         // core = s R_B R_Aᵀ, R = R₂ R₁ (upper triangular)
         double[] rb = upperProduct(qb.r2, qb.r1, r), ra = upperProduct(qa.r2, qa.r1, r);
@@ -226,17 +213,28 @@ public final class LowRankFactorisation {
                 || b.length != (long) dOut * r || a.length != (long) r * dIn) {
             return null;
         }
-        double[][] bt = new double[r][dOut];
-        for (int o = 0; o < dOut; o++) {
-            int row = o * r;
-            for (int j = 0; j < r; j++) bt[j][o] = b[row + j];
-        }
-        double[][] at = new double[r][];
-        for (int j = 0; j < r; j++) at[j] = Arrays.copyOfRange(a, j * dIn, (j + 1) * dIn);
-        double[][] qbt = forwardSolve(bt, plan.r1b(), r, dOut), qat = forwardSolve(at, plan.r1a(), r, dIn);
+        double[][] qbt = forwardSolve(columnsOf(b, dOut, r), plan.r1b(), r, dOut);
+        double[][] qat = forwardSolve(rowsOf(a, r, dIn), plan.r1a(), r, dIn);
         int m = plan.sigma().length;
         return new Transposed(m, combine(qat, plan.ma(), r, m, dIn), combine(qbt, plan.mb(), r, m, dOut),
                 plan.sigma().clone(), plan);
+    }
+
+    /** The {@code cols} columns of a row-major {@code rows × cols} matrix, each as its own array. */
+    private static double[][] columnsOf(double[] m, int rows, int cols) {
+        double[][] out = new double[cols][rows];
+        for (int o = 0; o < rows; o++) {
+            int row = o * cols;
+            for (int j = 0; j < cols; j++) out[j][o] = m[row + j];
+        }
+        return out;
+    }
+
+    /** The {@code rows} rows of a row-major {@code rows × cols} matrix, each as its own array (copies). */
+    private static double[][] rowsOf(double[] m, int rows, int cols) {
+        double[][] out = new double[rows][];
+        for (int j = 0; j < rows; j++) out[j] = Arrays.copyOfRange(m, j * cols, (j + 1) * cols);
+        return out;
     }
 
     /** {@code Q₁ᵀ} ({@code r × n}) and the two Cholesky factors of CholeskyQR2. */

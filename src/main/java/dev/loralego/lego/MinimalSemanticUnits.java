@@ -93,6 +93,20 @@ public final class MinimalSemanticUnits {
      * @throws IllegalArgumentException if a factor holds a non-finite value (names the adapter)
      */
     public static MinimalSemanticUnits of(AdapterModule m, CanonicalForm canonical) {
+        return derive(m, canonical, null);
+    }
+
+    /**
+     * {@link #of} again for factors already canonicalised once ({@link CanonicalForm#SVD} through CholeskyQR2):
+     * repeats only the tall passes from the small matrices that derivation kept ({@link #replay()}), the same
+     * values. Any other form, or {@code replay == null}, is {@link #of}.
+     */
+    static MinimalSemanticUnits rederive(AdapterModule m, CanonicalForm canonical, LowRankFactorisation.Replay replay) {
+        return derive(m, canonical, replay);
+    }
+
+    private static MinimalSemanticUnits derive(AdapterModule m, CanonicalForm canonical,
+                                               LowRankFactorisation.Replay replay) {
         Objects.requireNonNull(m, "adapter");
         Objects.requireNonNull(canonical, "canonical");
         requireFinite(m.a(), "A", m.adapterId());
@@ -104,7 +118,7 @@ public final class MinimalSemanticUnits {
                 yield new MinimalSemanticUnits(m.adapterId(), m.weight(), m.rank(), m.dIn(), m.dOut(), fold(m), idx);
             }
             case BALANCED -> balanced(m);
-            case SVD -> svd(m, null);
+            case SVD -> svd(m, replay);
         };
     }
 
@@ -215,19 +229,6 @@ public final class MinimalSemanticUnits {
         MinimalSemanticUnits u = new MinimalSemanticUnits(m.adapterId(), m.weight(), r, dIn, dOut, out, idx);
         u.replay = f.replay();
         return u;
-    }
-
-    /**
-     * {@link #of} again for factors already canonicalised once ({@link CanonicalForm#SVD} through CholeskyQR2):
-     * repeats only the tall passes from the small matrices that derivation kept ({@link #replay()}), the same
-     * values. Any other form, or {@code replay == null}, is {@link #of}.
-     */
-    static MinimalSemanticUnits rederive(AdapterModule m, CanonicalForm canonical, LowRankFactorisation.Replay replay) {
-        if (canonical != CanonicalForm.SVD || replay == null) return of(m, canonical);
-        Objects.requireNonNull(m, "adapter");
-        requireFinite(m.a(), "A", m.adapterId());
-        requireFinite(m.b(), "B", m.adapterId());
-        return svd(m, replay);
     }
 
     /**

@@ -17,6 +17,7 @@ import java.util.Optional;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.function.Function;
+import java.util.function.IntFunction;
 import java.util.zip.CRC32;
 import java.util.zip.CRC32C;
 
@@ -148,7 +149,7 @@ public final class StreamingModuleClusters {
     private double[] drift = new double[0];
     /** {@code Σ max_j ‖Δc_j‖} over the same changes: bounds the movement of every centroid. */
     private double maxDrift;
-    /** Full passes so far (this object only): a step that ran one does not add its movement to {@link #drift}. */
+    /** Drift restarts so far (this object only): a step that did one does not add its movement to {@link #drift}. */
     private long fullPasses;
     /** Refinements that a certificate showed to be no-ops (this object only; diagnostics and tests). */
     private long certifiedRefinements;
@@ -383,9 +384,7 @@ public final class StreamingModuleClusters {
     }
 
     private void upsertPrepared(TreeMap<String, Prepared> fresh, int expIn, int expOut) {
-        double[] before = featureCentroids.clone();
-        int kBefore = k;
-        long passesBefore = fullPasses;
+        CentroidsBefore before = centroidsBefore();
         dropStepPool();
         boolean removed = false;
         for (String id : fresh.keySet()) {
@@ -419,7 +418,7 @@ public final class StreamingModuleClusters {
         dIn = expIn;
         dOut = expOut;
         afterInsertion(added, lambda < 1);
-        trackDrift(before, kBefore, passesBefore);
+        trackDrift(before);
         countUpdate();
     }
 
@@ -430,14 +429,13 @@ public final class StreamingModuleClusters {
      */
     public boolean retract(String adapterId) {
         Objects.requireNonNull(adapterId, "adapterId");
-        double[] before = featureCentroids.clone();
-        int kBefore = k;
-        long passesBefore = fullPasses;
-        if (live.remove(adapterId) == null) return false;
+        if (!live.containsKey(adapterId)) return false;
+        CentroidsBefore before = centroidsBefore();
+        live.remove(adapterId);
         sumOrder.remove(adapterId);
         dropStepPool();
         afterRemoval();
-        trackDrift(before, kBefore, passesBefore);
+        trackDrift(before);
         countUpdate();
         return true;
     }
@@ -669,8 +667,7 @@ public final class StreamingModuleClusters {
             lastIterations = 0;
             lastConverged = true;
             sumOrder.clear();
-            drift = new double[0];
-            maxDrift = 0;
+            restartDrift();
             return;
         }
         int kT = resolveTargetK();
@@ -783,9 +780,7 @@ public final class StreamingModuleClusters {
             sumOrder.clear();
             sumOrder.addAll(live.keySet());
             writeBack(sumOrder, r.assignment());
-            fullPasses++;
-            drift = new double[k];
-            maxDrift = 0;
+            restartDrift();
             for (LiveAdapter a : live.values()) Arrays.fill(a.gap, 0.0);
         }
     }
@@ -856,9 +851,18 @@ public final class StreamingModuleClusters {
 
     /** A per-unit array of the given live adapters, concatenated in that order. */
     private double[] gather(java.util.Collection<String> ids, Function<LiveAdapter, double[]> perUnit) {
+        return concat(ids, perUnit, double[]::new);
+    }
+
+    private int[] assignmentOf(java.util.Collection<String> ids) {
+        return concat(ids, a -> a.assignment, int[]::new);
+    }
+
+    /** The per-unit arrays ({@code double[]} or {@code int[]}) of the given live adapters, concatenated in that order. */
+    private <T> T concat(java.util.Collection<String> ids, Function<LiveAdapter, T> perUnit, IntFunction<T> newArray) {
         int n = 0;
         for (String id : ids) n += live.get(id).count;
-        double[] out = new double[n];
+        T out = newArray.apply(n);
         int u = 0;
         for (String id : ids) {
             LiveAdapter a = live.get(id);
@@ -866,19 +870,6 @@ public final class StreamingModuleClusters {
             u += a.count;
         }
         return out;
-    }
-
-    private int[] assignmentOf(java.util.Collection<String> ids) {
-        int n = 0;
-        for (String id : ids) n += live.get(id).count;
-        int[] assign = new int[n];
-        int u = 0;
-        for (String id : ids) {
-            LiveAdapter a = live.get(id);
-            System.arraycopy(a.assignment, 0, assign, u, a.count);
-            u += a.count;
-        }
-        return assign;
     }
 
     private int[] poolAssignment() {
@@ -937,9 +928,7 @@ public final class StreamingModuleClusters {
 
     /** After a full pass: every unit certified against the final centroids ({@code f}: the pool's features in id order). */
     private void certifyAll(double[] f) {
-        fullPasses++;
-        drift = new double[k];
-        maxDrift = 0;
+        restartDrift();
         int dim = dIn + dOut, n = poolSize();
         double[] cNorms = new double[k];
         SquaredDistances.rowNorms(featureCentroids, k, dim, cNorms);
@@ -952,18 +941,39 @@ public final class StreamingModuleClusters {
         }
     }
 
+    /** The feature centroids before a step, to add their movement to the drift after it ({@link #trackDrift}). */
+    private record CentroidsBefore(double[] featureCentroids, int k, long fullPasses) {
+    }
+
+    private CentroidsBefore centroidsBefore() {
+        return new CentroidsBefore(featureCentroids.clone(), k, fullPasses);
+    }
+
     /**
-     * Adds the movement of every centroid in this step to {@link #drift} and {@link #maxDrift}, unless the step ran a
-     * full pass (which measured fresh certificates) or changed {@code k}.
+     * A full pass, or the clusters are gone: the drift starts again from zero (new certificates are measured, or none
+     * are needed), and a step that did this adds no movement ({@link #trackDrift}).
      */
-    private void trackDrift(double[] before, int kBefore, long passesBefore) {
-        if (fullPasses != passesBefore || !clustered || k != kBefore || before.length != featureCentroids.length) return;
+    private void restartDrift() {
+        fullPasses++;
+        drift = new double[k];
+        maxDrift = 0;
+    }
+
+    /**
+     * Adds the movement of every centroid in this step to {@link #drift} and {@link #maxDrift}, unless the step
+     * restarted the drift or changed {@code k}.
+     */
+    private void trackDrift(CentroidsBefore before) {
+        double[] was = before.featureCentroids();
+        if (fullPasses != before.fullPasses() || !clustered || k != before.k() || was.length != featureCentroids.length) {
+            return;
+        }
         int dim = dIn + dOut;
         double stepMax = 0;
         for (int j = 0; j < k; j++) {
             double s = 0;
             for (int d = j * dim, end = d + dim; d < end; d++) {
-                double e = featureCentroids[d] - before[d];
+                double e = featureCentroids[d] - was[d];
                 s += e * e;
             }
             double m = Math.sqrt(s);
