@@ -119,7 +119,7 @@ public final class RankWiseClustering {
             int[] assign = new int[n];
             Arrays.fill(assign, -1);
             double[] cw = new double[k];
-            long run = runLloyd(f, w, n, dim, k, fc, cw, assign, maxIter, ws, null);
+            long run = runLloyd(f, w, n, dim, k, fc, cw, assign, new double[n], maxIter, ws, null);
             best.offer(fc, assign, inertia(f, w, assign, n, dim, fc), (int) (run >>> 1), (run & 1) != 0);
         }
         return best.result(pool, f, k);
@@ -336,15 +336,18 @@ public final class RankWiseClustering {
                                   LloydListener listener) {
         Objects.requireNonNull(pool, "pool");
         double[] f = pool.features(featureNorm);
-        LloydRun run = lloydRun(pool, f, null, initialFeatureCentroids, initialAssignment, listener);
+        LloydRun run = lloydRun(pool, f, null, initialFeatureCentroids, initialAssignment, null, listener);
         int n = pool.size(), dim = pool.dim();
         double in = inertia(f, pool.weights(), run.assignment(), n, dim, run.featureCentroids());
         return finish(pool, f, run.featureCentroids(), run.assignment(), run.k(), run.k(), in, run.iterations(),
                 run.converged());
     }
 
-    /** What a Lloyd run leaves: the assignment, the centroids in assignment space, and how it ended. */
-    record LloydRun(int k, int[] assignment, double[] featureCentroids, int iterations, boolean converged) {
+    /**
+     * What a Lloyd run leaves: the assignment, the centroids in assignment space, how it ended, and each unit's
+     * certified gap ({@link #certifiedGap}) with respect to the final centroids.
+     */
+    record LloydRun(int k, int[] assignment, double[] featureCentroids, int iterations, boolean converged, double[] gaps) {
     }
 
     /**
@@ -353,9 +356,11 @@ public final class RankWiseClustering {
      *
      * @param f      the pool's features ({@code pool.features(featureNorm())})
      * @param fNorms their squared row norms as {@link SquaredDistances#rowNorms} gives them, or {@code null} to compute
+     * @param initialGaps certified gaps of the units with respect to the initial centroids and assignment (units whose
+     *                    gap is positive are not measured in the first step), or {@code null} for none
      */
     LloydRun lloydRun(UnitPool pool, double[] f, double[] fNorms, double[] initialFeatureCentroids,
-                      int[] initialAssignment, LloydListener listener) {
+                      int[] initialAssignment, double[] initialGaps, LloydListener listener) {
         int n = pool.size(), dim = pool.dim();
         if (initialFeatureCentroids.length == 0 || initialFeatureCentroids.length % dim != 0) {
             throw new IllegalArgumentException("initial centroids have " + initialFeatureCentroids.length
@@ -377,11 +382,16 @@ public final class RankWiseClustering {
                 assign[i] = initialAssignment[i];
             }
         }
+        double[] gaps = new double[n];
+        if (initialGaps != null && initialAssignment != null) {
+            if (initialGaps.length != n) throw new IllegalArgumentException("initial gaps: " + initialGaps.length + ", pool " + n);
+            for (int i = 0; i < n; i++) gaps[i] = initialGaps[i] > 0 ? initialGaps[i] : 0;
+        }
         double[] fc = initialFeatureCentroids.clone();
         double[] cw = new double[k];
-        long run = n == 0 ? 1 : runLloyd(f, pool.weights(), n, dim, k, fc, cw, assign, maxIter,
+        long run = n == 0 ? 1 : runLloyd(f, pool.weights(), n, dim, k, fc, cw, assign, gaps, maxIter,
                 new Workspace(n, k, dim, f, fNorms), listener);
-        return new LloydRun(k, assign, fc, (int) (run >>> 1), (run & 1) != 0);
+        return new LloydRun(k, assign, fc, (int) (run >>> 1), (run & 1) != 0, gaps);
     }
 
     /** The trivial clustering for {@code k ≥ n}: unit {@code i} is cluster {@code i}. */
@@ -409,6 +419,13 @@ public final class RankWiseClustering {
         final double[] cNorms;
         final double[] dist;
         final int[] counts;
+        final double[] chunkF;
+        final double[] chunkNorms;
+        final int[] rows;
+        final double[] before;
+        final double[] moves;
+        /** Unit-to-centroid distance rows computed so far (each is {@code k} distances). */
+        long measuredRows;
 
         Workspace(int n, int k, int dim, double[] f) {
             this(n, k, dim, f, null);
@@ -425,41 +442,142 @@ public final class RankWiseClustering {
             cNorms = new double[k];
             dist = new double[n * k];
             counts = new int[k];
+            int chunk = Math.min(n, MEASURE_CHUNK);
+            chunkF = new double[chunk * dim];
+            chunkNorms = new double[chunk];
+            rows = new int[n];
+            before = new double[k * dim];
+            moves = new double[k];
         }
     }
 
+    /** Units measured together when only some are in doubt: their features are copied into a block this tall. */
+    static final int MEASURE_CHUNK = 32;
+
     /**
-     * Lloyd loop, in place on {@code fc}, {@code cw}, {@code assign}.
+     * Lloyd loop, in place on {@code fc}, {@code cw}, {@code assign} and {@code gap}, with Hamerly-style bounds: each
+     * unit carries a certified gap ({@link #certifiedGap}) by which its own centroid is nearer than any other; after
+     * an update the gap shrinks by its own centroid's movement plus the largest movement, and a unit whose gap stays
+     * positive keeps its cluster without being measured. Every other unit is measured with the same distance bits
+     * as a full pass and assigned by the same rule, so the iterations, assignments and centroids are those of plain
+     * Lloyd, bit for bit; only the number of distances computed changes.
      *
+     * @param gap per unit: a certified gap with respect to {@code fc} and {@code assign} (0 where none, and for every
+     *            unit with {@code assign = -1}); on return, certified gaps with respect to the final centroids
      * @return {@code iterations << 1 | (converged ? 1 : 0)}
      */
     static long runLloyd(double[] f, double[] w, int n, int dim, int k, double[] fc, double[] cw, int[] assign,
-                         int maxIter, Workspace ws, LloydListener listener) {
+                         double[] gap, int maxIter, Workspace ws, LloydListener listener) {
         int iter = 0;
         boolean converged = false;
         while (iter < maxIter) {
             iter++;
-            boolean changed = assignNearest(f, n, dim, fc, k, assign, ws);
+            boolean changed = assignBounded(f, n, dim, fc, k, assign, gap, ws);
             if (!changed) {
                 converged = true;
                 break;
             }
+            System.arraycopy(fc, 0, ws.before, 0, k * dim);
             weightedMeans(f, w, assign, n, k, dim, fc, cw, true);
-            reseedEmpty(f, w, assign, n, k, dim, fc, cw, ws.counts);
+            if (hasEmpty(cw, k)) {
+                int[] was = assign.clone();
+                reseedEmpty(f, w, assign, n, k, dim, fc, cw, ws.counts);
+                // a unit moved by re-seeding has no certificate
+                for (int i = 0; i < n; i++) if (assign[i] != was[i]) gap[i] = 0;
+            }
+            loosen(gap, assign, n, ws.before, fc, k, dim, ws.moves);
             if (listener != null) listener.afterUpdate(iter, inertia(f, w, assign, n, dim, fc));
         }
         return ((long) iter << 1) | (converged ? 1 : 0);
     }
 
     /**
-     * Assigns every unit to its nearest centroid (lowest index on ties).
+     * Assigns every unit whose gap is not positive to its nearest centroid (lowest index on ties) and measures its
+     * new gap; the others keep their cluster, which their certificate proves to be the nearest.
      *
      * @return whether any assignment changed
      */
-    static boolean assignNearest(double[] f, int n, int dim, double[] fc, int k, int[] assign, Workspace ws) {
+    static boolean assignBounded(double[] f, int n, int dim, double[] fc, int k, int[] assign, double[] gap, Workspace ws) {
         SquaredDistances.rowNorms(fc, k, dim, ws.cNorms);
-        SquaredDistances.compute(f, ws.fNorms, n, fc, ws.cNorms, k, dim, ws.dist);
-        return assignFromDistances(ws.dist, n, k, assign);
+        double cMax = 0;
+        for (int j = 0; j < k; j++) cMax = Math.max(cMax, ws.cNorms[j]);
+        int m = 0;
+        for (int i = 0; i < n; i++) if (!(gap[i] > 0)) ws.rows[m++] = i;
+        ws.measuredRows += m;
+        if (m == n) {
+            SquaredDistances.compute(f, ws.fNorms, n, fc, ws.cNorms, k, dim, ws.dist);
+            return reassign(ws.dist, ws.rows, 0, n, k, assign, gap, ws.fNorms, cMax);
+        }
+        // the doubtful units, a block at a time: each distance is the same sum in the same order as in a full pass
+        boolean changed = false;
+        int chunk = ws.chunkNorms.length;
+        for (int start = 0; start < m; start += chunk) {
+            int rowsHere = Math.min(chunk, m - start);
+            for (int r = 0; r < rowsHere; r++) {
+                int i = ws.rows[start + r];
+                System.arraycopy(f, i * dim, ws.chunkF, r * dim, dim);
+                ws.chunkNorms[r] = ws.fNorms[i];
+            }
+            SquaredDistances.compute(ws.chunkF, ws.chunkNorms, rowsHere, fc, ws.cNorms, k, dim, ws.dist);
+            changed |= reassign(ws.dist, ws.rows, start, rowsHere, k, assign, gap, ws.fNorms, cMax);
+        }
+        return changed;
+    }
+
+    /** Nearest centroid and new certified gap of units {@code rows[start ..]}, whose distances are rows of {@code dist}. */
+    private static boolean reassign(double[] dist, int[] rows, int start, int count, int k, int[] assign, double[] gap,
+                                    double[] fNorms, double cMax) {
+        boolean changed = false;
+        for (int r = 0; r < count; r++) {
+            int i = rows[start + r], row = r * k;
+            int best = nearest(dist, row, k);
+            if (assign[i] != best) {
+                assign[i] = best;
+                changed = true;
+            }
+            double other = Double.POSITIVE_INFINITY;
+            for (int j = 0; j < k; j++) if (j != best && dist[row + j] < other) other = dist[row + j];
+            gap[i] = certifiedGap(dist[row + best], other, CERT_TOLERANCE * (fNorms[i] + cMax));
+        }
+        return changed;
+    }
+
+    /**
+     * Shrinks every positive gap by the movement of its unit's centroid plus the largest movement, from
+     * {@code before} to {@code fc} (triangle inequality: no other centroid can have come nearer by more).
+     */
+    static void loosen(double[] gap, int[] assign, int n, double[] before, double[] fc, int k, int dim, double[] moves) {
+        double maxMove = 0;
+        for (int j = 0; j < k; j++) {
+            double s = 0;
+            for (int d = j * dim, end = d + dim; d < end; d++) {
+                double e = fc[d] - before[d];
+                s += e * e;
+            }
+            moves[j] = Math.sqrt(s);
+            maxMove = Math.max(maxMove, moves[j]);
+        }
+        for (int i = 0; i < n; i++) {
+            if (gap[i] > 0) gap[i] = Math.max(0.0, gap[i] - (moves[assign[i]] + maxMove));
+        }
+    }
+
+    /**
+     * Squared distances within this relative error ({@code τ = CERT_TOLERANCE (‖f‖² + max_j ‖c_j‖²)}) count as
+     * unknown when a gap is measured: far above the rounding of the distance kernels (about {@code 1e-13} relative
+     * at these lengths) both when the gap is measured and when a later assignment relies on it.
+     */
+    static final double CERT_TOLERANCE = 1e-8;
+
+    /**
+     * A certified lower bound on {@code ‖f − c_other‖ − ‖f − c_own‖} from computed squared distances {@code d1}
+     * (own) and {@code d2} (nearest other), each known within {@code tau}; 0 when nothing is certain.
+     */
+    static double certifiedGap(double d1, double d2, double tau) {
+        double lo = d2 - tau;
+        if (!(lo > 0)) return 0;
+        double g = Math.sqrt(lo) - Math.sqrt(Math.max(0, d1) + tau);
+        return g > 0 ? g : 0;
     }
 
     /**

@@ -459,10 +459,11 @@ public final class StreamingModuleClusters {
         }
         UnitPool pool = stepPool();
         // the feature norms are the cached per-unit ‖f‖² (rowNorms' bits); the raw centroids and the inertia of a
-        // plain lloyd() would be recomputed from the assignment below anyway
+        // plain lloyd() would be recomputed from the assignment below anyway. Units whose certificates still hold are
+        // not measured in Lloyd's first step, and the gaps Lloyd leaves are the new certificates.
         RankWiseClustering.LloydRun r = clustering.lloydRun(pool, stepFeatures(), gather(live.keySet(), a -> a.featureSq),
-                featureCentroids, poolAssignment(), null);
-        adoptFullPass(r.k(), r.iterations(), r.converged(), r.assignment(), r.featureCentroids());
+                featureCentroids, poolAssignment(), remainingGaps(), null);
+        adoptFullPass(r.k(), r.iterations(), r.converged(), r.assignment(), r.featureCentroids(), r.gaps());
         return r.converged();
     }
 
@@ -787,10 +788,14 @@ public final class StreamingModuleClusters {
 
     /** Adopts a batch or Lloyd result on the pool in id order: sum order = id order, sums from the members. */
     private void adoptFullPass(ClusteringResult r) {
-        adoptFullPass(r.k(), r.iterations(), r.converged(), r.assignment(), r.featureCentroids());
+        adoptFullPass(r.k(), r.iterations(), r.converged(), r.assignment(), r.featureCentroids(), null);
     }
 
-    private void adoptFullPass(int newK, int iterations, boolean converged, int[] assign, double[] historyFc) {
+    /**
+     * @param gaps certified gaps of the pool's units (id order) with respect to {@code historyFc}, as Lloyd leaves
+     *             them, or {@code null} to measure every unit's certificate
+     */
+    private void adoptFullPass(int newK, int iterations, boolean converged, int[] assign, double[] historyFc, double[] gaps) {
         UnitPool pool = stepPool();
         double[] f = stepFeatures();
         k = newK;
@@ -801,7 +806,48 @@ public final class StreamingModuleClusters {
         writeBack(sumOrder, assign);
         setSums(pool, f, assign, historyFc);
         inertia = RankWiseClustering.inertia(f, pool.weights(), assign, pool.size(), pool.dim(), featureCentroids);
-        certifyAll(f);
+        if (gaps == null) {
+            certifyAll(f);
+        } else {
+            adoptGaps(gaps, historyFc);
+        }
+    }
+
+    /**
+     * After a Lloyd pass: its gaps become the certificates, shrunk by how far each centroid moved from Lloyd's
+     * ({@code lloydFc}) to the one kept from the sums (the same values up to rounding, but a certificate must hold
+     * for the centroids it is checked against).
+     */
+    private void adoptGaps(double[] gaps, double[] lloydFc) {
+        restartDrift();
+        double[] moves = new double[k];
+        double[] shrunk = gaps.clone();
+        RankWiseClustering.loosen(shrunk, poolAssignment(), shrunk.length, lloydFc, featureCentroids, k, dIn + dOut, moves);
+        int u = 0;
+        for (LiveAdapter a : live.values()) {
+            for (int i = 0; i < a.count; i++) {
+                a.gap[i] = shrunk[u++];
+                a.ownDriftAt[i] = 0;
+                a.maxDriftAt[i] = 0;
+            }
+        }
+    }
+
+    /**
+     * Each unit's certificate less the drift since it was measured (0 where it no longer holds), in id order: what
+     * Lloyd's first step may rely on. None when the drift does not belong to these clusters.
+     */
+    private double[] remainingGaps() {
+        if (drift.length != k) return null;
+        double[] g = new double[poolSize()];
+        int u = 0;
+        for (LiveAdapter a : live.values()) {
+            for (int i = 0; i < a.count; i++) {
+                double left = a.gap[i] - ((drift[a.assignment[i]] - a.ownDriftAt[i]) + (maxDrift - a.maxDriftAt[i]));
+                g[u++] = left > 0 ? left : 0;
+            }
+        }
+        return g;
     }
 
     private ClusteringResult currentResult() {
@@ -892,24 +938,6 @@ public final class StreamingModuleClusters {
     // ------------------------------------------------------------------ refinement certificates
 
     /**
-     * Squared distances within this relative error ({@code τ = CERT_TOLERANCE (‖f‖² + max_j ‖c_j‖²)}) count as
-     * unknown when a certificate is measured: far above the rounding of the distance kernels (about
-     * {@code 1e-13} relative at these lengths) both when the certificate is measured and when Lloyd would assign.
-     */
-    static final double CERT_TOLERANCE = 1e-8;
-
-    /**
-     * A certified lower bound on {@code ‖f − c_other‖ − ‖f − c_own‖} from computed squared distances {@code d1}
-     * (own) and {@code d2} (nearest other), each known within {@code tau}; 0 when nothing is certain.
-     */
-    static double certifiedGap(double d1, double d2, double tau) {
-        double lo = d2 - tau;
-        if (!(lo > 0)) return 0;
-        double g = Math.sqrt(lo) - Math.sqrt(Math.max(0, d1) + tau);
-        return g > 0 ? g : 0;
-    }
-
-    /**
      * Certificates of {@code a}'s units from their squared distances to the current centroids ({@code dist}, rows of
      * {@code k} from row {@code firstRow}), with the current drift as their reference.
      */
@@ -920,7 +948,8 @@ public final class StreamingModuleClusters {
             int row = (firstRow + i) * k, own = a.assignment[i];
             double other = Double.POSITIVE_INFINITY;
             for (int j = 0; j < k; j++) if (j != own && dist[row + j] < other) other = dist[row + j];
-            a.gap[i] = certifiedGap(dist[row + own], other, CERT_TOLERANCE * (a.featureSq[i] + cMax));
+            a.gap[i] = RankWiseClustering.certifiedGap(dist[row + own], other,
+                    RankWiseClustering.CERT_TOLERANCE * (a.featureSq[i] + cMax));
             a.ownDriftAt[i] = drift[own];
             a.maxDriftAt[i] = maxDrift;
         }

@@ -119,9 +119,9 @@ class StreamingModuleClustersCertificateTest {
 
     @Test
     void certifiedGapIsConservative() {
-        assertEquals(0.0, StreamingModuleClusters.certifiedGap(4.0, 4.0, 1e-12), 0.0, "a tie certifies nothing");
-        assertEquals(0.0, StreamingModuleClusters.certifiedGap(1.0, 1.0 + 1e-9, 1e-8), 0.0, "within the tolerance");
-        double g = StreamingModuleClusters.certifiedGap(1.0, 4.0, 1e-6);
+        assertEquals(0.0, RankWiseClustering.certifiedGap(4.0, 4.0, 1e-12), 0.0, "a tie certifies nothing");
+        assertEquals(0.0, RankWiseClustering.certifiedGap(1.0, 1.0 + 1e-9, 1e-8), 0.0, "within the tolerance");
+        double g = RankWiseClustering.certifiedGap(1.0, 4.0, 1e-6);
         assertTrue(g > 0 && g < 1.0, "below the exact gap 2 - 1: " + g);
     }
 }
