@@ -389,9 +389,33 @@ public final class RankWiseClustering {
         }
         double[] fc = initialFeatureCentroids.clone();
         double[] cw = new double[k];
-        long run = n == 0 ? 1 : runLloyd(f, pool.weights(), n, dim, k, fc, cw, assign, gaps, maxIter,
-                new Workspace(n, k, dim, f, fNorms), listener);
-        return new LloydRun(k, assign, fc, (int) (run >>> 1), (run & 1) != 0, gaps);
+        Workspace ws = new Workspace(n, k, dim, f, fNorms);
+        long run = n == 0 ? 1 : runLloyd(f, pool.weights(), n, dim, k, fc, cw, assign, gaps, maxIter, ws, listener);
+        boolean converged = (run & 1) != 0;
+        if (n > 0) tightenGaps(f, n, dim, fc, k, assign, gaps, converged, ws);
+        return new LloydRun(k, assign, fc, (int) (run >>> 1), converged, gaps);
+    }
+
+    /**
+     * Measures the gap of every unit that the last assignment step did not measure (all of them when Lloyd stopped at
+     * {@code maxIter}, after a final update): a gap carried through the iterations only shrinks, and a certificate
+     * kept for later refinements should be as tight as a fresh one.
+     */
+    private static void tightenGaps(double[] f, int n, int dim, double[] fc, int k, int[] assign, double[] gap,
+                                    boolean converged, Workspace ws) {
+        boolean[] fresh = new boolean[n];
+        if (converged) for (int r = 0; r < ws.lastMeasured; r++) fresh[ws.rows[r]] = true;
+        int m = 0;
+        for (int i = 0; i < n; i++) if (!fresh[i]) ws.rows[m++] = i;
+        if (m == 0) return;
+        SquaredDistances.rowNorms(fc, k, dim, ws.cNorms);
+        double cMax = 0;
+        for (int j = 0; j < k; j++) cMax = Math.max(cMax, ws.cNorms[j]);
+        SquaredDistances.computeRows(f, ws.fNorms, ws.rows, m, fc, ws.cNorms, k, dim, ws.dist);
+        for (int r = 0; r < m; r++) {
+            int i = ws.rows[r];
+            gap[i] = gapOf(ws.dist, r * k, k, assign[i], CERT_TOLERANCE * (ws.fNorms[i] + cMax));
+        }
     }
 
     /** The trivial clustering for {@code k ≥ n}: unit {@code i} is cluster {@code i}. */
@@ -419,13 +443,13 @@ public final class RankWiseClustering {
         final double[] cNorms;
         final double[] dist;
         final int[] counts;
-        final double[] chunkF;
-        final double[] chunkNorms;
         final int[] rows;
         final double[] before;
         final double[] moves;
         /** Unit-to-centroid distance rows computed so far (each is {@code k} distances). */
         long measuredRows;
+        /** Units the last assignment step measured: {@code rows[0 .. lastMeasured)}. */
+        int lastMeasured;
 
         Workspace(int n, int k, int dim, double[] f) {
             this(n, k, dim, f, null);
@@ -442,17 +466,11 @@ public final class RankWiseClustering {
             cNorms = new double[k];
             dist = new double[n * k];
             counts = new int[k];
-            int chunk = Math.min(n, MEASURE_CHUNK);
-            chunkF = new double[chunk * dim];
-            chunkNorms = new double[chunk];
             rows = new int[n];
             before = new double[k * dim];
             moves = new double[k];
         }
     }
-
-    /** Units measured together when only some are in doubt: their features are copied into a block this tall. */
-    static final int MEASURE_CHUNK = 32;
 
     /**
      * Lloyd loop, in place on {@code fc}, {@code cw}, {@code assign} and {@code gap}, with Hamerly-style bounds: each
@@ -504,40 +522,24 @@ public final class RankWiseClustering {
         int m = 0;
         for (int i = 0; i < n; i++) if (!(gap[i] > 0)) ws.rows[m++] = i;
         ws.measuredRows += m;
-        if (m == n) {
-            SquaredDistances.compute(f, ws.fNorms, n, fc, ws.cNorms, k, dim, ws.dist);
-            return reassign(ws.dist, ws.rows, 0, n, k, assign, gap, ws.fNorms, cMax);
-        }
-        // the doubtful units, a block at a time: each distance is the same sum in the same order as in a full pass
-        boolean changed = false;
-        int chunk = ws.chunkNorms.length;
-        for (int start = 0; start < m; start += chunk) {
-            int rowsHere = Math.min(chunk, m - start);
-            for (int r = 0; r < rowsHere; r++) {
-                int i = ws.rows[start + r];
-                System.arraycopy(f, i * dim, ws.chunkF, r * dim, dim);
-                ws.chunkNorms[r] = ws.fNorms[i];
-            }
-            SquaredDistances.compute(ws.chunkF, ws.chunkNorms, rowsHere, fc, ws.cNorms, k, dim, ws.dist);
-            changed |= reassign(ws.dist, ws.rows, start, rowsHere, k, assign, gap, ws.fNorms, cMax);
-        }
-        return changed;
+        ws.lastMeasured = m;
+        // the units in doubt only (all of them when none has a gap): each distance has the bits of a full pass
+        SquaredDistances.computeRows(f, ws.fNorms, ws.rows, m, fc, ws.cNorms, k, dim, ws.dist);
+        return reassign(ws.dist, ws.rows, m, k, assign, gap, ws.fNorms, cMax);
     }
 
-    /** Nearest centroid and new certified gap of units {@code rows[start ..]}, whose distances are rows of {@code dist}. */
-    private static boolean reassign(double[] dist, int[] rows, int start, int count, int k, int[] assign, double[] gap,
+    /** Nearest centroid and new certified gap of units {@code rows[0 .. count)}, whose distances are rows of {@code dist}. */
+    private static boolean reassign(double[] dist, int[] rows, int count, int k, int[] assign, double[] gap,
                                     double[] fNorms, double cMax) {
         boolean changed = false;
         for (int r = 0; r < count; r++) {
-            int i = rows[start + r], row = r * k;
+            int i = rows[r], row = r * k;
             int best = nearest(dist, row, k);
             if (assign[i] != best) {
                 assign[i] = best;
                 changed = true;
             }
-            double other = Double.POSITIVE_INFINITY;
-            for (int j = 0; j < k; j++) if (j != best && dist[row + j] < other) other = dist[row + j];
-            gap[i] = certifiedGap(dist[row + best], other, CERT_TOLERANCE * (fNorms[i] + cMax));
+            gap[i] = gapOf(dist, row, k, best, CERT_TOLERANCE * (fNorms[i] + cMax));
         }
         return changed;
     }
@@ -579,6 +581,17 @@ public final class RankWiseClustering {
         double g = Math.sqrt(lo) - Math.sqrt(Math.max(0, d1) + tau);
         return g > 0 ? g : 0;
     }
+
+    /**
+     * The certified gap of a unit in cluster {@code own} from its squared distances {@code dist[row .. row + k)} to
+     * the centroids, each known within {@code tau}: against the nearest other centroid (infinite when {@code k = 1}).
+     */
+    static double gapOf(double[] dist, int row, int k, int own, double tau) {
+        double other = Double.POSITIVE_INFINITY;
+        for (int j = 0; j < k; j++) if (j != own && dist[row + j] < other) other = dist[row + j];
+        return certifiedGap(dist[row + own], other, tau);
+    }
+
 
     /**
      * Assigns unit {@code i} to the nearest of row {@code i} of {@code dist} ({@code n × k}).

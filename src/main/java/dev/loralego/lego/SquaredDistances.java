@@ -73,7 +73,8 @@ public final class SquaredDistances {
     public static void dots(double[] x, int n, double[] c, int k, int dim, double[] out) {
         int n4 = n - n % 4, k4 = k - k % 4;
         for (int i = 0; i < n4; i += 4) {
-            for (int j = 0; j < k4; j += 4) block(x, i, c, j, dim, out, i * k + j, k);
+            int x0 = i * dim;
+            for (int j = 0; j < k4; j += 4) block(x, x0, x0 + dim, x0 + 2 * dim, x0 + 3 * dim, c, j, dim, out, i * k + j, k);
             for (int r = i; r < i + 4; r++) for (int j = k4; j < k; j++) out[r * k + j] = dot(x, r, c, j, dim);
         }
         for (int i = n4; i < n; i++) {
@@ -92,7 +93,8 @@ public final class SquaredDistances {
         int n4 = n - n % 4;
         for (int i = 0; i < n4; i += 4) {
             for (int j = i; j < n4; j += 4) {
-                block(x, i, x, j, dim, out, i * n + j, n);
+                int x0 = i * dim;
+                block(x, x0, x0 + dim, x0 + 2 * dim, x0 + 3 * dim, x, j, dim, out, i * n + j, n);
                 if (j == i) continue;
                 for (int a = 0; a < 4; a++) {
                     for (int b = 0; b < 4; b++) out[(j + b) * n + i + a] = out[(i + a) * n + j + b];
@@ -109,11 +111,35 @@ public final class SquaredDistances {
     }
 
     /**
-     * Sixteen dot products {@code x_{i+a}·c_{j+b}} ({@code a, b < 4}) into {@code out[off + a·stride + b]}: four
-     * rows and four centroids at once, every loaded value shared, each product one accumulator in index order.
+     * {@link #compute} for the rows {@code rows[0 .. m)} of {@code x} only: {@code out[r·k + j]} is the distance of
+     * row {@code rows[r]} to centroid {@code j}, with the bits {@link #compute} gives it (each dot product is one
+     * accumulator in index order, wherever its row sits). Nothing is copied.
      */
-    private static void block(double[] x, int i, double[] c, int j, int dim, double[] out, int off, int stride) {
-        int x0 = i * dim, x1 = x0 + dim, x2 = x1 + dim, x3 = x2 + dim;
+    public static void computeRows(double[] x, double[] xNorms, int[] rows, int m, double[] c, double[] cNorms, int k,
+                                   int dim, double[] out) {
+        int m4 = m - m % 4, k4 = k - k % 4;
+        for (int r = 0; r < m4; r += 4) {
+            int x0 = rows[r] * dim, x1 = rows[r + 1] * dim, x2 = rows[r + 2] * dim, x3 = rows[r + 3] * dim;
+            for (int j = 0; j < k4; j += 4) block(x, x0, x1, x2, x3, c, j, dim, out, r * k + j, k);
+            for (int q = r; q < r + 4; q++) for (int j = k4; j < k; j++) out[q * k + j] = dot(x, rows[q], c, j, dim);
+        }
+        for (int q = m4; q < m; q++) {
+            for (int j = 0; j < k; j++) out[q * k + j] = dot(x, rows[q], c, j, dim);
+        }
+        for (int q = 0; q < m; q++) {
+            int row = q * k;
+            double xn = xNorms[rows[q]];
+            for (int j = 0; j < k; j++) out[row + j] = clamp(xn + cNorms[j] - 2 * out[row + j]);
+        }
+    }
+
+    /**
+     * Sixteen dot products {@code x_a·c_{j+b}} ({@code a} the four rows starting at offsets {@code x0 .. x3},
+     * {@code b < 4}) into {@code out[off + a·stride + b]}: four rows and four centroids at once, every loaded value
+     * shared, each product one accumulator in index order.
+     */
+    private static void block(double[] x, int x0, int x1, int x2, int x3, double[] c, int j, int dim, double[] out,
+                              int off, int stride) {
         int c0 = j * dim, c1 = c0 + dim, c2 = c1 + dim, c3 = c2 + dim;
         double s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
         double s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;

@@ -946,10 +946,7 @@ public final class StreamingModuleClusters {
         for (int j = 0; j < k; j++) cMax = Math.max(cMax, cNorms[j]);
         for (int i = 0; i < a.count; i++) {
             int row = (firstRow + i) * k, own = a.assignment[i];
-            double other = Double.POSITIVE_INFINITY;
-            for (int j = 0; j < k; j++) if (j != own && dist[row + j] < other) other = dist[row + j];
-            a.gap[i] = RankWiseClustering.certifiedGap(dist[row + own], other,
-                    RankWiseClustering.CERT_TOLERANCE * (a.featureSq[i] + cMax));
+            a.gap[i] = RankWiseClustering.gapOf(dist, row, k, own, RankWiseClustering.CERT_TOLERANCE * (a.featureSq[i] + cMax));
             a.ownDriftAt[i] = drift[own];
             a.maxDriftAt[i] = maxDrift;
         }

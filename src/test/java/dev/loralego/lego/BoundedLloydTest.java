@@ -154,4 +154,33 @@ class BoundedLloydTest {
             assertTrue(ws.measuredRows < (long) n * (bounded >>> 1), "trial " + trial + ": certified units were measured");
         }
     }
+
+    @Test
+    void aLloydRunLeavesGapsAsTightAsAFreshMeasurement() {
+        // what a refinement keeps as certificates: the gap of every unit measured against the final centroids,
+        // whether Lloyd converged or stopped at its iteration cap
+        SplittableRandom rng = new SplittableRandom(5);
+        for (int trial = 0; trial < 20; trial++) {
+            int dIn = 2 + rng.nextInt(20), dOut = 2 + rng.nextInt(20), dim = dIn + dOut;
+            int k = 2 + rng.nextInt(6), n = 3 * k + rng.nextInt(80);
+            double[] w = new double[n];
+            double[] f = pool(rng, n, dim, k, 0.2 + rng.nextDouble(), w);
+            UnitPool units = new UnitPool(dIn, dOut, f, w, new int[n], new int[n]);
+            double[] seeds = new double[k * dim];
+            for (int j = 0; j < k; j++) System.arraycopy(f, rng.nextInt(n) * dim, seeds, j * dim, dim);
+            RankWiseClustering clustering = new RankWiseClustering(1, trial % 2 == 0 ? 2 : 300, FeatureNorm.NONE);
+            RankWiseClustering.LloydRun run = clustering.lloydRun(units, f, null, seeds, null, null, null);
+
+            double[] fNorms = new double[n], cNorms = new double[k], dist = new double[n * k];
+            SquaredDistances.rowNorms(f, n, dim, fNorms);
+            SquaredDistances.rowNorms(run.featureCentroids(), k, dim, cNorms);
+            SquaredDistances.compute(f, fNorms, n, run.featureCentroids(), cNorms, k, dim, dist);
+            double cMax = Arrays.stream(cNorms).max().orElseThrow();
+            for (int i = 0; i < n; i++) {
+                double fresh = RankWiseClustering.gapOf(dist, i * k, k, run.assignment()[i],
+                        RankWiseClustering.CERT_TOLERANCE * (fNorms[i] + cMax));
+                assertEquals(fresh, run.gaps()[i], 0.0, "trial " + trial + ", unit " + i);
+            }
+        }
+    }
 }

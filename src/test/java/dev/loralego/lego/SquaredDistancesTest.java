@@ -79,4 +79,32 @@ class SquaredDistancesTest {
             }
         }
     }
+
+    @Test
+    void distancesOfChosenRowsHaveTheBitsOfTheFullPass() {
+        SplittableRandom rng = new SplittableRandom(9);
+        for (int dim : new int[]{1, 7, 33}) {
+            for (int k = 1; k <= 9; k++) {
+                int n = 23;
+                double[] x = gaussians(rng, n * dim), c = gaussians(rng, k * dim);
+                double[] xn = new double[n], cn = new double[k], full = new double[n * k];
+                SquaredDistances.rowNorms(x, n, dim, xn);
+                SquaredDistances.rowNorms(c, k, dim, cn);
+                SquaredDistances.compute(x, xn, n, c, cn, k, dim, full);
+                for (int m = 0; m <= n; m += 3) {
+                    // m rows in a scrambled order, some repeated
+                    int[] rows = new int[m];
+                    for (int r = 0; r < m; r++) rows[r] = rng.nextInt(n);
+                    double[] out = new double[Math.max(1, m) * k];
+                    SquaredDistances.computeRows(x, xn, rows, m, c, cn, k, dim, out);
+                    for (int r = 0; r < m; r++) {
+                        for (int j = 0; j < k; j++) {
+                            assertEquals(full[rows[r] * k + j], out[r * k + j], 0.0,
+                                    "dim " + dim + ", k " + k + ", m " + m + ", row " + rows[r] + ", centroid " + j);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
