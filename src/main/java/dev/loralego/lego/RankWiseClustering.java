@@ -549,19 +549,29 @@ public final class RankWiseClustering {
      * {@code before} to {@code fc} (triangle inequality: no other centroid can have come nearer by more).
      */
     static void loosen(double[] gap, int[] assign, int n, double[] before, double[] fc, int k, int dim, double[] moves) {
+        double maxMove = centroidMoves(before, fc, k, dim, moves);
+        for (int i = 0; i < n; i++) {
+            if (gap[i] > 0) gap[i] = Math.max(0.0, gap[i] - (moves[assign[i]] + maxMove));
+        }
+    }
+
+    /**
+     * {@code moves[j] = ‖after_j − before_j‖} for the {@code k} rows of two centroid sets.
+     *
+     * @return the largest movement
+     */
+    static double centroidMoves(double[] before, double[] after, int k, int dim, double[] moves) {
         double maxMove = 0;
         for (int j = 0; j < k; j++) {
             double s = 0;
             for (int d = j * dim, end = d + dim; d < end; d++) {
-                double e = fc[d] - before[d];
+                double e = after[d] - before[d];
                 s += e * e;
             }
             moves[j] = Math.sqrt(s);
             maxMove = Math.max(maxMove, moves[j]);
         }
-        for (int i = 0; i < n; i++) {
-            if (gap[i] > 0) gap[i] = Math.max(0.0, gap[i] - (moves[assign[i]] + maxMove));
-        }
+        return maxMove;
     }
 
     /**

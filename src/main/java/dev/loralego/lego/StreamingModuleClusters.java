@@ -994,18 +994,9 @@ public final class StreamingModuleClusters {
         if (fullPasses != before.fullPasses() || !clustered || k != before.k() || was.length != featureCentroids.length) {
             return;
         }
-        int dim = dIn + dOut;
-        double stepMax = 0;
-        for (int j = 0; j < k; j++) {
-            double s = 0;
-            for (int d = j * dim, end = d + dim; d < end; d++) {
-                double e = featureCentroids[d] - was[d];
-                s += e * e;
-            }
-            double m = Math.sqrt(s);
-            drift[j] += m;
-            stepMax = Math.max(stepMax, m);
-        }
+        double[] moves = new double[k];
+        double stepMax = RankWiseClustering.centroidMoves(was, featureCentroids, k, dIn + dOut, moves);
+        for (int j = 0; j < k; j++) drift[j] += moves[j];
         maxDrift += stepMax;
     }
 
