@@ -336,7 +336,7 @@ public final class RankWiseClustering {
                                   LloydListener listener) {
         Objects.requireNonNull(pool, "pool");
         double[] f = pool.features(featureNorm);
-        LloydRun run = lloydRun(pool, f, null, initialFeatureCentroids, initialAssignment, null, listener);
+        LloydRun run = lloydRun(pool, f, null, initialFeatureCentroids, initialAssignment, null, false, listener);
         int n = pool.size(), dim = pool.dim();
         double in = inertia(f, pool.weights(), run.assignment(), n, dim, run.featureCentroids());
         return finish(pool, f, run.featureCentroids(), run.assignment(), run.k(), run.k(), in, run.iterations(),
@@ -358,9 +358,12 @@ public final class RankWiseClustering {
      * @param fNorms their squared row norms as {@link SquaredDistances#rowNorms} gives them, or {@code null} to compute
      * @param initialGaps certified gaps of the units with respect to the initial centroids and assignment (units whose
      *                    gap is positive are not measured in the first step), or {@code null} for none
+     * @param keepGaps    whether the caller keeps the final gaps as certificates: then every unit the last step did not
+     *                    measure is measured against the final centroids ({@link #tightenGaps}); otherwise the run's
+     *                    {@code gaps} are only the (looser) bounds Lloyd carried
      */
     LloydRun lloydRun(UnitPool pool, double[] f, double[] fNorms, double[] initialFeatureCentroids,
-                      int[] initialAssignment, double[] initialGaps, LloydListener listener) {
+                      int[] initialAssignment, double[] initialGaps, boolean keepGaps, LloydListener listener) {
         int n = pool.size(), dim = pool.dim();
         if (initialFeatureCentroids.length == 0 || initialFeatureCentroids.length % dim != 0) {
             throw new IllegalArgumentException("initial centroids have " + initialFeatureCentroids.length
@@ -392,7 +395,7 @@ public final class RankWiseClustering {
         Workspace ws = new Workspace(n, k, dim, f, fNorms);
         long run = n == 0 ? 1 : runLloyd(f, pool.weights(), n, dim, k, fc, cw, assign, gaps, maxIter, ws, listener);
         boolean converged = (run & 1) != 0;
-        if (n > 0) tightenGaps(f, n, dim, fc, k, assign, gaps, converged, ws);
+        if (keepGaps && n > 0) tightenGaps(f, n, dim, fc, k, assign, gaps, converged, ws);
         return new LloydRun(k, assign, fc, (int) (run >>> 1), converged, gaps);
     }
 
@@ -407,15 +410,7 @@ public final class RankWiseClustering {
         if (converged) for (int r = 0; r < ws.lastMeasured; r++) fresh[ws.rows[r]] = true;
         int m = 0;
         for (int i = 0; i < n; i++) if (!fresh[i]) ws.rows[m++] = i;
-        if (m == 0) return;
-        SquaredDistances.rowNorms(fc, k, dim, ws.cNorms);
-        double cMax = 0;
-        for (int j = 0; j < k; j++) cMax = Math.max(cMax, ws.cNorms[j]);
-        SquaredDistances.computeRows(f, ws.fNorms, ws.rows, m, fc, ws.cNorms, k, dim, ws.dist);
-        for (int r = 0; r < m; r++) {
-            int i = ws.rows[r];
-            gap[i] = gapOf(ws.dist, r * k, k, assign[i], CERT_TOLERANCE * (ws.fNorms[i] + cMax));
-        }
+        measure(f, m, dim, fc, k, assign, gap, ws, false);
     }
 
     /** The trivial clustering for {@code k ≥ n}: unit {@code i} is cluster {@code i}. */
@@ -516,30 +511,36 @@ public final class RankWiseClustering {
      * @return whether any assignment changed
      */
     static boolean assignBounded(double[] f, int n, int dim, double[] fc, int k, int[] assign, double[] gap, Workspace ws) {
-        SquaredDistances.rowNorms(fc, k, dim, ws.cNorms);
-        double cMax = 0;
-        for (int j = 0; j < k; j++) cMax = Math.max(cMax, ws.cNorms[j]);
         int m = 0;
         for (int i = 0; i < n; i++) if (!(gap[i] > 0)) ws.rows[m++] = i;
         ws.measuredRows += m;
         ws.lastMeasured = m;
-        // the units in doubt only (all of them when none has a gap): each distance has the bits of a full pass
-        SquaredDistances.computeRows(f, ws.fNorms, ws.rows, m, fc, ws.cNorms, k, dim, ws.dist);
-        return reassign(ws.dist, ws.rows, m, k, assign, gap, ws.fNorms, cMax);
+        return measure(f, m, dim, fc, k, assign, gap, ws, true);
     }
 
-    /** Nearest centroid and new certified gap of units {@code rows[0 .. count)}, whose distances are rows of {@code dist}. */
-    private static boolean reassign(double[] dist, int[] rows, int count, int k, int[] assign, double[] gap,
-                                    double[] fNorms, double cMax) {
+    /**
+     * Measures the units {@code ws.rows[0 .. m)} against the centroids {@code fc} (the bits of a full pass, nothing
+     * copied) and sets their certified gaps; with {@code reassign}, first moves each to its nearest centroid (lowest
+     * index on ties), else keeps its cluster.
+     *
+     * @return whether any assignment changed
+     */
+    private static boolean measure(double[] f, int m, int dim, double[] fc, int k, int[] assign, double[] gap,
+                                   Workspace ws, boolean reassign) {
+        SquaredDistances.rowNorms(fc, k, dim, ws.cNorms);
+        double cMax = largest(ws.cNorms, k);
+        SquaredDistances.computeRows(f, ws.fNorms, ws.rows, m, fc, ws.cNorms, k, dim, ws.dist);
         boolean changed = false;
-        for (int r = 0; r < count; r++) {
-            int i = rows[r], row = r * k;
-            int best = nearest(dist, row, k);
-            if (assign[i] != best) {
-                assign[i] = best;
-                changed = true;
+        for (int r = 0; r < m; r++) {
+            int i = ws.rows[r], row = r * k;
+            if (reassign) {
+                int best = nearest(ws.dist, row, k);
+                if (assign[i] != best) {
+                    assign[i] = best;
+                    changed = true;
+                }
             }
-            gap[i] = gapOf(dist, row, k, best, CERT_TOLERANCE * (fNorms[i] + cMax));
+            gap[i] = gapOf(ws.dist, row, k, assign[i], ws.fNorms[i], cMax);
         }
         return changed;
     }
@@ -594,14 +595,24 @@ public final class RankWiseClustering {
 
     /**
      * The certified gap of a unit in cluster {@code own} from its squared distances {@code dist[row .. row + k)} to
-     * the centroids, each known within {@code tau}: against the nearest other centroid (infinite when {@code k = 1}).
+     * the centroids: against the nearest other centroid (infinite when {@code k = 1}), each distance known within
+     * {@code τ = CERT_TOLERANCE (fSq + cMax)}.
+     *
+     * @param fSq  the unit's squared norm
+     * @param cMax the largest squared norm of the centroids ({@link #largest})
      */
-    static double gapOf(double[] dist, int row, int k, int own, double tau) {
+    static double gapOf(double[] dist, int row, int k, int own, double fSq, double cMax) {
         double other = Double.POSITIVE_INFINITY;
         for (int j = 0; j < k; j++) if (j != own && dist[row + j] < other) other = dist[row + j];
-        return certifiedGap(dist[row + own], other, tau);
+        return certifiedGap(dist[row + own], other, CERT_TOLERANCE * (fSq + cMax));
     }
 
+    /** The largest of {@code v[0 .. k)}, at least 0. */
+    static double largest(double[] v, int k) {
+        double max = 0;
+        for (int j = 0; j < k; j++) max = Math.max(max, v[j]);
+        return max;
+    }
 
     /**
      * Assigns unit {@code i} to the nearest of row {@code i} of {@code dist} ({@code n × k}).

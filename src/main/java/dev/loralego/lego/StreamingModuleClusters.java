@@ -462,7 +462,7 @@ public final class StreamingModuleClusters {
         // plain lloyd() would be recomputed from the assignment below anyway. Units whose certificates still hold are
         // not measured in Lloyd's first step, and the gaps Lloyd leaves are the new certificates.
         RankWiseClustering.LloydRun r = clustering.lloydRun(pool, stepFeatures(), gather(live.keySet(), a -> a.featureSq),
-                featureCentroids, poolAssignment(), remainingGaps(), null);
+                featureCentroids, poolAssignment(), remainingGaps(), true, null);
         adoptFullPass(r.k(), r.iterations(), r.converged(), r.assignment(), r.featureCentroids(), r.gaps());
         return r.converged();
     }
@@ -834,6 +834,17 @@ public final class StreamingModuleClusters {
     }
 
     /**
+     * Unit {@code i} of {@code a}: its certificate less its own cluster's drift and the largest drift since it was
+     * measured. Positive: its own centroid is still certainly the nearest (triangle inequality); otherwise in doubt.
+     * ({@code gap − moved > 0} exactly when {@code moved < gap}: a difference of finite doubles has the sign of the
+     * exact one.)
+     */
+    private double remainingGap(LiveAdapter a, int i) {
+        double moved = (drift[a.assignment[i]] - a.ownDriftAt[i]) + (maxDrift - a.maxDriftAt[i]);
+        return a.gap[i] - moved;
+    }
+
+    /**
      * Each unit's certificate less the drift since it was measured (0 where it no longer holds), in id order: what
      * Lloyd's first step may rely on. None when the drift does not belong to these clusters.
      */
@@ -843,7 +854,7 @@ public final class StreamingModuleClusters {
         int u = 0;
         for (LiveAdapter a : live.values()) {
             for (int i = 0; i < a.count; i++) {
-                double left = a.gap[i] - ((drift[a.assignment[i]] - a.ownDriftAt[i]) + (maxDrift - a.maxDriftAt[i]));
+                double left = remainingGap(a, i);
                 g[u++] = left > 0 ? left : 0;
             }
         }
@@ -942,11 +953,10 @@ public final class StreamingModuleClusters {
      * {@code k} from row {@code firstRow}), with the current drift as their reference.
      */
     private void certify(LiveAdapter a, double[] dist, int firstRow, double[] cNorms) {
-        double cMax = 0;
-        for (int j = 0; j < k; j++) cMax = Math.max(cMax, cNorms[j]);
+        double cMax = RankWiseClustering.largest(cNorms, k);
         for (int i = 0; i < a.count; i++) {
             int row = (firstRow + i) * k, own = a.assignment[i];
-            a.gap[i] = RankWiseClustering.gapOf(dist, row, k, own, RankWiseClustering.CERT_TOLERANCE * (a.featureSq[i] + cMax));
+            a.gap[i] = RankWiseClustering.gapOf(dist, row, k, own, a.featureSq[i], cMax);
             a.ownDriftAt[i] = drift[own];
             a.maxDriftAt[i] = maxDrift;
         }
@@ -1015,10 +1025,7 @@ public final class StreamingModuleClusters {
         List<double[]> distances = new ArrayList<>();
         for (LiveAdapter a : live.values()) {
             boolean doubtful = false;
-            for (int i = 0; i < a.count && !doubtful; i++) {
-                double moved = (drift[a.assignment[i]] - a.ownDriftAt[i]) + (maxDrift - a.maxDriftAt[i]);
-                doubtful = !(moved < a.gap[i]);
-            }
+            for (int i = 0; i < a.count && !doubtful; i++) doubtful = !(remainingGap(a, i) > 0);
             if (!doubtful) continue;
             if (cNorms == null) {
                 cNorms = new double[k];

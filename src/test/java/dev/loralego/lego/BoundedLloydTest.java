@@ -169,7 +169,7 @@ class BoundedLloydTest {
             double[] seeds = new double[k * dim];
             for (int j = 0; j < k; j++) System.arraycopy(f, rng.nextInt(n) * dim, seeds, j * dim, dim);
             RankWiseClustering clustering = new RankWiseClustering(1, trial % 2 == 0 ? 2 : 300, FeatureNorm.NONE);
-            RankWiseClustering.LloydRun run = clustering.lloydRun(units, f, null, seeds, null, null, null);
+            RankWiseClustering.LloydRun run = clustering.lloydRun(units, f, null, seeds, null, null, true, null);
 
             double[] fNorms = new double[n], cNorms = new double[k], dist = new double[n * k];
             SquaredDistances.rowNorms(f, n, dim, fNorms);
@@ -177,8 +177,7 @@ class BoundedLloydTest {
             SquaredDistances.compute(f, fNorms, n, run.featureCentroids(), cNorms, k, dim, dist);
             double cMax = Arrays.stream(cNorms).max().orElseThrow();
             for (int i = 0; i < n; i++) {
-                double fresh = RankWiseClustering.gapOf(dist, i * k, k, run.assignment()[i],
-                        RankWiseClustering.CERT_TOLERANCE * (fNorms[i] + cMax));
+                double fresh = RankWiseClustering.gapOf(dist, i * k, k, run.assignment()[i], fNorms[i], cMax);
                 assertEquals(fresh, run.gaps()[i], 0.0, "trial " + trial + ", unit " + i);
             }
         }
