@@ -12,6 +12,7 @@ import dev.loralego.lego.MergedModule;
 import dev.loralego.lego.StreamingModuleClusters;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serializer;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
 import org.apache.kafka.streams.processor.api.Record;
@@ -49,6 +50,15 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
     private static final String STATE_PREFIX = "S|";
     private static final String PENDING_PREFIX = "P|";
     private static final String UNITS_PREFIX = "U|";
+    /**
+     * One empty entry per buffered layer, {@code B|<buffer key>}: what {@link #purgeBuffered} scans to find an
+     * adapter's buffered layers by key alone. Scanning the buffer itself would read every value, and the values
+     * are the layers (hundreds of KB each, in RocksDB blob files).
+     */
+    private static final String BUFFERED_PREFIX = "B|";
+    /** Present once every buffer key of the task's stores has its {@code B|} entry (see {@link #indexBufferOnce}). */
+    private static final String BUFFER_INDEXED_MARKER = "B!indexed";
+    private static final byte[] EMPTY = new byte[0];
     /** Buffered in place of a rejected layer, so the task that expects it does not wait forever. */
     private static final byte[] REJECTED_MARKER = "REJECTED\n".getBytes(StandardCharsets.UTF_8);
 
@@ -123,7 +133,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 byte[] marker = new byte[REJECTED_MARKER.length + reason.length];
                 System.arraycopy(REJECTED_MARKER, 0, marker, 0, REJECTED_MARKER.length);
                 System.arraycopy(reason, 0, marker, REJECTED_MARKER.length, reason.length);
-                buffer.put(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), marker);
+                buffered(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), marker);
                 drain(key, record.timestamp());
             }
             return;
@@ -131,7 +141,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
             return;
         }
-        buffer.put(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), record.value());
+        buffered(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), record.value());
         drain(key, record.timestamp());
     }
 
@@ -316,7 +326,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
     private void dropUnits(String key, String adapterId) {
         byte[] ref = states.get(unitsKey(key, adapterId));
         if (ref == null) return;
-        buffer.delete(UnitsRef.decode(ref).bufferKey());
+        unbuffered(UnitsRef.decode(ref).bufferKey());
         states.delete(unitsKey(key, adapterId));
     }
 
@@ -330,11 +340,12 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
      * none): older versions and half-published leftovers go, layers of newer versions stay for their tasks.
      */
     private void purgeBuffered(String key, String adapterId, long version, String keep) {
+        indexBufferOnce();
         String prefix = key + "|" + adapterId + "|";
         List<String> stale = new ArrayList<>();
-        try (KeyValueIterator<String, byte[]> it = buffer.prefixScan(prefix, new org.apache.kafka.common.serialization.StringSerializer())) {
+        try (KeyValueIterator<String, byte[]> it = states.prefixScan(BUFFERED_PREFIX + prefix, new StringSerializer())) {
             while (it.hasNext()) {
-                String k = it.next().key;
+                String k = it.next().key.substring(BUFFERED_PREFIX.length());
                 String rest = k.substring(prefix.length());
                 int bar = rest.indexOf('|');
                 long v = Long.parseLong(bar < 0 ? rest : rest.substring(0, bar));
@@ -342,7 +353,34 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 if (v < version || (v == version && !digest.equals(keep))) stale.add(k);
             }
         }
-        stale.forEach(buffer::delete);
+        stale.forEach(this::unbuffered);
+    }
+
+    /** Buffers a layer (or a rejection marker) under {@code bufferKey}, with its index entry. */
+    private void buffered(String bufferKey, byte[] value) {
+        buffer.put(bufferKey, value);
+        states.put(BUFFERED_PREFIX + bufferKey, EMPTY);
+    }
+
+    /** Deletes a buffered layer and its index entry. */
+    private void unbuffered(String bufferKey) {
+        buffer.delete(bufferKey);
+        states.delete(BUFFERED_PREFIX + bufferKey);
+    }
+
+    /**
+     * Stores written by builds before the index have buffered layers without index entries: the first purge
+     * indexes them (one scan of the buffer, values included), then marks the store as indexed. On a fresh store the
+     * scan finds only the few layers buffered before the first upsert, already indexed. The marker is read at every
+     * purge (a small key) rather than remembered by the processor, so that the stores alone say whether the index
+     * is complete.
+     */
+    private void indexBufferOnce() {
+        if (states.get(BUFFER_INDEXED_MARKER) != null) return;
+        try (KeyValueIterator<String, byte[]> it = buffer.all()) {
+            while (it.hasNext()) states.put(BUFFERED_PREFIX + it.next().key, EMPTY);
+        }
+        states.put(BUFFER_INDEXED_MARKER, EMPTY);
     }
 
     /** A live adapter's units entry: where its layer is buffered, its merge weight, and its clip factor. */

@@ -35,7 +35,9 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.Set;
 import java.util.TreeMap;
+import java.util.TreeSet;
 
 import static dev.loralego.stream.StreamFixtures.adapter;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -292,6 +294,58 @@ class MergeTopologyTest {
         List<MergedVersionManifest> v = latestVersions();
         assertEquals(List.of(1L, 2L), v.stream().map(MergedVersionManifest::getSequence).toList());
         assertEqualsOffline(latestLayers(), List.of(v2));
+    }
+
+    /** The buffer keys of {@code adapters}' layers, as the module merger writes them. */
+    private static Set<String> bufferKeysOf(StreamFixtures.Adapter... adapters) {
+        Set<String> keys = new TreeSet<>();
+        for (StreamFixtures.Adapter a : adapters) {
+            a.layers().forEach((m, l) -> keys.add(ModuleMerger.bufferKey(a.group() + "|" + m, a.id(), a.version(), l.getDigest())));
+        }
+        return keys;
+    }
+
+    private Set<String> keysOf(String store, String prefix) {
+        Set<String> keys = new TreeSet<>();
+        try (var it = driver.<String, byte[]>getKeyValueStore(store).all()) {
+            it.forEachRemaining(kv -> {
+                if (kv.key.startsWith(prefix)) keys.add(kv.key.substring(prefix.length()));
+            });
+        }
+        return keys;
+    }
+
+    private void assertBufferHolds(Set<String> expected, String when) {
+        assertEquals(expected, keysOf(MergeTopology.LAYER_BUFFER_STORE, ""), "buffered layers " + when);
+        assertEquals(expected, keysOf(MergeTopology.MODULE_STATE_STORE, "B|"), "buffer index " + when);
+    }
+
+    @Test
+    void theBufferKeepsTheLayersOfLiveVersionsAndOfVersionsStillWithoutTheirEvent() {
+        StreamFixtures.Adapter a1 = adapter(GROUP, "a", 1, 2, 1), a2 = adapter(GROUP, "a", 2, 2, 2),
+                a3 = adapter(GROUP, "a", 3, 2, 3), b = adapter(GROUP, "b", 1, 3, 4), c1 = adapter(GROUP, "c", 1, 2, 5),
+                c2 = adapter(GROUP, "c", 2, 2, 6), d = adapter(GROUP, "d", 1, 2, 7);
+        publish(a1);
+        publish(b);
+        publish(c1);
+        assertBufferHolds(bufferKeysOf(a1, b, c1), "after three publishes");
+        publishLayers(a2);               // never gets its event
+        publish(a3);                     // replaces a1; a2 is older than the live version
+        publishLayers(d);                // its event has not come yet
+        assertBufferHolds(bufferKeysOf(a3, b, c1, d), "after a replacement");
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "b"));
+        assertBufferHolds(bufferKeysOf(a3, c1, d), "after a withdrawal");
+
+        // A store written before the index existed: buffered layers without index entries, no marker. The next
+        // purge indexes the buffer, so c1's layers still go when c2 replaces it.
+        var state = driver.<String, byte[]>getKeyValueStore(MergeTopology.MODULE_STATE_STORE);
+        for (String k : keysOf(MergeTopology.MODULE_STATE_STORE, "B")) state.delete("B" + k);
+        assertTrue(keysOf(MergeTopology.MODULE_STATE_STORE, "B").isEmpty());
+        publish(c2);
+        assertBufferHolds(bufferKeysOf(a3, c2, d), "after a replacement in a store without the index");
+        publishEvent(d.publishEvent());
+        assertBufferHolds(bufferKeysOf(a3, c2, d), "after d's event");
+        assertEqualsOffline(latestLayers(), List.of(a3, c2, d));
     }
 
     @Test
