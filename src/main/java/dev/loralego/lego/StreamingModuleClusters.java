@@ -1107,7 +1107,7 @@ public final class StreamingModuleClusters {
                     + a.count + " of " + dIn + " x " + dOut);
         }
         if (a.unitsDigestKnown) {
-            long d = digest(u.toBytes());
+            long d = digest(u);
             if (d != a.unitsDigest) {
                 throw new IllegalStateException("module " + module + ": the units of adapter " + id
                         + " do not match the state (digest " + Long.toHexString(d) + ", expected "
@@ -1118,7 +1118,7 @@ public final class StreamingModuleClusters {
 
     private void ensureDigest(LiveAdapter a) {
         if (!a.unitsDigestKnown) {
-            a.unitsDigest = digest(a.units.toBytes());
+            a.unitsDigest = digest(a.units);
             a.unitsDigestKnown = true;
         }
     }
@@ -1498,7 +1498,7 @@ public final class StreamingModuleClusters {
                         + u.count() + " units of " + u.dIn() + " x " + u.dOut() + " but the skeleton expects "
                         + weights[t].length + " of " + s.dIn + " x " + s.dOut);
             }
-            long d = digest(u.toBytes());
+            long d = digest(u);
             if (d != digests[t]) {
                 throw new IllegalStateException("module " + s.module + ": the units entry of adapter " + key
                         + " does not match the skeleton (digest " + Long.toHexString(d) + ", expected "
@@ -1568,6 +1568,7 @@ public final class StreamingModuleClusters {
     }
 
     /** 64-bit digest of a units blob: CRC-32C in the high half, CRC-32 in the low half. */
+    /** CRC-32C and CRC-32 of {@code bytes}, in the high and low halves. */
     private static long digest(byte[] bytes) {
         CRC32C c1 = new CRC32C();
         c1.update(bytes, 0, bytes.length);
@@ -1575,6 +1576,19 @@ public final class StreamingModuleClusters {
         c2.update(bytes, 0, bytes.length);
         return (c1.getValue() << 32) | c2.getValue();
     }
+
+    /** {@link #digest(byte[])} of {@code units.toBytes()}, computed over a small reused buffer instead of the copy. */
+    private static long digest(MinimalSemanticUnits units) {
+        CRC32C c1 = new CRC32C();
+        CRC32 c2 = new CRC32();
+        units.streamBytes(DIGEST_CHUNK_BYTES, chunk -> {
+            c1.update(chunk.array(), chunk.position(), chunk.remaining());
+            c2.update(chunk.array(), chunk.position(), chunk.remaining());
+        });
+        return (c1.getValue() << 32) | c2.getValue();
+    }
+
+    private static final int DIGEST_CHUNK_BYTES = 64 << 10;
 
     private static <E extends Enum<E>> E readEnum(Class<E> type, String name, String module) {
         try {

@@ -6,6 +6,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
 
+import java.io.ByteArrayOutputStream;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
@@ -47,7 +49,7 @@ class MinimalSemanticUnitsTest {
     @CsvSource({"2,3,2", "3,8,5", "5,12,20"})
     void concatenatedUnitsOutputTheSumOfOutputs(int adapters, int dIn, int dOut) {
         SplittableRandom rng = new SplittableRandom(97L * adapters + dOut);
-        List<AdapterModule> list = new java.util.ArrayList<>();
+        List<AdapterModule> list = new ArrayList<>();
         for (int t = 0; t < adapters; t++) {
             list.add(randomAdapter("a" + t, rng, 1 + rng.nextInt(6), dIn, dOut, 0.25 + 2 * rng.nextDouble(), 1.0));
         }
@@ -242,6 +244,29 @@ class MinimalSemanticUnitsTest {
             assertArrayEquals(MinimalSemanticUnits.of(rescaled, CanonicalForm.SVD).toBytes(),
                     MinimalSemanticUnits.rederive(rescaled, CanonicalForm.SVD, first.replay()).toBytes());
         }
+    }
+
+    @Test
+    void streamedBytesAreTheBytesOfToBytesWhateverTheChunkSize() {
+        SplittableRandom rng = new SplittableRandom(79);
+        String longId = "adapter-" + "x".repeat(200);
+        for (String id : List.of("a", longId)) {
+            AdapterModule m = randomAdapter(id, rng, 5, 13, 11, 0.75, 2.0);
+            MinimalSemanticUnits u = MinimalSemanticUnits.of(m, CanonicalForm.SVD);
+            byte[] whole = u.toBytes();
+            for (int chunk : new int[]{8, 9, 15, 16, 23, 64, 1 << 16}) {
+                ByteArrayOutputStream streamed = new ByteArrayOutputStream();
+                List<Integer> sizes = new ArrayList<>();
+                u.streamBytes(chunk, b -> {
+                    sizes.add(b.remaining());
+                    streamed.write(b.array(), b.position(), b.remaining());
+                });
+                assertArrayEquals(whole, streamed.toByteArray(), "id of " + id.length() + " chars, chunks of " + chunk);
+                assertTrue(sizes.stream().allMatch(n -> n > 0 && n <= chunk), "chunk sizes " + sizes);
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> MinimalSemanticUnits.of(
+                randomAdapter("a", rng, 2, 3, 3, 1.0, 1.0), CanonicalForm.NONE).streamBytes(7, b -> { }));
     }
 
     @Test
