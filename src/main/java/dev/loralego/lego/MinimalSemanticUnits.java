@@ -341,7 +341,12 @@ public final class MinimalSemanticUnits {
         room(out, 8, sink).putLong(Double.doubleToRawLongBits(weight));
         for (int v : new int[]{sourceRank, dIn, dOut, count}) room(out, 4, sink).putInt(v);
         for (int i = 0; i < count; i++) room(out, 4, sink).putInt(rankIndex[i]);
-        for (double v : units) room(out, 8, sink).putLong(Double.doubleToRawLongBits(v));
+        for (int from = 0; from < units.length; ) {
+            // whole slices, so that the inner loop has no checks (it then runs as fast as toBytes's)
+            int n = Math.min(room(out, 8, sink).remaining() / 8, units.length - from);
+            for (int i = from; i < from + n; i++) out.putLong(Double.doubleToRawLongBits(units[i]));
+            from += n;
+        }
         flush(out, sink);
     }
 
