@@ -362,9 +362,12 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         states.put(BUFFERED_PREFIX + bufferKey, EMPTY);
     }
 
-    /** Deletes a buffered layer and its index entry. */
+    /**
+     * Deletes a buffered layer and its index entry. A null put, not {@code delete}: {@code delete} returns the old
+     * value, so it would read the layer back from its blob file first.
+     */
     private void unbuffered(String bufferKey) {
-        buffer.delete(bufferKey);
+        buffer.put(bufferKey, null);
         states.delete(BUFFERED_PREFIX + bufferKey);
     }
 
