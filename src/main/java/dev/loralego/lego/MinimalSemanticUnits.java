@@ -306,19 +306,19 @@ public final class MinimalSemanticUnits {
      * unit values; doubles by their raw bits. Deterministic: equal units give equal bytes.
      */
     public byte[] toBytes() {
-        byte[] id = adapterId.getBytes(StandardCharsets.UTF_8);
-        long size = 2L + 4 + id.length + 8 + 4 * 4 + 4L * count + 8L * units.length;
+        long size = 2L + 4 + adapterId.getBytes(StandardCharsets.UTF_8).length + 8 + 4 * 4 + 4L * count + 8L * units.length;
         if (size > Integer.MAX_VALUE - 16) {
             throw new IllegalStateException("units of " + adapterId + ": " + size + " bytes do not fit one array");
         }
-        ByteBuffer out = ByteBuffer.allocate((int) size);
-        out.put(BYTES_MAGIC).put(BYTES_VERSION);
-        out.putInt(id.length).put(id);
-        out.putLong(Double.doubleToRawLongBits(weight));
-        out.putInt(sourceRank).putInt(dIn).putInt(dOut).putInt(count);
-        for (int i = 0; i < count; i++) out.putInt(rankIndex[i]);
-        for (double v : units) out.putLong(Double.doubleToRawLongBits(v));
-        return out.array();
+        // one chunk of exactly the size: streamBytes writes the layout, this keeps its buffer
+        byte[][] whole = new byte[1][];
+        streamBytes((int) size, chunk -> {
+            if (whole[0] != null || chunk.position() != 0 || chunk.remaining() != chunk.capacity()) {
+                throw new IllegalStateException("units of " + adapterId + ": size computed as " + size + " bytes");
+            }
+            whole[0] = chunk.array();
+        });
+        return whole[0];
     }
 
     /**
@@ -342,9 +342,10 @@ public final class MinimalSemanticUnits {
         for (int v : new int[]{sourceRank, dIn, dOut, count}) room(out, 4, sink).putInt(v);
         for (int i = 0; i < count; i++) room(out, 4, sink).putInt(rankIndex[i]);
         for (int from = 0; from < units.length; ) {
-            // whole slices, so that the inner loop has no checks (it then runs as fast as toBytes's)
             int n = Math.min(room(out, 8, sink).remaining() / 8, units.length - from);
-            for (int i = from; i < from + n; i++) out.putLong(Double.doubleToRawLongBits(units[i]));
+            // a bulk copy through a big-endian view: the raw bits of each double, as putLong(doubleToRawLongBits)
+            out.asDoubleBuffer().put(units, from, n);
+            out.position(out.position() + 8 * n);
             from += n;
         }
         flush(out, sink);

@@ -7,6 +7,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
 
 import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -254,6 +256,7 @@ class MinimalSemanticUnitsTest {
             AdapterModule m = randomAdapter(id, rng, 5, 13, 11, 0.75, 2.0);
             MinimalSemanticUnits u = MinimalSemanticUnits.of(m, CanonicalForm.SVD);
             byte[] whole = u.toBytes();
+            assertArrayEquals(documentedLayout(u), whole, "toBytes writes the documented layout");
             for (int chunk : new int[]{8, 9, 15, 16, 23, 64, 1 << 16}) {
                 ByteArrayOutputStream streamed = new ByteArrayOutputStream();
                 List<Integer> sizes = new ArrayList<>();
@@ -267,6 +270,18 @@ class MinimalSemanticUnitsTest {
         }
         assertThrows(IllegalArgumentException.class, () -> MinimalSemanticUnits.of(
                 randomAdapter("a", rng, 2, 3, 3, 1.0, 1.0), CanonicalForm.NONE).streamBytes(7, b -> { }));
+    }
+
+    /** The layout {@link MinimalSemanticUnits#toBytes()} documents, written value by value. */
+    private static byte[] documentedLayout(MinimalSemanticUnits u) {
+        byte[] id = u.adapterId().getBytes(StandardCharsets.UTF_8);
+        ByteBuffer b = ByteBuffer.allocate(2 + 4 + id.length + 8 + 16 + 4 * u.count() + 8 * u.units().length);
+        b.put((byte) 'U').put((byte) 1).putInt(id.length).put(id).putLong(Double.doubleToRawLongBits(u.weight()));
+        b.putInt(u.sourceRank()).putInt(u.dIn()).putInt(u.dOut()).putInt(u.count());
+        for (int r : u.rankIndex()) b.putInt(r);
+        for (double v : u.units()) b.putLong(Double.doubleToRawLongBits(v));
+        assertEquals(0, b.remaining());
+        return b.array();
     }
 
     @Test
