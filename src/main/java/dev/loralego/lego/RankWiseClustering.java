@@ -286,8 +286,7 @@ public final class RankWiseClustering {
      * empty cluster is kept (it keeps its last centre, as in the direct form). Cluster weights into {@code cw}.
      */
     private static void meanCoefficients(double[] w, int[] assign, int n, int k, double[] alpha, double[] cw) {
-        Arrays.fill(cw, 0.0);
-        for (int i = 0; i < n; i++) cw[assign[i]] += w[i];
+        clusterWeights(w, assign, n, cw);
         for (int j = 0; j < k; j++) {
             if (cw[j] > 0) Arrays.fill(alpha, j * n, (j + 1) * n, 0.0);
         }
@@ -306,8 +305,7 @@ public final class RankWiseClustering {
     private static double[] explicitCentroids(double[] f, double[] w, int[] assign, int n, int k, int dim,
                                               double[] alpha, double[] cw) {
         double[] fc = new double[k * dim];
-        Arrays.fill(cw, 0.0);
-        for (int i = 0; i < n; i++) cw[assign[i]] += w[i];
+        clusterWeights(w, assign, n, cw);
         for (int j = 0; j < k; j++) {
             if (cw[j] > 0) continue;
             int cr = j * dim, ar = j * n;
@@ -644,14 +642,19 @@ public final class RankWiseClustering {
         return best;
     }
 
+    /** {@code cw_j = Σ_{a(i)=j} w_i}, summed in unit order (every entry of {@code cw} rewritten). */
+    static void clusterWeights(double[] w, int[] assign, int n, double[] cw) {
+        Arrays.fill(cw, 0.0);
+        for (int i = 0; i < n; i++) cw[assign[i]] += w[i];
+    }
+
     /**
      * {@code out_j = Σ_{a(i)=j} w_i x_i / Σ_{a(i)=j} w_i}, summed in unit order; {@code outWeight_j = Σ w_i}.
      * An empty cluster's row is left unchanged ({@code keepEmpty}) or zeroed.
      */
     static void weightedMeans(double[] x, double[] w, int[] assign, int n, int k, int dim, double[] out,
                               double[] outWeight, boolean keepEmpty) {
-        Arrays.fill(outWeight, 0.0);
-        for (int i = 0; i < n; i++) outWeight[assign[i]] += w[i];
+        clusterWeights(w, assign, n, outWeight);
         for (int j = 0; j < k; j++) {
             if (outWeight[j] > 0 || !keepEmpty) Arrays.fill(out, j * dim, (j + 1) * dim, 0.0);
         }

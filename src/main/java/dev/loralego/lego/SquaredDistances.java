@@ -54,12 +54,8 @@ public final class SquaredDistances {
      * @param out    {@code n × k}, overwritten
      */
     public static void compute(double[] x, double[] xNorms, int n, double[] c, double[] cNorms, int k, int dim, double[] out) {
-        dots(x, n, c, k, dim, out);
-        for (int i = 0; i < n; i++) {
-            int row = i * k;
-            double xn = xNorms[i];
-            for (int j = 0; j < k; j++) out[row + j] = clamp(xn + cNorms[j] - 2 * out[row + j]);
-        }
+        dotsOfRows(x, null, n, c, k, dim, out);
+        toDistances(xNorms, null, n, cNorms, k, out);
     }
 
     /**
@@ -71,15 +67,7 @@ public final class SquaredDistances {
      * @param out {@code n × k}, overwritten
      */
     public static void dots(double[] x, int n, double[] c, int k, int dim, double[] out) {
-        int n4 = n - n % 4, k4 = k - k % 4;
-        for (int i = 0; i < n4; i += 4) {
-            int x0 = i * dim;
-            for (int j = 0; j < k4; j += 4) block(x, x0, x0 + dim, x0 + 2 * dim, x0 + 3 * dim, c, j, dim, out, i * k + j, k);
-            for (int r = i; r < i + 4; r++) for (int j = k4; j < k; j++) out[r * k + j] = dot(x, r, c, j, dim);
-        }
-        for (int i = n4; i < n; i++) {
-            for (int j = 0; j < k; j++) out[i * k + j] = dot(x, i, c, j, dim);
-        }
+        dotsOfRows(x, null, n, c, k, dim, out);
     }
 
     /**
@@ -117,18 +105,37 @@ public final class SquaredDistances {
      */
     public static void computeRows(double[] x, double[] xNorms, int[] rows, int m, double[] c, double[] cNorms, int k,
                                    int dim, double[] out) {
+        dotsOfRows(x, rows, m, c, k, dim, out);
+        toDistances(xNorms, rows, m, cNorms, k, out);
+    }
+
+    /**
+     * {@code out[q·k + j] = x_{row(q)}·c_j} for {@code q < m}, {@code row(q) = rows[q]}, or {@code q} itself when
+     * {@code rows} is null: four rows and four centroids at a time ({@link #block}), the remainders one product at a
+     * time ({@link #dot}); each product one accumulator in index order, wherever its row sits.
+     */
+    private static void dotsOfRows(double[] x, int[] rows, int m, double[] c, int k, int dim, double[] out) {
         int m4 = m - m % 4, k4 = k - k % 4;
-        for (int r = 0; r < m4; r += 4) {
-            int x0 = rows[r] * dim, x1 = rows[r + 1] * dim, x2 = rows[r + 2] * dim, x3 = rows[r + 3] * dim;
-            for (int j = 0; j < k4; j += 4) block(x, x0, x1, x2, x3, c, j, dim, out, r * k + j, k);
-            for (int q = r; q < r + 4; q++) for (int j = k4; j < k; j++) out[q * k + j] = dot(x, rows[q], c, j, dim);
+        for (int q = 0; q < m4; q += 4) {
+            int x0 = rowOf(rows, q) * dim, x1 = rowOf(rows, q + 1) * dim, x2 = rowOf(rows, q + 2) * dim,
+                    x3 = rowOf(rows, q + 3) * dim;
+            for (int j = 0; j < k4; j += 4) block(x, x0, x1, x2, x3, c, j, dim, out, q * k + j, k);
+            for (int p = q; p < q + 4; p++) for (int j = k4; j < k; j++) out[p * k + j] = dot(x, rowOf(rows, p), c, j, dim);
         }
         for (int q = m4; q < m; q++) {
-            for (int j = 0; j < k; j++) out[q * k + j] = dot(x, rows[q], c, j, dim);
+            for (int j = 0; j < k; j++) out[q * k + j] = dot(x, rowOf(rows, q), c, j, dim);
         }
+    }
+
+    private static int rowOf(int[] rows, int q) {
+        return rows == null ? q : rows[q];
+    }
+
+    /** Turns the dot products {@link #dotsOfRows} left in {@code out} into squared distances, clamped at zero. */
+    private static void toDistances(double[] xNorms, int[] rows, int m, double[] cNorms, int k, double[] out) {
         for (int q = 0; q < m; q++) {
             int row = q * k;
-            double xn = xNorms[rows[q]];
+            double xn = xNorms[rowOf(rows, q)];
             for (int j = 0; j < k; j++) out[row + j] = clamp(xn + cNorms[j] - 2 * out[row + j]);
         }
     }

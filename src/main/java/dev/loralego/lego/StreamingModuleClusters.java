@@ -7,6 +7,7 @@ import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -16,6 +17,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.SortedMap;
 import java.util.TreeMap;
+import java.util.function.Consumer;
 import java.util.function.Function;
 import java.util.function.IntFunction;
 import java.util.zip.CRC32;
@@ -1567,21 +1569,21 @@ public final class StreamingModuleClusters {
         }
     }
 
-    /** 64-bit digest of a units blob: CRC-32C in the high half, CRC-32 in the low half. */
-    /** CRC-32C and CRC-32 of {@code bytes}, in the high and low halves. */
+    /** 64-bit digest of a units blob ({@link MinimalSemanticUnits#toBytes()}): CRC-32C in the high half, CRC-32 in the low half. */
     private static long digest(byte[] bytes) {
-        CRC32C c1 = new CRC32C();
-        c1.update(bytes, 0, bytes.length);
-        CRC32 c2 = new CRC32();
-        c2.update(bytes, 0, bytes.length);
-        return (c1.getValue() << 32) | c2.getValue();
+        return digestOf(sink -> sink.accept(ByteBuffer.wrap(bytes)));
     }
 
-    /** {@link #digest(byte[])} of {@code units.toBytes()}, computed over a small reused buffer instead of the copy. */
+    /** {@link #digest(byte[])} of {@code units.toBytes()}, over a small reused buffer instead of the copy. */
     private static long digest(MinimalSemanticUnits units) {
+        return digestOf(sink -> units.streamBytes(DIGEST_CHUNK_BYTES, sink));
+    }
+
+    /** The digest of the bytes that {@code bytes} hands, chunk by chunk, to the sink it is given. */
+    private static long digestOf(Consumer<Consumer<ByteBuffer>> bytes) {
         CRC32C c1 = new CRC32C();
         CRC32 c2 = new CRC32();
-        units.streamBytes(DIGEST_CHUNK_BYTES, chunk -> {
+        bytes.accept(chunk -> {
             c1.update(chunk.array(), chunk.position(), chunk.remaining());
             c2.update(chunk.array(), chunk.position(), chunk.remaining());
         });
