@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Per-thread CPU and disk writes of a running `bench stream` JVM over its measured phase.
+"""Per-thread CPU, disk writes and minor page faults of a running `bench stream` JVM over its measured phase.
 
 Usage: start it, then the benchmark with its output going to LOG:
     python3 scripts/thread-cpu.py LOG > cpu.txt &
     java -Xmx4g -jar target/lora-lego.jar bench stream ... --warmup 4 > LOG 2>&1
 
-It finds the newest `java ... stream ...` process, takes a snapshot of every thread's CPU time and write_bytes
+It finds the newest `java ... stream ...` process, takes a snapshot of every thread's CPU time, write_bytes and minor faults
 (/proc/PID/task/*/{stat,io}) when LOG says "measuring" (the end of the warm-up), keeps the last values seen of
 every thread until the JVM exits, and prints the differences summed by thread name (names as the kernel keeps
 them: 15 characters, so every Kafka Streams thread of the bench shows as "lora-lego-bench"). It reads /proc
@@ -28,7 +28,7 @@ def snapshot(pid):
             name = open(task + '/comm').read().strip()
             stat = open(task + '/stat').read().rsplit(')', 1)[1].split()
             io = dict(line.split(': ') for line in open(task + '/io').read().splitlines())
-            threads[task] = (name, (int(stat[11]) + int(stat[12])) / TICK, int(io['write_bytes']))
+            threads[task] = (name, (int(stat[11]) + int(stat[12])) / TICK, int(io['write_bytes']), int(stat[7]))
         except (OSError, KeyError, IndexError, ValueError):
             pass  # the thread ended meanwhile
     return threads
@@ -65,14 +65,16 @@ def main(log):
         time.sleep(1)
     if start is None:
         sys.exit('the benchmark never reported "measuring" (run it with --warmup N)')
-    totals = collections.defaultdict(lambda: [0.0, 0])
-    for task, (name, cpu, written) in seen.items():
-        cpu0, written0 = start[task][1:] if task in start else (0.0, 0)
+    totals = collections.defaultdict(lambda: [0.0, 0, 0])
+    for task, (name, cpu, written, faults) in seen.items():
+        cpu0, written0, faults0 = start[task][1:] if task in start else (0.0, 0, 0)
         totals[group(name)][0] += cpu - cpu0
         totals[group(name)][1] += written - written0
-    print(f'measured window {last_time - start_time:.1f} s; thread CPU {sum(v[0] for v in totals.values()):.1f} core-s')
-    for name, (cpu, written) in sorted(totals.items(), key=lambda kv: -kv[1][0])[:14]:
-        print(f'{cpu:7.1f} core-s {written / 1e6:8.0f} MB written  {name}')
+        totals[group(name)][2] += faults - faults0
+    print(f'measured window {last_time - start_time:.1f} s; thread CPU {sum(v[0] for v in totals.values()):.1f} core-s; '
+          f'minor page faults {sum(v[2] for v in totals.values()) / 1e3:.0f} k')
+    for name, (cpu, written, faults) in sorted(totals.items(), key=lambda kv: -kv[1][0])[:14]:
+        print(f'{cpu:7.1f} core-s {written / 1e6:8.0f} MB written {faults / 1e3:7.0f} k faults  {name}')
 
 
 if __name__ == '__main__':

@@ -125,10 +125,14 @@ public final class RunCommand implements Callable<Integer> {
         EmbeddedKafkaBroker finalBroker = broker;
         OpsServer finalOps = ops;
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            System.out.println("stopping: committing, leaving the consumer group" + (finalBroker == null ? "" : ", stopping the embedded broker"));
+            System.out.flush();
             if (finalOps != null) finalOps.close();
             service.close();
             metrics.close();
             if (finalBroker != null) finalBroker.close();
+            System.out.println("stopped");
+            System.out.flush();
             stopped.countDown();
         }, "shutdown"));
         System.out.println("ready: bootstrap=" + servers + (httpPort == 0 ? "" : " http=" + httpPort));

@@ -113,6 +113,39 @@ class CrashRecoveryTest {
         }
     }
 
+    /**
+     * A clean stop leaves the consumer group, so a restart gets its partitions at once: Kafka Streams otherwise stays
+     * in the group on close, and the next instance waited for the old member's session to time out (45 s by default;
+     * a user saw `run` take 50 s to be ready after Ctrl-C). A static member (group.instance.id) stays, as intended.
+     */
+    @Test
+    void aCleanlyClosedServiceLeavesItsConsumerGroupUnlessItIsAStaticMember() throws Exception {
+        for (boolean staticMember : new boolean[]{false, true}) {
+            String appId = staticMember ? "close-static-app" : "close-app";
+            ServiceTopics t = ServiceTopics.defaults(appId);
+            MergeParameters params = new MergeParameters(dev.loralego.lego.LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 64);
+            Map<String, String> settings = staticMember ? Map.of("group.instance.id", "instance-a") : Map.of();
+            MergeService.Config cfg = new MergeService.Config(broker.bootstrapServers(), appId, dir.resolve(appId + "-state"), 1,
+                    (short) 1, 16 << 20, 1, params, settings);
+            try (MergeService service = MergeService.start(cfg, null, Duration.ofSeconds(60))) {
+                ServiceTestSupport.publish(broker.bootstrapServers(), t, StreamFixtures.adapter(appId, "a0", 1, 2, 7));
+                assertEquals(1, ServiceTestSupport.awaitHistory(broker.bootstrapServers(), t, appId, 1, Duration.ofSeconds(60)).size());
+                assertEquals(1, membersOf(appId), "the running service is a member of its group");
+            }
+            assertEquals(staticMember ? 1 : 0, membersOf(appId), staticMember
+                    ? "a static member stays in the group after a clean stop"
+                    : "a clean stop leaves the group, so a restart does not wait for the session timeout");
+        }
+    }
+
+    private static int membersOf(String groupId) throws Exception {
+        try (org.apache.kafka.clients.admin.Admin admin = org.apache.kafka.clients.admin.Admin.create(
+                Map.of("bootstrap.servers", broker.bootstrapServers()))) {
+            return admin.describeConsumerGroups(List.of(groupId)).describedGroups().get(groupId)
+                    .get(30, TimeUnit.SECONDS).members().size();
+        }
+    }
+
     @Test
     void twoInstancesShareThePartitionsAndOneTakesOverWhenTheOtherIsKilled() throws Exception {
         // A broker of its own: this test's topics have two partitions.
