@@ -19,7 +19,7 @@ import java.util.concurrent.Callable;
 
 /** {@code bench}: the benchmarks behind {@code docs/results/} (no Kafka). */
 @Command(name = "bench", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
-        description = "Benchmarks: merge quality on trained adapters (quality), JMH results to Markdown (perf-report).",
+        description = "Benchmarks: merge quality (quality), service speed (stream, soak), JMH results to Markdown (perf-report).",
         subcommands = {BenchCommand.Quality.class, BenchCommand.PerfReport.class, StreamBenchCommand.class, SoakBenchCommand.class,
                 CommandLine.HelpCommand.class})
 public final class BenchCommand implements Runnable {

@@ -19,8 +19,8 @@ import java.util.concurrent.Callable;
 
 /** {@code export}: one merged version of a group as a PEFT adapter directory with manifest.json, verified. */
 @Command(name = "export", versionProvider = VersionProvider.class,
-        description = {"Writes a merged version of a group as a PEFT adapter directory plus manifest.json, and verifies",
-                "every module's digest read back from the written file.",
+        description = {"Writes a merged version of a group as a PEFT adapter directory plus manifest.json.",
+                "Every module's digest is read back from the written file and checked against the manifest.",
                 "Example: export --group gpt2 --version 7 --out merged-v7/"})
 public final class ExportCommand implements Callable<Integer> {
 

@@ -12,8 +12,8 @@ import java.util.concurrent.Callable;
 
 /** {@code bench stream}: latency and throughput of the service on the embedded broker. */
 @Command(name = "stream", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
-        description = {"Publishes N synthetic adapters back to back to a service on an embedded broker and reports",
-                "per-version latency (p50/p95/max), throughput and peak heap.",
+        description = {"Service speed: N synthetic adapters published back to back to a service on an embedded broker.",
+                "Reports per-version latency (p50/p95/max), throughput and peak heap.",
                 "Example: bench stream --shape llama-7b --adapters 20 --rank 16 --dtype bf16 --k 16"})
 public final class StreamBenchCommand implements Callable<Integer> {
     @Option(names = "--shape", defaultValue = "tiny", description = "base model shape (default: ${DEFAULT-VALUE})")

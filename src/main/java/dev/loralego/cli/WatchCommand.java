@@ -16,8 +16,10 @@ import java.util.concurrent.TimeUnit;
 
 /** {@code watch}: the serving-side subscriber that keeps {@code DIR/<group>} at the latest merged version. */
 @Command(name = "watch", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
-        description = {"Keeps DIR/<group> (a symbolic link, swapped atomically) pointing at the latest merged version of a",
-                "group, written as a PEFT adapter with manifest.json under DIR/.versions/. Resumes after a restart.",
+        description = {"Keeps DIR/<group> at the latest merged version of a group, for a server to load.",
+                "DIR/<group> is a symbolic link, swapped atomically, to the version written as a PEFT adapter with",
+                "manifest.json under DIR/.versions/. Resumes after a restart. A version without any module (every",
+                "adapter withdrawn) holds only manifest.json; --exec then gets LORA_MODULES=0.",
                 "Example: watch --group gpt2 --out /srv/adapters --exec './reload-lora.sh \"$LORA_DIR\"'"})
 public final class WatchCommand implements Callable<Integer> {
 
@@ -28,7 +30,7 @@ public final class WatchCommand implements Callable<Integer> {
     Path out;
 
     @Option(names = "--exec", paramLabel = "CMD",
-            description = "run through sh -c after each swap, with LORA_GROUP, LORA_SEQUENCE, LORA_DIR, LORA_DIGEST set;"
+            description = "run through sh -c after each swap, with LORA_GROUP, LORA_SEQUENCE, LORA_DIR, LORA_DIGEST, LORA_MODULES set;"
                     + " a failure is logged and watching goes on")
     String exec;
 
@@ -56,9 +58,14 @@ public final class WatchCommand implements Callable<Integer> {
         VersionWatcher watcher = new VersionWatcher(client.connect(),
                 new VersionWatcher.Settings(group, this.out, exec, Duration.ofSeconds(execTimeoutSeconds)),
                 s -> {
-                    out.printf(Locale.ROOT, "group %s: version %d in place at %s (%d modules, digest %s)%s%n", s.group(),
-                            s.sequence(), s.versionDir(), s.modules(), s.digest(),
-                            s.execExit() == null ? "" : ", --exec exited with " + s.execExit());
+                    String exit = s.execExit() == null ? "" : ", --exec exited with " + s.execExit();
+                    if (s.modules() == 0) {
+                        out.printf(Locale.ROOT, "group %s: version %d has no module (every adapter was withdrawn): %s holds"
+                                + " only manifest.json, no adapter to serve%s%n", s.group(), s.sequence(), s.versionDir(), exit);
+                    } else {
+                        out.printf(Locale.ROOT, "group %s: version %d in place at %s (%d modules, digest %s)%s%n", s.group(),
+                                s.sequence(), s.versionDir(), s.modules(), s.digest(), exit);
+                    }
                     out.flush();
                 });
         CountDownLatch finished = new CountDownLatch(1);

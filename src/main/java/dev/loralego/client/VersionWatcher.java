@@ -48,11 +48,12 @@ import java.util.regex.Pattern;
  * could not be replaced atomically). Afterwards every version directory of the group except the new one and
  * the one the link pointed to before is deleted, so a server still loading the previous version keeps it.
  * A version without any module (every adapter withdrawn) is written as a directory holding only
- * {@code manifest.json}, so a server hook can unload the adapter.
+ * {@code manifest.json} (logged as a warning), so that the link does not keep serving withdrawn adapters and a
+ * server hook can unload the adapter ({@code LORA_MODULES=0}).
  *
  * <p>After each swap an optional command runs through {@code sh -c} with the environment variables
- * {@code LORA_GROUP}, {@code LORA_SEQUENCE}, {@code LORA_DIR} (the version directory, absolute and resolved)
- * and {@code LORA_DIGEST}; its output goes to this process's output; a failing or timed-out command is logged
+ * {@code LORA_GROUP}, {@code LORA_SEQUENCE}, {@code LORA_DIR} (the version directory, absolute and resolved),
+ * {@code LORA_DIGEST} and {@code LORA_MODULES} (the number of modules; 0 for a version without any); its output goes to this process's output; a failing or timed-out command is logged
  * and watching goes on.
  *
  * <p>Input: {@code lora.merged.versions} (only key {@code group}, the latest manifest: intermediate versions
@@ -348,8 +349,14 @@ public final class VersionWatcher {
         } finally {
             Files.deleteIfExists(tempLink);
         }
-        LOG.info("group {}: version {} in place at {} ({} modules, digest {})", group, m.getSequence(), link,
-                m.getModules().size(), m.getDigest());
+        if (m.getModules().isEmpty()) {
+            LOG.warn("group {}: version {} has no module (every adapter was withdrawn): {} now holds only {}, no adapter;"
+                    + " the --exec command gets LORA_MODULES=0 (unload the adapter there)", group, m.getSequence(), link,
+                    ManifestJson.FILE_NAME);
+        } else {
+            LOG.info("group {}: version {} in place at {} ({} modules, digest {})", group, m.getSequence(), link,
+                    m.getModules().size(), m.getDigest());
+        }
         installed = m.getSequence();
         removeOldVersions(name, previous);
         Integer exit = settings.execCommand() == null ? null : runCommand(m, finalDir.toRealPath());
@@ -391,6 +398,7 @@ public final class VersionWatcher {
         env.put("LORA_SEQUENCE", Long.toString(m.getSequence()));
         env.put("LORA_DIR", dir.toString());
         env.put("LORA_DIGEST", m.getDigest());
+        env.put("LORA_MODULES", Integer.toString(m.getModules().size()));
         try {
             Process p = pb.start();
             if (!p.waitFor(settings.execTimeout().toMillis(), TimeUnit.MILLISECONDS)) {

@@ -40,6 +40,25 @@ class CliTest {
         assertEquals("", version.err());
     }
 
+    /** The command list of {@code --help} shows the first description line only: it must be a sentence of its own. */
+    @Test
+    void everySubcommandSummaryIsACompleteSentence() {
+        java.util.ArrayDeque<picocli.CommandLine> todo = new java.util.ArrayDeque<>(List.of(LoraLegoCommand.commandLine()));
+        int checked = 0;
+        while (!todo.isEmpty()) {
+            picocli.CommandLine cl = todo.pop();
+            for (picocli.CommandLine sub : cl.getSubcommands().values()) {
+                if (sub.getCommandName().equals("help")) continue;
+                String[] description = sub.getCommandSpec().usageMessage().description();
+                String summary = description.length == 0 ? "" : description[0];
+                assertTrue(summary.endsWith("."), sub.getCommandSpec().qualifiedName() + ": summary '" + summary + "'");
+                checked++;
+                todo.push(sub);
+            }
+        }
+        assertTrue(checked >= 14, "subcommands checked: " + checked);
+    }
+
     @Test
     void topLevelHelpVersionAndBareCallPrintToOut() {
         CommandRun help = CommandRun.of("--help");

@@ -238,7 +238,7 @@ class MergedVersionClientsTest {
         String group = "w";
         Path root = dir.resolve("serving");
         Path envFile = dir.resolve("watch-env.txt");
-        String exec = "printf '%s %s %s %s\\n' \"$LORA_GROUP\" \"$LORA_SEQUENCE\" \"$LORA_DIR\" \"$LORA_DIGEST\" >> '" + envFile + "'";
+        String exec = "printf '%s %s %s %s %s\\n' \"$LORA_GROUP\" \"$LORA_SEQUENCE\" \"$LORA_DIR\" \"$LORA_DIGEST\" \"$LORA_MODULES\" >> '" + envFile + "'";
         SplittableRandom rnd = new SplittableRandom(6);
         Planted q1 = Planted.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
         Planted v1l = Planted.of(group, "l.v", 2, 4, 4, 1, TensorDType.F32, rnd);
@@ -277,13 +277,26 @@ class MergedVersionClientsTest {
         assertAdapterHolds(link, List.of(q2, v3l));
         assertEquals(new TreeSet<>(List.of("w-2", "w-3")), versionDirs(root), "versions older than the previous one are deleted");
 
+        // Every adapter withdrawn: a version without modules. The link moves to a directory that holds only
+        // manifest.json (no adapter files: there is no adapter), and the command learns it from LORA_MODULES=0.
+        MergedVersionManifest v4 = manifest(group, 4, List.of(), List.of());
+        publishVersion(v4, List.of());
+        assertEquals(0, watchOnce(group, root, exec, out, err), err.toString());
+        assertEquals(Path.of(".versions", "w-4"), Files.readSymbolicLink(link));
+        try (var files = Files.list(link)) {
+            assertEquals(List.of(ManifestJson.FILE_NAME), files.map(f -> f.getFileName().toString()).toList());
+        }
+        assertManifestJson(link.resolve(ManifestJson.FILE_NAME), v4);
+        assertTrue(out.toString().contains("version 4 has no module"), out.toString());
+
         List<String> env = Files.readAllLines(envFile);
-        List<MergedVersionManifest> versions = List.of(v1, v2, v3);
-        assertEquals(3, env.size());
-        for (int i = 0; i < 3; i++) {
+        List<MergedVersionManifest> versions = List.of(v1, v2, v3, v4);
+        assertEquals(4, env.size());
+        for (int i = 0; i < 4; i++) {
             // LORA_DIR is the resolved version directory (w-1 has been deleted since, so resolve its parent).
             Path versionDir = root.resolve(".versions").toRealPath().resolve("w-" + (i + 1));
-            assertEquals("w " + (i + 1) + " " + versionDir + " " + versions.get(i).getDigest(), env.get(i));
+            assertEquals("w " + (i + 1) + " " + versionDir + " " + versions.get(i).getDigest() + " "
+                    + versions.get(i).getModules().size(), env.get(i));
         }
     }
 
