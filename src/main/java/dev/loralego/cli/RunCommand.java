@@ -95,7 +95,12 @@ public final class RunCommand implements Callable<Integer> {
         EmbeddedKafkaBroker broker = null;
         String servers = bootstrap;
         if (servers == null) {
-            broker = EmbeddedKafkaBroker.start(dataDir.resolve("kafka"), embeddedPort);
+            try {
+                broker = EmbeddedKafkaBroker.start(dataDir.resolve("kafka"), embeddedPort);
+            } catch (java.net.BindException e) {
+                throw new IllegalStateException("embedded broker: " + e.getMessage() + " (--embedded-port PORT, or"
+                        + " --bootstrap-servers localhost:" + embeddedPort + ")", e);
+            }
             servers = broker.bootstrapServers();
         }
         MergeService.Config cfg = new MergeService.Config(servers, appId, dataDir.resolve("streams"), partitions,

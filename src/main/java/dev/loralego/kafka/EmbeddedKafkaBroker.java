@@ -120,6 +120,7 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         }
         Path dir = dataDir.toAbsolutePath();
         Files.createDirectories(dir);
+        if (port != 0) requireFree(port);
         long t0 = System.nanoTime();
         IOException last = null;
         for (int attempt = 1; attempt <= MAX_BIND_ATTEMPTS; attempt++) {
@@ -304,6 +305,20 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
             server.awaitShutdown();
         } catch (RuntimeException e) {
             LOG.debug("shutdown after failed start: {}", e.toString());
+        }
+    }
+
+    /**
+     * Fails with one clear line when {@code port} is taken, before the broker starts: the broker itself would fail
+     * with a generic "fatal error" after logging pages of stack traces.
+     */
+    private static void requireFree(int port) throws IOException {
+        try (ServerSocket s = new ServerSocket()) {
+            s.setReuseAddress(true); // as the broker binds: a port in TIME_WAIT after a restart is free
+            s.bind(new java.net.InetSocketAddress(InetAddress.getByName(HOST), port), 1);
+        } catch (BindException e) {
+            throw new BindException("port " + port + " on " + HOST + " is already in use (another Kafka broker, or a"
+                    + " service started earlier?): choose a free port, or connect to the broker that runs there");
         }
     }
 

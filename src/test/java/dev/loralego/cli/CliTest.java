@@ -40,6 +40,20 @@ class CliTest {
         assertEquals("", version.err());
     }
 
+    /** {@code run} on a taken port: exit 1 and one line naming the port and the two ways out, no stack traces. */
+    @Test
+    void runOnATakenPortSaysSoInOneLine(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getByName("localhost"))) {
+            int port = taken.getLocalPort();
+            CommandRun run = CommandRun.of("run", "--embedded-port", Integer.toString(port), "--data-dir", tmp.toString(),
+                    "--http-port", "0");
+            assertEquals(1, run.exit(), run::toString);
+            assertEquals("error: embedded broker: port " + port + " on localhost is already in use (another Kafka broker,"
+                    + " or a service started earlier?): choose a free port, or connect to the broker that runs there"
+                    + " (--embedded-port PORT, or --bootstrap-servers localhost:" + port + ")", run.err().strip(), run::toString);
+        }
+    }
+
     /** The command list of {@code --help} shows the first description line only: it must be a sentence of its own. */
     @Test
     void everySubcommandSummaryIsACompleteSentence() {

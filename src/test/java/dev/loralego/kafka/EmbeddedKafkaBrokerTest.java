@@ -198,6 +198,19 @@ class EmbeddedKafkaBrokerTest {
                 "startup took " + shared.startupMillis() + " ms");
     }
 
+    /** A taken port fails at once with one clear line, before the broker starts and logs pages of stack traces. */
+    @Test
+    void aTakenPortFailsWithOneClearMessageBeforeTheBrokerStarts(@TempDir Path tmp) throws Exception {
+        try (java.net.ServerSocket taken = new java.net.ServerSocket(0, 1, java.net.InetAddress.getByName("localhost"))) {
+            java.net.BindException e = assertThrows(java.net.BindException.class,
+                    () -> EmbeddedKafkaBroker.start(tmp.resolve("taken"), taken.getLocalPort()));
+            assertEquals("port " + taken.getLocalPort() + " on localhost is already in use (another Kafka broker, or a"
+                    + " service started earlier?): choose a free port, or connect to the broker that runs there", e.getMessage());
+        }
+        // The port of the shared broker is taken too, by a broker: same answer.
+        assertThrows(java.net.BindException.class, () -> EmbeddedKafkaBroker.start(tmp.resolve("taken2"), shared.port()));
+    }
+
     @Test
     void rejectsInvalidPort(@TempDir Path tmp) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
