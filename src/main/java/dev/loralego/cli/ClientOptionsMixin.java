@@ -7,7 +7,8 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 
-/** The connection options shared by {@code publish}, {@code withdraw}, {@code export} and {@code watch}. */
+/** The connection options shared by {@code publish}, {@code withdraw}, {@code dead-letters},
+ * {@code export} and {@code watch}. */
 public final class ClientOptionsMixin {
     @Option(names = "--bootstrap-servers", paramLabel = "HOST:PORT[,...]",
             description = "Kafka bootstrap servers (default: bootstrap.servers from --config, else " + ClientConnection.DEFAULT_BOOTSTRAP + ")")

@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
                 DemoCommand.class,
                 PublishCommand.class,
                 WithdrawCommand.class,
+                DeadLettersCommand.class,
                 ExportCommand.class,
                 WatchCommand.class,
                 BenchCommand.class,

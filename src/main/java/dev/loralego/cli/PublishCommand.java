@@ -67,7 +67,16 @@ public final class PublishCommand implements Callable<Integer> {
         if (!p.leftOut().isEmpty()) {
             out.printf(Locale.ROOT, "  not published (not LoRA factors): %s%n", p.leftOut());
         }
+        out.println(rejectionHint(p.group()));
         out.flush();
         return 0;
+    }
+
+    /**
+     * The line after a successful publish or withdraw: the records are committed, but the service validates
+     * them only when it processes them, and a refusal goes to the dead-letter topic, not back to this process.
+     */
+    static String rejectionHint(String group) {
+        return "  the service may still reject it; check with: dead-letters --group " + group;
     }
 }

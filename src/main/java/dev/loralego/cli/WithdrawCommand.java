@@ -48,6 +48,7 @@ public final class WithdrawCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "withdrew %s (%s) from group %s, event %s%n", e.getAdapterId(),
                 version < 0 ? "the live version" : "version " + version, e.getGroup(), e.getEventId());
+        out.println(PublishCommand.rejectionHint(e.getGroup()));
         out.flush();
         return 0;
     }

@@ -16,7 +16,7 @@ import java.util.Set;
  * Reads whole topics with a consumer that has no group: every partition from its beginning up to the end
  * offsets taken when the scan starts (for a {@code read_committed} consumer, the last stable offsets, so
  * open transactions are not waited for). Records appended after the start are not visited. Used by the
- * clients (export, watch, publish) and by the audit.
+ * clients (export, watch, publish, dead-letters) and by the audit.
  */
 public final class TopicScan {
     private static final Duration POLL = Duration.ofMillis(200);
@@ -46,9 +46,11 @@ public final class TopicScan {
      * Visits every record of {@code topic} up to its current end.
      *
      * @param timeout the longest time without progress before the scan fails
+     * @return the end offset of each partition the scan read up to: every record below it was visited, none
+     *         at or above it, so a caller that goes on reading (e.g. {@code dead-letters --follow}) seeks there
      * @throws IllegalStateException if the topic does not exist or the scan stalls for {@code timeout}
      */
-    public static void toEnd(Consumer<byte[], byte[]> consumer, String topic, Duration timeout, Visitor visitor) {
+    public static Map<TopicPartition, Long> toEnd(Consumer<byte[], byte[]> consumer, String topic, Duration timeout, Visitor visitor) {
         List<TopicPartition> parts = partitions(consumer, topic, timeout);
         consumer.assign(parts);
         consumer.seekToBeginning(parts);
@@ -83,5 +85,6 @@ public final class TopicScan {
             }
         }
         consumer.unsubscribe();
+        return Map.copyOf(end);
     }
 }

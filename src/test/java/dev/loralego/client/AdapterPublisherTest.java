@@ -290,6 +290,8 @@ class AdapterPublisherTest {
         assertEquals(0, code, err.toString());
         assertTrue(out.toString().contains("published tig version 3 to group " + group), out.toString());
         assertTrue(out.toString().contains("modules: 36"), out.toString());
+        assertTrue(out.toString().endsWith("  the service may still reject it; check with: dead-letters --group " + group
+                + System.lineSeparator()), out.toString());
         List<ConsumerRecord<byte[], byte[]>> events = kafka.read(kafka.topics.adapterEvents(), group, true);
         assertEquals(1, events.size());
         AdapterEvent e = kafka.serdes.adapterEvent().deserializer().deserialize(kafka.topics.adapterEvents(), events.get(0).value());
@@ -303,6 +305,7 @@ class AdapterPublisherTest {
         assertEquals(0, cl.execute("withdraw", "--group", group, "--adapter-id", "tig", "--bootstrap-servers",
                 kafka.broker.bootstrapServers()), err.toString());
         assertTrue(withdrawOut.toString().contains("withdrew tig (the live version) from group " + group), withdrawOut.toString());
+        assertTrue(withdrawOut.toString().contains("dead-letters --group " + group), withdrawOut.toString());
         assertEquals(2, kafka.read(kafka.topics.adapterEvents(), group, true).size());
     }
 

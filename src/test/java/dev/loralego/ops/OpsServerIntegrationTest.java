@@ -5,6 +5,7 @@ import dev.loralego.stream.StreamFixtures;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.cli.LoraLegoCommand;
 import dev.loralego.avro.ModuleRef;
 import dev.loralego.kafka.EmbeddedKafkaBroker;
 import dev.loralego.lego.LegoOptions;
@@ -31,8 +32,11 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.URI;
@@ -54,8 +58,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The ops endpoint of a real service on the in-JVM broker: probes, Prometheus metrics with the Kafka Streams
- * binder and our meters after a publish and a rejected record, and the latest version answered from the
- * state store, equal to the manifest on the versions topic.
+ * binder and our meters after a publish and a rejected record (then {@code dead-letters} showing a refused
+ * {@code withdraw}), and the latest version answered from the state store, equal to the manifest on the
+ * versions topic.
  */
 class OpsServerIntegrationTest {
     static final String APP_ID = "ops-it";
@@ -235,6 +240,38 @@ class OpsServerIntegrationTest {
         assertTrue(scrape.contains("kafka_consumer_"), "consumer metrics");
         assertTrue(scrape.contains("jvm_memory_used_bytes"), "JVM metrics");
         assertNotNull(metrics.registry().find(ServiceMetrics.MERGE_LATENCY).timer());
+
+        // What a user sees: withdraw exits 0 and points at dead-letters, which shows the service's refusal.
+        String[] withdraw = {"withdraw", "--group", group, "--adapter-id", "nobody", "--bootstrap-servers", broker.bootstrapServers()};
+        StringWriter out = new StringWriter();
+        assertEquals(0, cli(out).execute(withdraw));
+        assertTrue(out.toString().contains("dead-letters --group " + group), out.toString());
+        String[] deadLetters = {"dead-letters", "--group", group, "--bootstrap-servers", broker.bootstrapServers()};
+        out = new StringWriter();
+        assertEquals(0, cli(out).execute(deadLetters));
+        long rejectedBy = System.nanoTime() + AWAIT.toNanos();
+        while (out.toString().startsWith("no dead letters") && System.nanoTime() < rejectedBy) {
+            Thread.sleep(200);
+            out = new StringWriter();
+            assertEquals(0, cli(out).execute(deadLetters));
+        }
+        List<String> lines = out.toString().lines().toList();
+        assertEquals(1, lines.size(), out.toString());
+        assertTrue(lines.get(0).matches("\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z " + group + " "
+                + Pattern.quote(service.topics().adapterEvents()) + "/\\d+@\\d+: withdraw of adapter 'nobody', which is not live in group "
+                + group + " \\[field adapterId\\]"), lines.get(0));
+        // The non-Avro record above has group "ops-bad" (its key): not this group's, but on the topic.
+        out = new StringWriter();
+        assertEquals(0, cli(out).execute("dead-letters", "--group", "ops-bad", "--json", "--bootstrap-servers", broker.bootstrapServers()));
+        JsonNode bad = JSON.readTree(out.toString());
+        assertTrue(bad.get("reason").asText().startsWith("undecodable adapter event"), out.toString());
+        assertEquals(3, bad.get("valueBytes").asInt(), out.toString());
+    }
+
+    private static CommandLine cli(StringWriter out) {
+        CommandLine cl = LoraLegoCommand.commandLine();
+        cl.setOut(new PrintWriter(out, true));
+        return cl;
     }
 
     @Test
