@@ -35,15 +35,24 @@ public final class AuditCommand implements Callable<Integer> {
     @Option(names = "--max-record-bytes", defaultValue = "67108864", description = "largest record (default: ${DEFAULT-VALUE})")
     int maxRecordBytes;
 
+    @Option(names = "--timeout", defaultValue = "60", paramLabel = "SECONDS",
+            description = "how long to wait for Kafka: metadata, or progress while reading a topic (default: ${DEFAULT-VALUE})")
+    int timeoutSeconds;
+
     @Override
     public Integer call() throws Exception {
+        if (timeoutSeconds < 1) throw new IllegalArgumentException("--timeout must be >= 1 second, got " + timeoutSeconds);
         Map<String, String> config = ClientSettings.load(configFile);
-        ReplayAudit.Report report = new ReplayAudit(bootstrap, config, ServiceTopics.from(config, appId), maxRecordBytes)
-                .audit(group, fromVersion);
+        ReplayAudit.Report report = new ReplayAudit(bootstrap, config, ServiceTopics.from(config, appId), maxRecordBytes,
+                java.time.Duration.ofSeconds(timeoutSeconds)).audit(group, fromVersion);
         if (report.ok()) {
             System.out.printf("audit of group %s: %d version(s) from %d replayed, all manifests and digests match%n",
                     group, report.compared(), fromVersion);
             return 0;
+        }
+        if (report.compared() == 0) {
+            System.out.printf("audit of group %s: nothing to compare: %s%n", group, report.differences().get(0).what());
+            return 1;
         }
         System.out.printf("audit of group %s: %d difference(s) in %d version(s) compared; first: %s%n", group,
                 report.differences().size(), report.compared(), report.differences().get(0));

@@ -47,8 +47,13 @@ public final class LoraLegoCommand implements Runnable {
         return cl;
     }
 
-    private static String messageOf(Throwable ex) {
+    static String messageOf(Throwable ex) {
         String m = ex.getMessage();
+        if (ex instanceof org.apache.kafka.common.errors.TimeoutException) {
+            // Kafka's own text ("Timeout expired while fetching topic metadata") does not say where it looked.
+            return "Kafka did not answer in time (" + m + "); is a broker running at --bootstrap-servers"
+                    + " (default " + dev.loralego.client.ClientConnection.DEFAULT_BOOTSTRAP + ")? Check it, --config and --timeout";
+        }
         return m == null ? ex.getClass().getSimpleName() : m;
     }
 

@@ -66,12 +66,23 @@ public final class ReplayAudit {
     private final Map<String, String> config;
     private final ServiceTopics topics;
     private final int maxRecordBytes;
+    private final Duration timeout;
 
+    /** An audit that waits up to 120 s for Kafka (metadata, or progress while reading a topic). */
     public ReplayAudit(String bootstrap, Map<String, String> config, ServiceTopics topics, int maxRecordBytes) {
+        this(bootstrap, config, topics, maxRecordBytes, Duration.ofSeconds(120));
+    }
+
+    /**
+     * @param timeout the longest wait for Kafka: topic metadata, or progress while reading a topic; past it the audit
+     *                fails with a message that names the bootstrap servers
+     */
+    public ReplayAudit(String bootstrap, Map<String, String> config, ServiceTopics topics, int maxRecordBytes, Duration timeout) {
         this.bootstrap = Objects.requireNonNull(bootstrap);
         this.config = Map.copyOf(config);
         this.topics = Objects.requireNonNull(topics);
         this.maxRecordBytes = maxRecordBytes;
+        this.timeout = Objects.requireNonNull(timeout);
     }
 
     /** Audits {@code group} from version {@code fromVersion} on. */
@@ -194,7 +205,10 @@ public final class ReplayAudit {
         p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, Math.max(maxRecordBytes, 64 << 20));
         List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            TopicScan.toEnd(c, topic, Duration.ofSeconds(120), out::add);
+            TopicScan.toEnd(c, topic, timeout, out::add);
+        } catch (org.apache.kafka.common.errors.TimeoutException e) {
+            throw new IllegalStateException("Kafka at " + bootstrap + " did not answer within " + timeout.toSeconds()
+                    + " s reading " + topic + " (" + e.getMessage() + "); check --bootstrap-servers and --config", e);
         }
         out.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition).thenComparingLong(ConsumerRecord::offset));
         return out;

@@ -54,6 +54,21 @@ class CliTest {
         }
     }
 
+    /** No broker: audit gives up after --timeout with a line naming the servers; the other clients name the option. */
+    @Test
+    void clientsWithoutABrokerFailWithinTheirTimeoutNamingWhereTheyLooked(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        CommandRun audit = CommandRun.of("audit", "--bootstrap-servers", "localhost:1", "--group", "g", "--timeout", "2");
+        assertEquals(1, audit.exit(), audit::toString);
+        assertTrue(audit.err().contains("Kafka at localhost:1 did not answer within 2 s reading lora.merged.versions"),
+                audit::toString);
+
+        CommandRun export = CommandRun.of("export", "--bootstrap-servers", "localhost:1", "--group", "g", "--timeout", "2",
+                "--out", tmp.resolve("x").toString());
+        assertEquals(1, export.exit(), export::toString);
+        assertTrue(export.err().startsWith("error: Kafka did not answer in time (") && export.err().contains("--bootstrap-servers"),
+                export::toString);
+    }
+
     /** The command list of {@code --help} shows the first description line only: it must be a sentence of its own. */
     @Test
     void everySubcommandSummaryIsACompleteSentence() {
