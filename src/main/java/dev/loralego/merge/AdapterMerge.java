@@ -104,7 +104,8 @@ public final class AdapterMerge {
             result.modules().forEach((name, m) -> factors.put(name,
                     new ModuleFactors(m.rank(), m.dIn(), m.dOut(), m.a(), m.b())));
             PeftAdapter first = adapters.get(0);
-            PeftAdapterWriter.write(outDir, new MergedAdapterSpec(result.baseModel(), first.config().taskType(),
+            String taskType = MergedAdapterSpec.taskTypeOf(adapters.stream().map(a -> a.config().taskType()).toList());
+            PeftAdapterWriter.write(outDir, new MergedAdapterSpec(result.baseModel(), taskType,
                     first.config().fanInFanOut(), outType, factors, null));
             return result;
         } finally {

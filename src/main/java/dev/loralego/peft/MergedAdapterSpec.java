@@ -11,7 +11,7 @@ import java.util.TreeMap;
  * Everything {@link PeftAdapterWriter} needs to write a merged adapter as a PEFT directory.
  *
  * @param baseModel   {@code base_model_name_or_path} (from the inputs)
- * @param taskType    {@code task_type} (from the inputs), or {@code null}
+ * @param taskType    {@code task_type} (from the inputs: {@link #taskTypeOf}), or {@code null}
  * @param fanInFanOut {@code fan_in_fan_out} (from the inputs)
  * @param dtype       stored dtype of the factors
  * @param modules     factors by full module name (without {@code base_model.model.}); copied into a sorted map
@@ -20,6 +20,22 @@ import java.util.TreeMap;
  */
 public record MergedAdapterSpec(String baseModel, String taskType, boolean fanInFanOut, DType dtype,
                                 SortedMap<String, ModuleFactors> modules, ObjectNode extraConfig) {
+
+    /**
+     * The {@code task_type} of a merge of adapters with these task types: the most common one ({@code null}s, adapters
+     * that state none, are not counted), ties to the first in string order; {@code null} when none states one. It
+     * depends only on the multiset, not on the order of the inputs, so the offline merge and the service (whose live
+     * set is ordered by adapter id) agree. PEFT picks the model class from it when loading.
+     */
+    public static String taskTypeOf(java.util.Collection<String> taskTypes) {
+        TreeMap<String, Integer> counts = new TreeMap<>();
+        for (String t : taskTypes) if (t != null) counts.merge(t, 1, Integer::sum);
+        String best = null;
+        for (java.util.Map.Entry<String, Integer> e : counts.entrySet()) {
+            if (best == null || e.getValue() > counts.get(best)) best = e.getKey();
+        }
+        return best;
+    }
 
     /** Checks non-null fields and at least one valid module name; copies the map and the extra config. */
     public MergedAdapterSpec {

@@ -11,6 +11,7 @@ import dev.loralego.avro.internal.LiveAdapter;
 import dev.loralego.avro.internal.ModuleOp;
 import dev.loralego.avro.internal.ModuleTask;
 import dev.loralego.avro.internal.VersionPlan;
+import dev.loralego.peft.MergedAdapterSpec;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
@@ -161,17 +162,17 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         // All checks passed: from here on the event becomes version `sequence`.
         if (state.getBaseModel() == null) state.setBaseModel(ev.getBaseModel());
         state.setFanInFanOut(fifo);
-        if (ev.getConfig().getTaskType() != null) state.setTaskType(ev.getConfig().getTaskType());
         for (ModuleRef m : newModules.values()) {
             shapes.putIfAbsent(m.getModule(), new ModuleRef(m.getModule(), 0, m.getDIn(), m.getDOut(), ""));
         }
         state.setModuleShapes(new ArrayList<>(shapes.values()));
         LiveAdapter next = LiveAdapter.newBuilder().setAdapterId(id).setAdapterVersion(ev.getAdapterVersion())
                 .setWeight(ev.getWeight()).setTeam(ev.getTeam()).setDigest(digest).setEventId(ev.getEventId())
-                .setModules(new ArrayList<>(newModules.values())).build();
+                .setModules(new ArrayList<>(newModules.values())).setTaskType(ev.getConfig().getTaskType()).build();
         TreeSet<String> affected = new TreeSet<>(newModules.keySet());
         if (previous != null) previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, next);
+        updateTaskType(state);
         long sequence = nextSequence(state, ev);
         emitPlan(state, ev, sequence, affected, params, timestamp);
         for (String module : affected) {
@@ -195,6 +196,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         TreeSet<String> affected = new TreeSet<>();
         previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, null);
+        updateTaskType(state);
         long sequence = nextSequence(state, ev);
         emitPlan(state, ev, sequence, affected, params, timestamp);
         for (String module : affected) {
@@ -247,6 +249,18 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         if (bytes != null) return stateCodec.decode(bytes);
         return GroupState.newBuilder().setGroup(group).setNextSequence(1).setModuleShapes(new ArrayList<>())
                 .setLive(new ArrayList<>()).setRecentEventIds(new ArrayList<>()).build();
+    }
+
+    /**
+     * The group's task_type after a change of its live set: {@link MergedAdapterSpec#taskTypeOf} of the live adapters',
+     * as the offline merge of the same set. When no live adapter states one (every one withdrawn, or all of them
+     * published by a build that did not record it per adapter), the group keeps the one it had.
+     */
+    private static void updateTaskType(GroupState state) {
+        List<String> types = new ArrayList<>();
+        for (LiveAdapter a : state.getLive()) types.add(a.getTaskType());
+        String taskType = MergedAdapterSpec.taskTypeOf(types);
+        if (taskType != null) state.setTaskType(taskType);
     }
 
     private static LiveAdapter live(GroupState state, String adapterId) {

@@ -256,6 +256,8 @@ class AdapterMergeTest {
         assertFalse(config.get("use_rslora").asBoolean());
         assertTrue(config.get("fan_in_fan_out").asBoolean());
         assertEquals("gpt2", config.get("base_model_name_or_path").asText());
+        assertEquals("SEQ_CLS", config.get("task_type").asText(),
+                "the most common task_type of the inputs: two SEQ_CLS, and one CAUSAL_LM given first (the service agrees)");
         assertEquals(0, config.get("rank_pattern").size());
         assertEquals(0, config.get("alpha_pattern").size());
         assertTrue(config.get("modules_to_save").isNull(), "heads are not merged, so none is declared");

@@ -164,6 +164,35 @@ class MergeTopologyTest {
         }
     }
 
+    /**
+     * The merged adapter's task_type is the most common among the live adapters (ties: the first in string order), as
+     * the offline merge computes it, whatever the publish order; it was the last published adapter's, so the service
+     * and the offline merge of the same set disagreed (found by a user QA pass on the gpt2 fixtures).
+     */
+    @Test
+    void theTaskTypeIsTheMostCommonOfTheLiveAdapters() {
+        String g = "tasks";
+        String[][] publishes = {{"c1", "CAUSAL_LM"}, {"s1", "SEQ_CLS"}, {"s2", "SEQ_CLS"}, {"n", null}};
+        String[] expected = {"CAUSAL_LM", "CAUSAL_LM", "SEQ_CLS", "SEQ_CLS"};
+        for (int i = 0; i < publishes.length; i++) {
+            StreamFixtures.Adapter a = adapter(g, publishes[i][0], 1, 2, 40 + i);
+            AdapterEvent e = a.publishEvent();
+            e.getConfig().setTaskType(publishes[i][1]);
+            publishLayers(a);
+            publishEvent(e);
+            List<MergedVersionManifest> v = latestVersions();
+            assertEquals(1, v.size());
+            assertEquals(expected[i], v.get(0).getTaskType(), "version " + (i + 1));
+        }
+        publishEvent(StreamFixtures.withdrawEvent(g, "s1"));      // CAUSAL_LM 1, SEQ_CLS 1: the tie goes to CAUSAL_LM
+        assertEquals("CAUSAL_LM", latestVersions().get(0).getTaskType());
+        publishEvent(StreamFixtures.withdrawEvent(g, "c1"));      // SEQ_CLS alone
+        assertEquals("SEQ_CLS", latestVersions().get(0).getTaskType());
+        publishEvent(StreamFixtures.withdrawEvent(g, "s2"));      // only "n", which states none: the group keeps SEQ_CLS
+        assertEquals("SEQ_CLS", latestVersions().get(0).getTaskType());
+        assertTrue(deadLetters().isEmpty());
+    }
+
     @Test
     void publishesBecomeVersionsInOrderEqualToTheOfflineMerge() {
         List<StreamFixtures.Adapter> live = new ArrayList<>();

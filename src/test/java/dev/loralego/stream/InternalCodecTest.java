@@ -1,0 +1,109 @@
+package dev.loralego.stream;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.loralego.avro.ModuleRef;
+import dev.loralego.avro.internal.GroupState;
+import dev.loralego.avro.internal.LiveAdapter;
+import org.apache.avro.Schema;
+import org.apache.avro.io.BinaryEncoder;
+import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificDatumWriter;
+import org.junit.jupiter.api.Test;
+
+import java.io.ByteArrayOutputStream;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+/** Internal records round-trip, and records of the previous format (stores and changelogs of earlier builds) still read. */
+class InternalCodecTest {
+    private final InternalCodec<GroupState> codec = new InternalCodec<>(GroupState.class);
+
+    private static GroupState state(String taskType) {
+        List<LiveAdapter> live = new ArrayList<>();
+        for (String id : List.of("a", "b")) {
+            live.add(LiveAdapter.newBuilder().setAdapterId(id).setAdapterVersion(3).setWeight(1.5).setTeam(null)
+                    .setDigest("d-" + id).setEventId("e-" + id)
+                    .setModules(List.of(new ModuleRef("layers.0.q_proj", 4, 8, 8, "m-" + id))).setTaskType(taskType).build());
+        }
+        return GroupState.newBuilder().setGroup("g").setNextSequence(7).setBaseModel("base").setFanInFanOut(false)
+                .setTaskType("CAUSAL_LM").setModuleShapes(new ArrayList<>()).setLive(live)
+                .setRecentEventIds(new ArrayList<>(List.of("e-a", "e-b"))).build();
+    }
+
+    @Test
+    void currentRecordsRoundTrip() {
+        GroupState s = state("SEQ_CLS");
+        assertEquals(s, codec.decode(codec.encode(s)));
+        assertEquals(2, codec.encode(s)[0], "format byte");
+    }
+
+    /**
+     * Format 1 is GroupState before LiveAdapter had a taskType. Its writer schema is built here from the current one
+     * by editing the schema's JSON (independently of the codec's own derivation), and a record written with it reads
+     * back with taskType null and everything else intact.
+     */
+    @Test
+    void recordsOfFormat1WithoutTheTaskTypeStillRead() throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        JsonNode schema = json.readTree(GroupState.getClassSchema().toString());
+        int removed = removeField(schema, "LiveAdapter", "taskType");
+        assertEquals(1, removed);
+        Schema format1 = new Schema.Parser().parse(schema.toString());
+
+        GroupState s = state(null);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(1);
+        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
+        new SpecificDatumWriter<GroupState>(format1).write(s, enc);   // taskType is the last field: positions agree
+        enc.flush();
+        GroupState read = codec.decode(out.toByteArray());
+        assertEquals(s, read);
+        for (LiveAdapter a : read.getLive()) assertNull(a.getTaskType());
+        assertEquals("CAUSAL_LM", read.getTaskType());
+        assertEquals(List.of("e-a", "e-b"), read.getRecentEventIds(), "fields after the live set are read in place");
+    }
+
+    @Test
+    void anUnknownFormatByteIsAnError() {
+        byte[] bytes = codec.encode(state("X"));
+        bytes[0] = 9;
+        assertEquals("not an internal GroupState record (format byte 9)",
+                assertThrows(IllegalStateException.class, () -> codec.decode(bytes)).getMessage());
+    }
+
+    @Test
+    void theDerivedFormat1SchemaLeavesOutExactlyTheAddedFields() {
+        Schema format1 = InternalCodec.without(GroupState.getClassSchema(), InternalCodec.FIELDS_ADDED_IN_FORMAT_2, new java.util.HashMap<>());
+        Schema live = format1.getField("live").schema().getElementType();
+        assertNull(live.getField("taskType"));
+        assertEquals(LiveAdapter.getClassSchema().getFields().size() - 1, live.getFields().size());
+        assertEquals(GroupState.getClassSchema().getFields().size(), format1.getFields().size());
+    }
+
+    /** Removes field {@code field} from every record named {@code record} in a schema's JSON; returns how many. */
+    private static int removeField(JsonNode node, String record, String field) {
+        int n = 0;
+        if (node instanceof ObjectNode o) {
+            if ("record".equals(o.path("type").asText()) && record.equals(o.path("name").asText())) {
+                ArrayNode fields = (ArrayNode) o.get("fields");
+                for (int i = fields.size() - 1; i >= 0; i--) {
+                    if (field.equals(fields.get(i).path("name").asText())) {
+                        fields.remove(i);
+                        n++;
+                    }
+                }
+            }
+            for (JsonNode child : o) n += removeField(child, record, field);
+        } else if (node instanceof ArrayNode a) {
+            for (JsonNode child : a) n += removeField(child, record, field);
+        }
+        return n;
+    }
+}
