@@ -54,6 +54,16 @@ public final class LoraLegoCommand implements Runnable {
             return "Kafka did not answer in time (" + m + "); is a broker running at --bootstrap-servers"
                     + " (default " + dev.loralego.client.ClientConnection.DEFAULT_BOOTSTRAP + ")? Check it, --config and --timeout";
         }
+        if (ex instanceof java.nio.file.FileSystemException f) {
+            // Java's text is the bare path ("error: afile"): say what is wrong with it.
+            String what = f instanceof java.nio.file.FileAlreadyExistsException ? "already exists"
+                    : f instanceof java.nio.file.NoSuchFileException ? "no such file or directory"
+                    : f instanceof java.nio.file.NotDirectoryException ? "not a directory"
+                    : f instanceof java.nio.file.DirectoryNotEmptyException ? "directory not empty"
+                    : f instanceof java.nio.file.AccessDeniedException ? "permission denied"
+                    : f.getReason() != null ? f.getReason() : f.getClass().getSimpleName();
+            return f.getFile() + (f.getOtherFile() == null ? "" : " -> " + f.getOtherFile()) + ": " + what;
+        }
         return m == null ? ex.getClass().getSimpleName() : m;
     }
 

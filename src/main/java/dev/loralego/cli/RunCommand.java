@@ -6,6 +6,7 @@ import dev.loralego.ops.ServiceLogging;
 import dev.loralego.ops.ServiceMetrics;
 import dev.loralego.registry.SchemaResolver;
 import dev.loralego.stream.ClientSettings;
+import dev.loralego.stream.MergeParameters;
 import dev.loralego.stream.MergeService;
 import dev.loralego.stream.VersionLog;
 import org.apache.kafka.streams.StreamsConfig;
@@ -92,6 +93,12 @@ public final class RunCommand implements Callable<Integer> {
         if (httpPort != 0 && !config.containsKey(StreamsConfig.APPLICATION_SERVER_CONFIG)) {
             config.put(StreamsConfig.APPLICATION_SERVER_CONFIG, advertisedHost() + ":" + httpPort);
         }
+        // Options and per-group overrides are checked before anything starts (a broker takes seconds, and its
+        // shutdown more lines than the one that names the bad option).
+        MergeParameters defaults = options.toParameters();
+        int streamThreads = streamThreads(threads, partitions);
+        new MergeService.Config(bootstrap == null ? "localhost:" + embeddedPort : bootstrap, appId, dataDir.resolve("streams"),
+                partitions, replication, maxRecordBytes, streamThreads, defaults, config);
         EmbeddedKafkaBroker broker = null;
         String servers = bootstrap;
         if (servers == null) {
@@ -104,7 +111,7 @@ public final class RunCommand implements Callable<Integer> {
             servers = broker.bootstrapServers();
         }
         MergeService.Config cfg = new MergeService.Config(servers, appId, dataDir.resolve("streams"), partitions,
-                replication, maxRecordBytes, streamThreads(threads, partitions), options.toParameters(), config);
+                replication, maxRecordBytes, streamThreads, defaults, config);
         ServiceMetrics metrics = new ServiceMetrics();
         VersionLog log = new VersionLog();
         MergeService service = MergeService.start(cfg, m -> {

@@ -20,8 +20,8 @@ public final class MergeGroups {
         for (int i = 0; i < group.length(); i++) {
             char c = group.charAt(i);
             if (c == '|' || c == '@' || c == '/' || c == '\\' || Character.isWhitespace(c) || Character.isISOControl(c)) {
-                throw new IllegalArgumentException("merge group '" + group + "' must not contain '" + printable(c)
-                        + "' ('|' and '@' separate key parts, '/' and '\\' path parts)");
+                throw new IllegalArgumentException("merge group '" + group + "' must not contain " + printable(c)
+                        + " ('|' and '@' separate key parts, '/' and '\\' path parts; no whitespace or control characters)");
             }
         }
         return group;
@@ -39,6 +39,9 @@ public final class MergeGroups {
     }
 
     private static String printable(char c) {
-        return Character.isISOControl(c) || Character.isWhitespace(c) ? String.format("\\u%04x", (int) c) : String.valueOf(c);
+        if (c == ' ') return "a space";
+        if (c == '\t') return "a tab";
+        return Character.isISOControl(c) || Character.isWhitespace(c)
+                ? String.format("the character U+%04X", (int) c) : "'" + c + "'";
     }
 }

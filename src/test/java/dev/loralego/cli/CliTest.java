@@ -69,6 +69,25 @@ class CliTest {
                 export::toString);
     }
 
+    /** A bad algorithm option of {@code run} is refused before the embedded broker starts (no broker data written). */
+    @Test
+    void runRefusesABadOptionBeforeStartingTheBroker(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
+        CommandRun run = CommandRun.of("run", "--k", "auto", "--embedded-port", "0", "--data-dir", tmp.toString(), "--http-port", "0");
+        assertEquals(1, run.exit(), run::toString);
+        assertTrue(run.err().startsWith("error: ") && run.err().strip().lines().count() == 1, run::toString);
+        assertTrue(!java.nio.file.Files.exists(tmp.resolve("kafka")), "no broker was started: " + run);
+    }
+
+    /** File-system errors name the path and what is wrong with it, not the bare path. */
+    @Test
+    void fileSystemErrorsSayWhatIsWrong() {
+        assertEquals("out/x: already exists",
+                LoraLegoCommand.messageOf(new java.nio.file.FileAlreadyExistsException("out/x")));
+        assertEquals("in/y: no such file or directory", LoraLegoCommand.messageOf(new java.nio.file.NoSuchFileException("in/y")));
+        assertEquals("a -> b: permission denied", LoraLegoCommand.messageOf(new java.nio.file.AccessDeniedException("a", "b", null)));
+        assertEquals("c: disk full", LoraLegoCommand.messageOf(new java.nio.file.FileSystemException("c", null, "disk full")));
+    }
+
     /** The command list of {@code --help} shows the first description line only: it must be a sentence of its own. */
     @Test
     void everySubcommandSummaryIsACompleteSentence() {

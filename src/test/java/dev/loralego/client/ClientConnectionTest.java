@@ -66,6 +66,12 @@ class ClientConnectionTest {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> MergeGroups.check(bad), bad);
             assertTrue(e.getMessage().contains("merge group"), e.getMessage());
         }
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> MergeGroups.check("a b")).getMessage()
+                .startsWith("merge group 'a b' must not contain a space ("));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> MergeGroups.check("a\nb")).getMessage()
+                .contains("must not contain the character U+000A ("));
+        assertTrue(assertThrows(IllegalArgumentException.class, () -> MergeGroups.check("a|b")).getMessage()
+                .contains("must not contain '|' ("));
         assertEquals("id-1", MergeGroups.checkAdapterId("id-1"));
         assertThrows(IllegalArgumentException.class, () -> MergeGroups.checkAdapterId("a|b"));
         assertThrows(IllegalArgumentException.class, () -> MergeGroups.checkAdapterId(" "));
