@@ -60,6 +60,13 @@ public final class PublishCommand implements Callable<Integer> {
                 .publishWithProgress(new AdapterPublisher.PublishRequest(group, adapterId, adapterVersion, weight, team, adapterDir),
                         (done, total, module) -> bar.update(done, total, module));
         PrintWriter out = spec.commandLine().getOut();
+        if (p.unchanged()) {
+            out.printf(Locale.ROOT, "%s version %d is already live in group %s with the same content (digest %s), weight and"
+                    + " team: nothing published (pass --version to publish it as a new version anyway)%n",
+                    p.adapterId(), p.version(), p.group(), p.adapterDigest());
+            out.flush();
+            return 0;
+        }
         out.printf(Locale.ROOT, "published %s version %d to group %s%n", p.adapterId(), p.version(), p.group());
         out.printf(Locale.ROOT, "  modules: %d, adapter digest: %s%n", p.modules().size(), p.adapterDigest());
         out.printf(Locale.ROOT, "  bytes: %d in %d records, base model: %s, event: %s%n", p.bytes(), p.modules().size() + 1,

@@ -107,7 +107,7 @@ public final class AdapterPublisher {
      * @param group         merge group
      * @param adapterId     adapter id
      * @param version       adapter version
-     * @param eventId       the publish event's id
+     * @param eventId       the publish event's id, or null when nothing was published (see {@link #unchanged()})
      * @param baseModel     {@code base_model_name_or_path} of the adapter, or null
      * @param modules       the event's module list (name order)
      * @param adapterDigest digest over the modules
@@ -116,6 +116,14 @@ public final class AdapterPublisher {
      */
     public record Published(String group, String adapterId, long version, String eventId, String baseModel,
                             List<ModuleRef> modules, String adapterDigest, long bytes, List<String> leftOut) {
+        /**
+         * True when nothing was written: no version was asked for, and the group's latest merged version already
+         * holds this adapter with the same content, weight and team ({@link #version()} is that live version).
+         * A new version would only retract and re-add the same units.
+         */
+        public boolean unchanged() {
+            return eventId == null;
+        }
     }
 
     /** Test hook: told after each layer record is handed to the producer, inside the open transaction. */
@@ -187,7 +195,17 @@ public final class AdapterPublisher {
                     refs.stream().map(ModuleRef::getDigest).toList());
 
             checkTopicsExist(layersTopic, eventsTopic);
-            if (version < 0) version = nextVersion(new MergedVersionReader(connection).latest(group), id);
+            if (version < 0) {
+                Optional<MergedVersionManifest> latest = new MergedVersionReader(connection).latest(group);
+                Optional<AdapterRef> live = sameAsLive(latest, id, adapterDigest, request.weight(), request.team());
+                if (live.isPresent()) {
+                    LOG.info("{} version {} is live in group {} with the same content, weight and team: nothing published",
+                            id, live.get().getAdapterVersion(), group);
+                    return new Published(group, id, live.get().getAdapterVersion(), null, adapter.config().baseModel(),
+                            List.copyOf(refs), adapterDigest, 0, List.copyOf(leftOut));
+                }
+                version = nextVersion(latest, id);
+            }
 
             AdapterEvent event = AdapterEvent.newBuilder()
                     .setType(AdapterEventType.PUBLISH)
@@ -283,6 +301,19 @@ public final class AdapterPublisher {
             throw new IllegalStateException("interrupted while withdrawing " + adapterId, e);
         }
         return event;
+    }
+
+    /** {@code adapterId}'s entry in {@code latest} when it has this digest, weight and team, else empty. */
+    static Optional<AdapterRef> sameAsLive(Optional<MergedVersionManifest> latest, String adapterId, String digest,
+                                           double weight, String team) {
+        if (latest.isEmpty()) return Optional.empty();
+        for (AdapterRef a : latest.get().getAdapters()) {
+            if (a.getAdapterId().equals(adapterId) && digest.equals(a.getDigest()) && a.getWeight() == weight
+                    && java.util.Objects.equals(a.getTeam(), team)) {
+                return Optional.of(a);
+            }
+        }
+        return Optional.empty();
     }
 
     /** The default version: one more than {@code adapterId}'s version in {@code latest}, or 1 if absent. */

@@ -38,6 +38,7 @@ import java.util.TreeMap;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -161,6 +162,37 @@ class AdapterPublisherTest {
                 .publish(new AdapterPublisher.PublishRequest(group, "newcomer", null, 1, null, adapter));
         assertEquals(1, q.version(), "an adapter not in the manifest starts at 1");
         assertEquals(2, kafka.read(kafka.topics.adapterEvents(), group, true).size());
+    }
+
+    /**
+     * Publishing, without a version, the content that is already live (same digest, weight and team) writes nothing:
+     * a new version would make the service retract and re-add the same units and emit a version for nothing. A
+     * different weight or team, or an explicit version, publishes.
+     */
+    @Test
+    void republishingTheLiveContentWithoutAVersionWritesNothing() throws Exception {
+        String group = "pub-same";
+        Path adapter = tinyAdapter(dir.resolve("same"), DType.F32, -1);
+        AdapterPublisher publisher = new AdapterPublisher(kafka.connection());
+        AdapterPublisher.Published first = publisher.publish(new AdapterPublisher.PublishRequest(group, "same", 3L, 1.5, "nlp", adapter));
+        assertFalse(first.unchanged());
+        // What the service would emit once it merged version 3.
+        kafka.produce(kafka.topics.mergedVersions(), List.of(Map.entry(group, kafka.serdes.mergedVersion().serializer()
+                .serialize(kafka.topics.mergedVersions(), manifest(group, 1, List.of(
+                        new AdapterRef("same", 3L, 1.5, "nlp", first.adapterDigest())))))));
+
+        AdapterPublisher.Published again = publisher.publish(new AdapterPublisher.PublishRequest(group, "same", null, 1.5, "nlp", adapter));
+        assertTrue(again.unchanged());
+        assertEquals(3, again.version(), "the live version");
+        assertEquals(1, kafka.read(kafka.topics.adapterEvents(), group, true).size(), "no second event");
+
+        assertEquals(4, publisher.publish(new AdapterPublisher.PublishRequest(group, "same", null, 2.0, "nlp", adapter)).version(),
+                "another weight is a new version");
+        assertEquals(4, publisher.publish(new AdapterPublisher.PublishRequest(group, "same", null, 1.5, "cv", adapter)).version(),
+                "another team is a new version (the manifest still says 3)");
+        assertFalse(publisher.publish(new AdapterPublisher.PublishRequest(group, "same", 9L, 1.5, "nlp", adapter)).unchanged(),
+                "an explicit version always publishes");
+        assertEquals(4, kafka.read(kafka.topics.adapterEvents(), group, true).size());
     }
 
     @Test
