@@ -35,7 +35,7 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The streaming benchmark of the service (issue "streaming merge service", performance): an embedded broker
- * and the service in this JVM, {@code n} synthetic adapters published back to back, and for every version
+ * and the service in this JVM, {@code n} synthetic adapters published back to back (or on a fixed schedule), and for every version
  * the time from its publish event (the event record's timestamp) until its manifest is visible to a
  * read_committed consumer of {@code lora.merged.versions}. Reports p50/p95/max latency, sustained
  * throughput and the JVM's peak heap (broker, service and publisher together: an upper bound for the
@@ -56,13 +56,24 @@ public final class StreamingBenchmark {
      *                   paths, as in a service that has been running; 0 measures a cold JVM
      * @param config     the service's settings as `run --config` takes them (Kafka Streams and client settings,
      *                   per-group overrides); empty for the defaults
+     * @param interval   seconds between the starts of successive publishes (a fixed schedule: publish {@code i} starts
+     *                   {@code i · interval} after the first, or at once when the previous one took longer); 0 =
+     *                   back to back. A rate the service sustains shows its latency without a queue
      */
     public record Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir,
-                        int partitions, int threads, int warmup, Map<String, String> config) {
+                        int partitions, int threads, int warmup, Map<String, String> config, double interval) {
         public Setup {
             config = Map.copyOf(config);
             if (adapters < 1) throw new IllegalArgumentException("adapters must be >= 1, got " + adapters);
             if (warmup < 0) throw new IllegalArgumentException("warmup must be >= 0, got " + warmup);
+            if (!(interval >= 0) || Double.isInfinite(interval)) {
+                throw new IllegalArgumentException("interval must be a finite number of seconds >= 0, got " + interval);
+            }
+        }
+
+        public Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir,
+                     int partitions, int threads, int warmup, Map<String, String> config) {
+            this(shape, adapters, rank, dtype, params, dir, partitions, threads, warmup, config, 0);
         }
 
         public Setup(String shape, int adapters, int rank, DType dtype, MergeParameters params, Path dir) {
@@ -94,11 +105,12 @@ public final class StreamingBenchmark {
 
         public String summary() {
             return String.format(Locale.ROOT,
-                    "%d x %s r%d %s, k=%s, %d partitions x %d stream threads, %s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
+                    "%d x %s r%d %s, k=%s, %d partitions x %d stream threads, %s, %s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
                             + "peak heap %.0f MiB of %.0f MiB (%.0f MiB retained at the end); cluster cache %d hits, %d misses; "
                             + "after the last publish the service alone emitted %d versions in %.1f s",
                     setup.adapters(), setup.shape(), setup.rank(), setup.dtype(), setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
                     setup.partitions(), setup.threads(),
+                    setup.interval() == 0 ? "published back to back" : String.format(Locale.ROOT, "published every %.2f s", setup.interval()),
                     setup.warmup() == 0 ? "cold JVM" : "after a warm-up of " + setup.warmup() + " adapters", percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
                     maxHeapBytes / 1048576.0, retainedBytes / 1048576.0, cacheHits, cacheMisses, versionsAfterPublish,
                     secondsAfterPublish);
@@ -151,7 +163,7 @@ public final class StreamingBenchmark {
             watcher.start();
             sampler.start();
             long start = System.nanoTime();
-            publishAll(publisher, group, dirs);
+            publishAll(publisher, group, dirs, setup.interval());
             long publishedAt = System.nanoTime();
             progress.printf("published %d adapters in %.1f s; waiting for the versions%n", dirs.size(), (publishedAt - start) / 1e9);
             watcher.join(Duration.ofMinutes(30).toMillis());
@@ -183,7 +195,7 @@ public final class StreamingBenchmark {
         Thread watcher = new Thread(() -> watch(bootstrap, service, group, 2 * dirs.size(), seen, new ConcurrentHashMap<>(),
                 new AtomicLong()), "warmup-watcher");
         watcher.start();
-        publishAll(publisher, group, dirs);
+        publishAll(publisher, group, dirs, 0);
         for (Path d : dirs) publisher.withdraw(group, d.getFileName().toString(), 1L);
         watcher.join(Duration.ofMinutes(30).toMillis());
         if (seen.size() < 2 * dirs.size()) {
@@ -191,9 +203,17 @@ public final class StreamingBenchmark {
         }
     }
 
-    /** Publishes each adapter directory as version 1 of an adapter named after it, weight 1, back to back. */
-    private static void publishAll(AdapterPublisher publisher, String group, List<Path> dirs) throws Exception {
-        for (Path d : dirs) {
+    /**
+     * Publishes each adapter directory as version 1 of an adapter named after it, weight 1: back to back, or publish
+     * {@code i} starting {@code i · interval} seconds after the first (at once if the schedule has slipped).
+     */
+    private static void publishAll(AdapterPublisher publisher, String group, List<Path> dirs, double interval) throws Exception {
+        long first = System.nanoTime();
+        for (int i = 0; i < dirs.size(); i++) {
+            long due = first + Math.round(i * interval * 1e9);
+            long wait = due - System.nanoTime();
+            if (wait > 0) Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+            Path d = dirs.get(i);
             publisher.publish(new AdapterPublisher.PublishRequest(group, d.getFileName().toString(), 1L, 1.0, null, d));
         }
     }

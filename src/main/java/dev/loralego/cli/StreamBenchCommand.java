@@ -41,6 +41,11 @@ public final class StreamBenchCommand implements Callable<Integer> {
             + "so that the JIT has compiled the hot paths as in a service that has been running; 0 = a cold JVM (default: ${DEFAULT-VALUE})")
     int warmup;
 
+    @Option(names = "--interval", defaultValue = "0", paramLabel = "SECONDS",
+            description = "seconds between the starts of successive publishes (a fixed schedule); 0 = back to back, the"
+                    + " issue's case (default: ${DEFAULT-VALUE}). At a rate the service sustains, the latency has no queue in it")
+    double interval;
+
     @Option(names = "--config", description = "service settings file, as for `run --config` (Kafka Streams and client settings, lora.group.<g>.<option>)")
     Path configFile;
 
@@ -52,7 +57,7 @@ public final class StreamBenchCommand implements Callable<Integer> {
         org.apache.logging.log4j.core.config.Configurator.setLevel("dev.loralego", org.apache.logging.log4j.Level.WARN);
         StreamingBenchmark.Result r = StreamingBenchmark.run(new StreamingBenchmark.Setup(shape, adapters, rank,
                 DType.fromUserName(dtype), options.toParameters(), dir, partitions, RunCommand.streamThreads(threads, partitions), warmup,
-                ClientSettings.load(configFile)), System.out);
+                ClientSettings.load(configFile), interval), System.out);
         System.out.println(r.summary());
         return 0;
     }
