@@ -12,14 +12,13 @@ import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.time.Duration;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
 import java.util.Base64;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 /**
  * {@code dead-letters}: prints the inputs the service rejected (read from the dead-letter topic), oldest first,
@@ -85,27 +84,9 @@ public final class DeadLettersCommand implements Callable<Integer> {
             reader.read(group, false, listener);
             return 0;
         }
-        CountDownLatch finished = new CountDownLatch(1);
         // SIGTERM / Ctrl-C: stop polling, let the last batch print, then let the JVM exit.
-        Thread hook = new Thread(() -> {
-            reader.stop();
-            try {
-                finished.await(10, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }, "lora-lego-dead-letters-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        try {
-            reader.read(group, true, listener);
-        } finally {
-            finished.countDown();
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException shuttingDown) {
-                // the hook is running: the JVM is exiting anyway
-            }
-        }
+        GracefulStop.run("lora-lego-dead-letters-shutdown", reader::stop, Duration.ofSeconds(10),
+                () -> reader.read(group, true, listener));
         return 0;
     }
 

@@ -11,8 +11,6 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 
 /** {@code watch}: the serving-side subscriber that keeps {@code DIR/<group>} at the latest merged version. */
 @Command(name = "watch", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
@@ -68,31 +66,14 @@ public final class WatchCommand implements Callable<Integer> {
                     }
                     out.flush();
                 });
-        CountDownLatch finished = new CountDownLatch(1);
         // SIGTERM / Ctrl-C: stop polling, let a swap in progress complete, then let the JVM exit.
-        Thread hook = new Thread(() -> {
-            watcher.stop();
-            try {
-                finished.await(30, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }, "lora-lego-watch-shutdown");
-        Runtime.getRuntime().addShutdownHook(hook);
-        try {
+        GracefulStop.run("lora-lego-watch-shutdown", watcher::stop, Duration.ofSeconds(30), () -> {
             long installed = watcher.run(once, maxWaitSeconds > 0 ? Duration.ofSeconds(maxWaitSeconds) : null);
             out.printf(Locale.ROOT, "group %s: %s%n", group, installed < 0 ? "no version installed"
                     : "version " + installed + " installed at " + watcher.link());
             out.flush();
-        } finally {
-            // Only now may a running shutdown hook return and let the JVM halt.
-            finished.countDown();
-            try {
-                Runtime.getRuntime().removeShutdownHook(hook);
-            } catch (IllegalStateException shuttingDown) {
-                // the hook is running: the JVM is exiting anyway
-            }
-        }
+            return installed;
+        });
         return 0;
     }
 }
