@@ -65,7 +65,8 @@ import java.util.concurrent.TimeoutException;
  * the adapter: {@link Digests#ofModules} over the modules in name order.
  *
  * <p>Default version: one more than this adapter's version in the group's latest merged version manifest
- * ({@code lora.merged.versions}, key {@code group}), or 1 if the adapter is not in it. The manifest trails the
+ * ({@code lora.merged.versions}, key {@code group}), or than its version last withdrawn (the manifest's
+ * {@code withdrawnVersions}: versions of an adapter only go up, also across a withdrawal), or 1. The manifest trails the
  * publishes (it appears once the service has merged them), so two publishes of one adapter in quick
  * succession should pass explicit versions.
  */
@@ -316,13 +317,17 @@ public final class AdapterPublisher {
         return Optional.empty();
     }
 
-    /** The default version: one more than {@code adapterId}'s version in {@code latest}, or 1 if absent. */
+    /**
+     * The default version: one more than {@code adapterId}'s live version in {@code latest}, or than the version last
+     * withdrawn ({@code withdrawnVersions}: the service refuses a re-publish at or below it), or 1 if neither.
+     */
     public static long nextVersion(Optional<MergedVersionManifest> latest, String adapterId) {
         if (latest.isEmpty()) return 1;
         for (AdapterRef a : latest.get().getAdapters()) {
             if (a.getAdapterId().equals(adapterId)) return a.getAdapterVersion() + 1;
         }
-        return 1;
+        Long withdrawn = latest.get().getWithdrawnVersions().get(adapterId);
+        return withdrawn == null ? 1 : withdrawn + 1;
     }
 
     /** The config fields that decide how the factors are read and scaled. */

@@ -32,7 +32,8 @@ import java.util.TreeMap;
  *
  * <p>Layout: {@code "manifestFormat": 1} first, then the manifest's fields with the Avro schema's names and
  * in its order ({@code group, sequence, baseModel, trigger, adapters, modules, digest, fanInFanOut, taskType,
- * parameters, eventTimestamp, serviceVersion}); nested objects keep their schema order too, parameters are
+ * parameters, eventTimestamp, serviceVersion, warnings, meanInertia}, then {@code withdrawnVersions} (sorted by
+ * adapter id) when there are any); nested objects keep their schema order too, parameters are
  * sorted by name. Two-space indent, LF line ends, a final newline. The same manifest always gives the same
  * bytes. {@link #read} accepts any key order and refuses a newer {@code manifestFormat}.
  */
@@ -96,6 +97,10 @@ public final class ManifestJson {
         ArrayNode warnings = root.putArray("warnings");
         m.getWarnings().forEach(warnings::add);
         root.put("meanInertia", m.getMeanInertia());
+        if (!m.getWithdrawnVersions().isEmpty()) { // absent when empty: files without it read the same, and stay the same
+            ObjectNode withdrawn = root.putObject("withdrawnVersions");
+            new TreeMap<>(m.getWithdrawnVersions()).forEach(withdrawn::put);
+        }
         return root;
     }
 
@@ -181,7 +186,23 @@ public final class ManifestJson {
                 .setServiceVersion(text(root, "serviceVersion", "serviceVersion"))
                 .setWarnings(optionalStrings(root, "warnings"))
                 .setMeanInertia(root.has("meanInertia") ? number(root, "meanInertia", "meanInertia") : 0.0)
+                .setWithdrawnVersions(optionalVersions(root, "withdrawnVersions"))
                 .build();
+    }
+
+    /** An optional object of adapter id to version (absent in files written before the field existed: empty). */
+    private static Map<String, Long> optionalVersions(JsonNode root, String field) {
+        JsonNode o = root.get(field);
+        Map<String, Long> out = new TreeMap<>();
+        if (o == null || o.isNull()) return out;
+        if (!o.isObject()) throw new IllegalArgumentException("field '" + field + "' must be an object of adapter versions");
+        for (Map.Entry<String, JsonNode> e : o.properties()) {
+            if (!e.getValue().canConvertToExactIntegral() || !e.getValue().canConvertToLong()) {
+                throw new IllegalArgumentException("field '" + field + "." + e.getKey() + "' must be an integer");
+            }
+            out.put(e.getKey(), e.getValue().longValue());
+        }
+        return out;
     }
 
     /** An optional array of strings (absent in files written before the field existed: empty). */

@@ -147,6 +147,15 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         String digest = Digests.ofModules(new ArrayList<>(newModules.keySet()),
                 newModules.values().stream().map(ModuleRef::getDigest).toList());
         LiveAdapter previous = live(state, id);
+        Long withdrawn = state.getWithdrawnVersions().get(id);
+        if (previous == null && withdrawn != null && ev.getAdapterVersion() <= withdrawn) {
+            // Version numbers of an adapter only go up, also across a withdrawal: a module merger may hold the
+            // re-published copy of a withdrawn version's layer when it processes the withdrawal, and the withdrawal
+            // drops that layer (same key), so the re-publish would wait for its layer for ever, depending on how
+            // the two input topics interleave (a replay would disagree).
+            throw new RejectedInput("version " + ev.getAdapterVersion() + " of " + id + " is not above version " + withdrawn
+                    + ", which was withdrawn; publish it as version " + (withdrawn + 1) + " or higher", "adapterVersion");
+        }
         if (previous != null) {
             if (ev.getAdapterVersion() < previous.getAdapterVersion()) {
                 throw new RejectedInput("version " + ev.getAdapterVersion() + " of " + id + " is older than the live version "
@@ -172,6 +181,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         TreeSet<String> affected = new TreeSet<>(newModules.keySet());
         if (previous != null) previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, next);
+        state.getWithdrawnVersions().remove(id);
         updateTaskType(state);
         long sequence = nextSequence(state, ev);
         emitPlan(state, ev, sequence, affected, params, timestamp);
@@ -196,6 +206,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         TreeSet<String> affected = new TreeSet<>();
         previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, null);
+        state.getWithdrawnVersions().put(id, previous.getAdapterVersion());
         updateTaskType(state);
         long sequence = nextSequence(state, ev);
         emitPlan(state, ev, sequence, affected, params, timestamp);
@@ -232,6 +243,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
                 .setAffectedModules(new ArrayList<>(affected))
                 .setParameters(new TreeMap<>(params.toMap()))
                 .setEventTimestamp(timestamp)
+                .setWithdrawnVersions(new TreeMap<>(state.getWithdrawnVersions()))
                 .build();
         context.forward(new Record<>(state.getGroup(), assemblyCodec.encode(new AssemblyInput(plan)), timestamp), assemblySink);
     }
@@ -246,9 +258,13 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
 
     private GroupState load(String group) {
         byte[] bytes = store.get(group);
-        if (bytes != null) return stateCodec.decode(bytes);
+        if (bytes != null) {
+            GroupState state = stateCodec.decode(bytes);
+            state.setWithdrawnVersions(new TreeMap<>(state.getWithdrawnVersions())); // sorted and mutable, whatever decoded it
+            return state;
+        }
         return GroupState.newBuilder().setGroup(group).setNextSequence(1).setModuleShapes(new ArrayList<>())
-                .setLive(new ArrayList<>()).setRecentEventIds(new ArrayList<>()).build();
+                .setLive(new ArrayList<>()).setRecentEventIds(new ArrayList<>()).setWithdrawnVersions(new TreeMap<>()).build();
     }
 
     /**

@@ -38,7 +38,9 @@ public final class InternalCodec<T extends SpecificRecord> {
 
     /** Fields (record full name to field names) that format 2 added; format-1 records were written without them. */
     static final Map<String, Set<String>> FIELDS_ADDED_IN_FORMAT_2 =
-            Map.of("dev.loralego.avro.internal.LiveAdapter", Set.of("taskType"));
+            Map.of("dev.loralego.avro.internal.LiveAdapter", Set.of("taskType"),
+                    "dev.loralego.avro.internal.GroupState", Set.of("withdrawnVersions"),
+                    "dev.loralego.avro.internal.VersionPlan", Set.of("withdrawnVersions"));
 
     private final SpecificDatumWriter<T> writer;
     private final SpecificDatumReader<T> reader;

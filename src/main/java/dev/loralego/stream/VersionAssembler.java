@@ -140,6 +140,7 @@ public final class VersionAssembler implements Processor<byte[], byte[], String,
                     .setServiceVersion(serviceVersion)
                     .setWarnings(warnings)
                     .setMeanInertia(modules.isEmpty() ? 0.0 : inertiaSum / modules.size())
+                    .setWithdrawnVersions(new TreeMap<>(plan.getWithdrawnVersions()))
                     .build();
             byte[] bytes = manifests.serialize(versionsTopic, manifest);
             long ts = plan.getEventTimestamp();

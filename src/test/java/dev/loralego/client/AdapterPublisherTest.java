@@ -161,6 +161,11 @@ class AdapterPublisherTest {
         AdapterPublisher.Published q = new AdapterPublisher(kafka.connection())
                 .publish(new AdapterPublisher.PublishRequest(group, "newcomer", null, 1, null, adapter));
         assertEquals(1, q.version(), "an adapter not in the manifest starts at 1");
+        MergedVersionManifest withdrawn = manifest(group, 8, List.of(new AdapterRef("other", 9L, 1.0, null, "d1")));
+        withdrawn.setWithdrawnVersions(Map.of("tiny", 4L));
+        assertEquals(5, AdapterPublisher.nextVersion(java.util.Optional.of(withdrawn), "tiny"),
+                "above the version last withdrawn: the service refuses a re-publish at or below it");
+        assertEquals(10, AdapterPublisher.nextVersion(java.util.Optional.of(withdrawn), "other"));
         assertEquals(2, kafka.read(kafka.topics.adapterEvents(), group, true).size());
     }
 

@@ -60,6 +60,16 @@ class ManifestJsonTest {
     }
 
     @Test
+    void withdrawnVersionsRoundTripAndAreLeftOutWhenThereAreNone() {
+        MergedVersionManifest m = MergedVersionManifest.newBuilder(sample())
+                .setWithdrawnVersions(new TreeMap<>(Map.of("imdb", 2L, "alpha", 7L))).build();
+        String json = ManifestJson.toJson(m);
+        assertTrue(json.contains("\"withdrawnVersions\" : {\n    \"alpha\" : 7,\n    \"imdb\" : 2\n  }"), json);
+        assertEquals(m, ManifestJson.parse(json));
+        assertTrue(!ManifestJson.toJson(sample()).contains("withdrawnVersions"));
+    }
+
+    @Test
     void roundTripsThroughAFileWithAnyKeyOrder(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("sub").resolve(ManifestJson.FILE_NAME);
         ManifestJson.write(file, sample());

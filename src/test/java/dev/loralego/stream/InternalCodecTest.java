@@ -45,7 +45,7 @@ class InternalCodecTest {
     }
 
     /**
-     * Format 1 is GroupState before LiveAdapter had a taskType. Its writer schema is built here from the current one
+     * Format 1 is GroupState before LiveAdapter had a taskType and GroupState its withdrawnVersions. Its writer schema is built here from the current one
      * by editing the schema's JSON (independently of the codec's own derivation), and a record written with it reads
      * back with taskType null and everything else intact.
      */
@@ -53,18 +53,20 @@ class InternalCodecTest {
     void recordsOfFormat1WithoutTheTaskTypeStillRead() throws Exception {
         ObjectMapper json = new ObjectMapper();
         JsonNode schema = json.readTree(GroupState.getClassSchema().toString());
-        int removed = removeField(schema, "LiveAdapter", "taskType");
-        assertEquals(1, removed);
+        assertEquals(1, removeField(schema, "LiveAdapter", "taskType"));
+        assertEquals(1, removeField(schema, "GroupState", "withdrawnVersions"));
         Schema format1 = new Schema.Parser().parse(schema.toString());
 
         GroupState s = state(null);
+        s.setWithdrawnVersions(new java.util.HashMap<>());
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         out.write(1);
         BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
-        new SpecificDatumWriter<GroupState>(format1).write(s, enc);   // taskType is the last field: positions agree
+        new SpecificDatumWriter<GroupState>(format1).write(s, enc);   // both are last fields: positions agree
         enc.flush();
         GroupState read = codec.decode(out.toByteArray());
         assertEquals(s, read);
+        assertEquals(java.util.Map.of(), read.getWithdrawnVersions());
         for (LiveAdapter a : read.getLive()) assertNull(a.getTaskType());
         assertEquals("CAUSAL_LM", read.getTaskType());
         assertEquals(List.of("e-a", "e-b"), read.getRecentEventIds(), "fields after the live set are read in place");
@@ -84,7 +86,8 @@ class InternalCodecTest {
         Schema live = format1.getField("live").schema().getElementType();
         assertNull(live.getField("taskType"));
         assertEquals(LiveAdapter.getClassSchema().getFields().size() - 1, live.getFields().size());
-        assertEquals(GroupState.getClassSchema().getFields().size(), format1.getFields().size());
+        assertEquals(GroupState.getClassSchema().getFields().size() - 1, format1.getFields().size());
+        assertNull(format1.getField("withdrawnVersions"));
     }
 
     /** Removes field {@code field} from every record named {@code record} in a schema's JSON; returns how many. */
