@@ -47,7 +47,7 @@ public record LegoOptions(int k, Map<String, Integer> kPerModule, long seed, int
         Objects.requireNonNull(featureNorm, "featureNorm");
         Objects.requireNonNull(parameterReweighting, "parameterReweighting");
         if (k < 0 && k != K_AUTO) {
-            throw new IllegalArgumentException("k must be >= 1 (or 0 for the largest source rank, or K_AUTO), got " + k);
+            throw new IllegalArgumentException("k must be >= 1 (or 0 for the largest source rank, or auto in merge), got " + k);
         }
         AutoRank.requireShare(autoEnergyShare);
         if (nInit < 1) throw new IllegalArgumentException("nInit must be >= 1, got " + nInit);

@@ -110,7 +110,7 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
                 enumOr(m, "canonical", CanonicalForm.class, dl.canonical()),
                 enumOr(m, "featureNorm", FeatureNorm.class, dl.featureNorm()),
                 enumOr(m, "parameterReweighting", ParameterReweighting.class, dl.parameterReweighting()),
-                Boolean.parseBoolean(m.getOrDefault("outputReweighting", Boolean.toString(dl.outputReweighting()))));
+                booleanOr(m, "outputReweighting", dl.outputReweighting()));
         return new MergeParameters(lego, intOr(m, "refineEvery", d.refineEvery()), m.getOrDefault("refineMode", d.refineMode()),
                 Double.parseDouble(m.getOrDefault("decay", Double.toString(d.decay()))),
                 m.getOrDefault("outputDType", d.outputDType()), intOr(m, "maxRank", d.maxRank()),
@@ -121,6 +121,14 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
     private static int intOr(Map<String, String> m, String key, int dflt) {
         String v = m.get(key);
         return v == null ? dflt : Integer.parseInt(v.trim());
+    }
+
+    private static boolean booleanOr(Map<String, String> m, String key, boolean dflt) {
+        String v = m.get(key);
+        if (v == null) return dflt;
+        String t = v.trim().toLowerCase(Locale.ROOT);
+        if (!t.equals("true") && !t.equals("false")) throw new IllegalArgumentException(key + " must be true or false, got '" + v + "'");
+        return t.equals("true");
     }
 
     private static long longOr(Map<String, String> m, String key, long dflt) {

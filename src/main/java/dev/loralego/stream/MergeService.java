@@ -68,13 +68,24 @@ public final class MergeService implements AutoCloseable {
             Objects.requireNonNull(defaults, "defaults");
             config = Map.copyOf(config);
             // Fail at start, not in a stream thread, on a bad per-group override.
-            for (String key : config.keySet()) {
+            for (Map.Entry<String, String> entry : config.entrySet()) {
+                String key = entry.getKey();
                 if (!key.startsWith(GROUP_OVERRIDE_PREFIX)) continue;
                 String rest = key.substring(GROUP_OVERRIDE_PREFIX.length());
                 int dot = rest.lastIndexOf('.');
                 if (dot <= 0) throw new IllegalArgumentException("config entry '" + key + "' should be " + GROUP_OVERRIDE_PREFIX + "<group>.<option>");
-                String group = rest.substring(0, dot);
+                // Group names and module names (k.<module>) both may hold dots: the group ends at the first dot
+                // after which an option name follows.
+                String group = null;
+                for (int i = rest.indexOf('.'); i > 0 && group == null; i = rest.indexOf('.', i + 1)) {
+                    if (isOptionName(rest.substring(i + 1))) group = rest.substring(0, i);
+                }
                 try {
+                    if (group == null) requireKnownOption(rest.substring(dot + 1));
+                    if (group.isEmpty()) throw new IllegalArgumentException("the group name is empty");
+                    if (rest.substring(group.length() + 1).equals("method") && !entry.getValue().trim().equals("lego")) {
+                        throw new IllegalArgumentException("the service merges with method lego only, got '" + entry.getValue() + "'");
+                    }
                     parametersOf(group, defaults, config);
                 } catch (RuntimeException e) {
                     throw new IllegalArgumentException("config entry '" + key + "': " + e.getMessage(), e);
@@ -106,6 +117,29 @@ public final class MergeService implements AutoCloseable {
                 }
             }
             return overridden ? MergeParameters.fromMap(m) : defaults;
+        }
+
+        /** An option of {@link MergeParameters#toMap()}, or {@code k.<module>}. */
+        private static boolean isOptionName(String option) {
+            return MergeParameters.defaults().toMap().containsKey(option) || (option.startsWith("k.") && option.length() > 2);
+        }
+
+        /** A misspelt override would otherwise be ignored without a word (the group keeps the default). */
+        private static void requireKnownOption(String option) {
+            java.util.Set<String> known = new java.util.TreeSet<>(MergeParameters.defaults().toMap().keySet());
+            StringBuilder camel = new StringBuilder();
+            boolean up = false;
+            for (char c : option.toCharArray()) {
+                if (c == '-') {
+                    up = true;
+                } else {
+                    camel.append(up ? Character.toUpperCase(c) : c);
+                    up = false;
+                }
+            }
+            String hint = known.contains(camel.toString()) ? " (did you mean " + camel + "?)" : "";
+            known.add("k.<module>");
+            throw new IllegalArgumentException("unknown option '" + option + "'" + hint + "; the options are " + known);
         }
     }
 
