@@ -52,7 +52,7 @@ public final class MergeCommand implements Callable<Integer> {
     double[] weights;
 
     @Option(names = "--dtype", converter = DTypeConverter.class,
-            description = "f32 | f16 | bf16 for the written tensors (default: the inputs' dtype)")
+            description = "f32 | f16 | bf16 (or f64) for the written tensors (default: the inputs' dtype)")
     DType dtype;
 
     @Option(names = "--threads", description = "worker threads over modules (default: available cores); results do not depend on it")

@@ -111,7 +111,7 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
     @Override
     public void versionEmitted(MergedVersionManifest manifest) {
         String group = manifest.getGroup();
-        registry.counter(VERSIONS_EMITTED, "group", group).increment();
+        Counter.builder(VERSIONS_EMITTED).description("merged versions emitted").tag("group", group).register(registry).increment();
         latestSequence.computeIfAbsent(group, g -> {
             AtomicLong holder = new AtomicLong();
             Gauge.builder(LATEST_SEQUENCE, holder, AtomicLong::doubleValue)

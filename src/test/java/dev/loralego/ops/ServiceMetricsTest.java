@@ -60,6 +60,7 @@ class ServiceMetricsTest {
 
             String scrape = m.scrape();
             assertTrue(scrape.contains("lora_versions_emitted_total{group=\"g1\"} 2.0"), scrape);
+            assertTrue(scrape.contains("# HELP lora_versions_emitted_total merged versions emitted"), scrape);
             assertTrue(scrape.contains("lora_dead_letters_total 3.0"), scrape);
             assertTrue(scrape.contains("lora_merge_latency_seconds_count 3"), scrape);
             assertTrue(scrape.contains("lora_merge_latency_seconds_sum 3.5"), scrape);
