@@ -47,8 +47,9 @@ public final class ExportCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (HelpOptions.printedVersion(version, spec.commandLine())) return 0;
         HelpOptions.require(spec.commandLine(), group, "--group=<group>");
-        HelpOptions.require(spec.commandLine(), out, "--out=<out>");
+        // The version first: `--version DIR` took the directory as its value, and 'missing ADAPTER_DIR' misled.
         Long sequence = HelpOptions.parseVersion(spec.commandLine(), version, "a version sequence number");
+        HelpOptions.require(spec.commandLine(), out, "--out=<out>");
         ClientConnection connection = client.connect();
         connection.loadPublishedSchemas();
         MergedVersionReader reader = new MergedVersionReader(connection);

@@ -53,8 +53,9 @@ public final class PublishCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (HelpOptions.printedVersion(version, spec.commandLine())) return 0;
         HelpOptions.require(spec.commandLine(), group, "--group=<group>");
-        HelpOptions.require(spec.commandLine(), adapterDir, "ADAPTER_DIR");
+        // The version first: `--version DIR` took the directory as its value, and 'missing ADAPTER_DIR' misled.
         Long adapterVersion = HelpOptions.parseVersion(spec.commandLine(), version, "an adapter version");
+        HelpOptions.require(spec.commandLine(), adapterDir, "ADAPTER_DIR");
         ProgressBar bar = new ProgressBar(spec.commandLine().getErr(), "publishing");
         AdapterPublisher.Published p = new AdapterPublisher(client.connect())
                 .publishWithProgress(new AdapterPublisher.PublishRequest(group, adapterId, adapterVersion, weight, team, adapterDir),

@@ -88,6 +88,14 @@ class CliTest {
         assertEquals("c: disk full", LoraLegoCommand.messageOf(new java.nio.file.FileSystemException("c", null, "disk full")));
     }
 
+    /** {@code publish --group G --version DIR}: the directory became the version's value; say that, not "missing ADAPTER_DIR". */
+    @Test
+    void aDirectoryGivenAsTheVersionIsNamedAsSuch() {
+        CommandRun run = CommandRun.of("publish", "--group", "g", "--version", "adapters/tigrinya");
+        assertEquals(2, run.exit(), run::toString);
+        assertTrue(run.err().startsWith("--version takes an adapter version, got 'adapters/tigrinya'"), run::toString);
+    }
+
     /** The command list of {@code --help} shows the first description line only: it must be a sentence of its own. */
     @Test
     void everySubcommandSummaryIsACompleteSentence() {
