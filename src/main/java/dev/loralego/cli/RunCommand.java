@@ -119,6 +119,12 @@ public final class RunCommand implements Callable<Integer> {
             metrics.versionEmitted(m);
         }, metrics, Duration.ofMinutes(2));
         metrics.bindStreams(service.streams());
+        try {
+            service.latestManifests(Duration.ofSeconds(60)).values().forEach(metrics::versionRecovered);
+        } catch (RuntimeException e) {
+            // metrics only: the service runs on, the gauges appear with each group's next version
+            org.slf4j.LoggerFactory.getLogger(RunCommand.class).warn("could not read the groups' latest versions for the metrics: {}", e.toString());
+        }
         OpsServer ops = null;
         if (httpPort != 0) {
             String server = config.get(StreamsConfig.APPLICATION_SERVER_CONFIG);

@@ -110,8 +110,27 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
 
     @Override
     public void versionEmitted(MergedVersionManifest manifest) {
+        versionsEmitted(manifest.getGroup()).increment();
+        groupGauges(manifest);
+        long millis = clockMillis.getAsLong() - manifest.getEventTimestamp();
+        latency.record(Math.max(0, millis), TimeUnit.MILLISECONDS);
+    }
+
+    /**
+     * A group's latest version as found at start (emitted before this process ran): its gauges start from it, and its
+     * versions counter appears at 0, so a restart leaves no gap in a group's series until its next version.
+     */
+    public void versionRecovered(MergedVersionManifest manifest) {
+        versionsEmitted(manifest.getGroup());
+        groupGauges(manifest);
+    }
+
+    private Counter versionsEmitted(String group) {
+        return Counter.builder(VERSIONS_EMITTED).description("merged versions emitted").tag("group", group).register(registry);
+    }
+
+    private void groupGauges(MergedVersionManifest manifest) {
         String group = manifest.getGroup();
-        Counter.builder(VERSIONS_EMITTED).description("merged versions emitted").tag("group", group).register(registry).increment();
         latestSequence.computeIfAbsent(group, g -> {
             AtomicLong holder = new AtomicLong();
             Gauge.builder(LATEST_SEQUENCE, holder, AtomicLong::doubleValue)
@@ -124,8 +143,6 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
                     .description("mean k-means inertia over the modules of the group's latest version").tag("group", g).register(registry);
             return holder;
         }).set(manifest.getMeanInertia());
-        long millis = clockMillis.getAsLong() - manifest.getEventTimestamp();
-        latency.record(Math.max(0, millis), TimeUnit.MILLISECONDS);
     }
 
     @Override

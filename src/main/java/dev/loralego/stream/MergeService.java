@@ -239,6 +239,35 @@ public final class MergeService implements AutoCloseable {
         }
     }
 
+    /**
+     * The latest manifest of every group on {@code lora.merged.versions} (key {@code group}; the history keys
+     * {@code group@s} are skipped without decoding), read {@code read_committed} to the topic's current end: what
+     * per-group gauges start from after a restart.
+     *
+     * @throws IllegalStateException if Kafka does not answer within {@code timeout}
+     */
+    public Map<String, MergedVersionManifest> latestManifests(Duration timeout) {
+        Map<String, Object> p = new HashMap<>(config.clientOverrides());
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.bootstrap());
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
+        p.remove(ConsumerConfig.GROUP_ID_CONFIG);
+        p.remove(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG);
+        var deserializer = serdes(SchemaResolver.fromConfig(config.config())).mergedVersion().deserializer();
+        Map<String, MergedVersionManifest> latest = new java.util.TreeMap<>();
+        try (org.apache.kafka.clients.consumer.KafkaConsumer<byte[], byte[]> c = new org.apache.kafka.clients.consumer.KafkaConsumer<>(p,
+                new org.apache.kafka.common.serialization.ByteArrayDeserializer(), new org.apache.kafka.common.serialization.ByteArrayDeserializer())) {
+            dev.loralego.kafka.TopicScan.toEnd(c, topics.mergedVersions(), timeout, r -> {
+                if (r.key() == null || r.value() == null) return;
+                String key = new String(r.key(), java.nio.charset.StandardCharsets.UTF_8);
+                if (key.contains("@")) return;
+                MergedVersionManifest m = deserializer.deserialize(topics.mergedVersions(), r.value());
+                latest.merge(key, m, (a, b) -> b.getSequence() >= a.getSequence() ? b : a);
+            });
+        }
+        return latest;
+    }
+
     /** The topics this service uses. */
     public ServiceTopics topics() {
         return topics;

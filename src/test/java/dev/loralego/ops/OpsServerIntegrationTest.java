@@ -231,6 +231,9 @@ class OpsServerIntegrationTest {
         scrape = r.body();
         assertEquals(1.0, sample(scrape, "lora_versions_emitted_total{group=\"" + group + "\"}"), scrape);
         assertEquals(1.0, sample(scrape, "lora_group_latest_sequence{group=\"" + group + "\"}"), scrape);
+        // What a restarted service starts its group gauges from: the group's latest manifest on the versions topic.
+        Map<String, MergedVersionManifest> latest = service.latestManifests(AWAIT);
+        assertEquals(1L, latest.get(group).getSequence(), latest::toString);
         assertEquals(1.0, sample(scrape, "lora_dead_letters_total"), scrape);
         double latencyCount = sample(scrape, "lora_merge_latency_seconds_count");
         assertTrue(latencyCount >= 1, "latency samples " + latencyCount);

@@ -33,6 +33,19 @@ class ServiceMetricsTest {
                 .setReason("bad").setTimestamp(0).build();
     }
 
+    /** After a restart: gauges from the latest manifest found at start, the counter at 0, no latency sample. */
+    @Test
+    void aRecoveredVersionSetsTheGroupGaugesWithoutCountingIt() {
+        try (ServiceMetrics m = new ServiceMetrics()) {
+            m.versionRecovered(version("g9", 41, 0));
+            assertEquals(41.0, m.registry().get(ServiceMetrics.LATEST_SEQUENCE).tag("group", "g9").gauge().value(), EXACT);
+            assertEquals(20.5, m.registry().get(ServiceMetrics.CLUSTER_INERTIA).tag("group", "g9").gauge().value(), EXACT);
+            assertEquals(0.0, m.registry().get(ServiceMetrics.VERSIONS_EMITTED).tag("group", "g9").counter().count(), EXACT);
+            assertEquals(0, m.registry().get(ServiceMetrics.MERGE_LATENCY).timer().count());
+            assertTrue(m.scrape().contains("lora_group_latest_sequence{group=\"g9\"} 41.0"), m.scrape());
+        }
+    }
+
     @Test
     void countsLatenciesAndDeadLetters() {
         AtomicLong now = new AtomicLong(10_000);
