@@ -240,32 +240,38 @@ public final class MergeService implements AutoCloseable {
     }
 
     /**
-     * The latest manifest of every group on {@code lora.merged.versions} (key {@code group}; the history keys
-     * {@code group@s} are skipped without decoding), read {@code read_committed} to the topic's current end: what
-     * per-group gauges start from after a restart.
+     * The latest manifest of each group whose versions this instance emits, from its local latest-version store (the
+     * one {@code /groups/{g}/versions/latest} answers from): what per-group gauges start from after a restart. Other
+     * instances report their own groups, as they do for the versions they emit.
      *
-     * @throws IllegalStateException if Kafka does not answer within {@code timeout}
+     * @throws IllegalStateException if the store cannot be queried within {@code timeout} (a rebalance that lasts)
      */
     public Map<String, MergedVersionManifest> latestManifests(Duration timeout) {
-        Map<String, Object> p = new HashMap<>(config.clientOverrides());
-        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, config.bootstrap());
-        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-        p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
-        p.remove(ConsumerConfig.GROUP_ID_CONFIG);
-        p.remove(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG);
         var deserializer = serdes(SchemaResolver.fromConfig(config.config())).mergedVersion().deserializer();
-        Map<String, MergedVersionManifest> latest = new java.util.TreeMap<>();
-        try (org.apache.kafka.clients.consumer.KafkaConsumer<byte[], byte[]> c = new org.apache.kafka.clients.consumer.KafkaConsumer<>(p,
-                new org.apache.kafka.common.serialization.ByteArrayDeserializer(), new org.apache.kafka.common.serialization.ByteArrayDeserializer())) {
-            dev.loralego.kafka.TopicScan.toEnd(c, topics.mergedVersions(), timeout, r -> {
-                if (r.key() == null || r.value() == null) return;
-                String key = new String(r.key(), java.nio.charset.StandardCharsets.UTF_8);
-                if (key.contains("@")) return;
-                MergedVersionManifest m = deserializer.deserialize(topics.mergedVersions(), r.value());
-                latest.merge(key, m, (a, b) -> b.getSequence() >= a.getSequence() ? b : a);
-            });
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (true) {
+            try {
+                Map<String, MergedVersionManifest> latest = new java.util.TreeMap<>();
+                org.apache.kafka.streams.state.ReadOnlyKeyValueStore<String, byte[]> store = streams.store(
+                        org.apache.kafka.streams.StoreQueryParameters.fromNameAndType(MergeTopology.LATEST_VERSION_STORE,
+                                org.apache.kafka.streams.state.QueryableStoreTypes.<String, byte[]>keyValueStore()));
+                try (var it = store.all()) {
+                    it.forEachRemaining(kv -> latest.put(kv.key,
+                            deserializer.deserialize(MergeTopology.LATEST_VERSION_STORE, kv.value)));
+                }
+                return latest;
+            } catch (org.apache.kafka.streams.errors.InvalidStateStoreException e) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("the latest-version store could not be queried within " + timeout.toSeconds() + " s", e);
+                }
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for the latest-version store", ie);
+                }
+            }
         }
-        return latest;
     }
 
     /** The topics this service uses. */

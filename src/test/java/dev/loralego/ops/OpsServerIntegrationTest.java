@@ -231,7 +231,7 @@ class OpsServerIntegrationTest {
         scrape = r.body();
         assertEquals(1.0, sample(scrape, "lora_versions_emitted_total{group=\"" + group + "\"}"), scrape);
         assertEquals(1.0, sample(scrape, "lora_group_latest_sequence{group=\"" + group + "\"}"), scrape);
-        // What a restarted service starts its group gauges from: the group's latest manifest on the versions topic.
+        // What a restarted service starts its group gauges from: its latest-version store.
         Map<String, MergedVersionManifest> latest = service.latestManifests(AWAIT);
         assertEquals(1L, latest.get(group).getSequence(), latest::toString);
         assertEquals(1.0, sample(scrape, "lora_dead_letters_total"), scrape);
