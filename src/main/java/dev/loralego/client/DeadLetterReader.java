@@ -125,9 +125,7 @@ public final class DeadLetterReader {
         } catch (WakeupException e) {
             if (!stopped) throw e;
         } catch (TimeoutException e) {
-            throw new IllegalStateException("Kafka at " + connection.bootstrap() + " did not answer within "
-                    + connection.timeout().toSeconds() + " s reading " + topic + " (" + e.getMessage()
-                    + "); check --bootstrap-servers and --config", e);
+            throw TopicScan.noAnswer(connection.bootstrap(), connection.timeout(), topic, e);
         } finally {
             consumer = null;
             if (interrupted) Thread.currentThread().interrupt();

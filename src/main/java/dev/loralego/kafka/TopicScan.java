@@ -43,6 +43,16 @@ public final class TopicScan {
     }
 
     /**
+     * The error for a scan of {@code topic} that Kafka at {@code bootstrap} did not answer within {@code timeout}:
+     * Kafka's own text ("Timeout expired while fetching topic metadata") says neither where it looked nor what to check.
+     */
+    public static IllegalStateException noAnswer(String bootstrap, Duration timeout, String topic,
+                                                 org.apache.kafka.common.errors.TimeoutException e) {
+        return new IllegalStateException("Kafka at " + bootstrap + " did not answer within " + timeout.toSeconds()
+                + " s reading " + topic + " (" + e.getMessage() + "); check --bootstrap-servers and --config", e);
+    }
+
+    /**
      * Visits every record of {@code topic} up to its current end.
      *
      * @param timeout the longest time without progress before the scan fails

@@ -207,8 +207,7 @@ public final class ReplayAudit {
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
             TopicScan.toEnd(c, topic, timeout, out::add);
         } catch (org.apache.kafka.common.errors.TimeoutException e) {
-            throw new IllegalStateException("Kafka at " + bootstrap + " did not answer within " + timeout.toSeconds()
-                    + " s reading " + topic + " (" + e.getMessage() + "); check --bootstrap-servers and --config", e);
+            throw TopicScan.noAnswer(bootstrap, timeout, topic, e);
         }
         out.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition).thenComparingLong(ConsumerRecord::offset));
         return out;
