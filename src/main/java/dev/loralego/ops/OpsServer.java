@@ -28,7 +28,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The service's HTTP endpoint ({@code run --http-port}, JDK {@link HttpServer}, GET only):
+ * The service's HTTP endpoint ({@code run --http-port}, JDK {@link HttpServer}, GET and HEAD only; a HEAD gets
+ * the status and headers a GET would, {@code Content-Length} included, without the body):
  * <ul>
  *   <li>{@code /health} — 200 while the process is up (liveness);</li>
  *   <li>{@code /ready} — 200 when Kafka Streams is {@code RUNNING}, else 503; the body names the state
@@ -112,9 +113,9 @@ public final class OpsServer implements AutoCloseable {
     private HttpHandler getOnly(HttpHandler handler) {
         return ex -> {
             try {
-                if (!"GET".equals(ex.getRequestMethod())) {
-                    ex.getResponseHeaders().set("Allow", "GET");
-                    error(ex, 405, "method " + ex.getRequestMethod() + " not allowed; use GET");
+                if (!"GET".equals(ex.getRequestMethod()) && !isHead(ex)) {
+                    ex.getResponseHeaders().set("Allow", "GET, HEAD");
+                    error(ex, 405, "method " + ex.getRequestMethod() + " not allowed; use GET or HEAD");
                     return;
                 }
                 handler.handle(ex);
@@ -212,8 +213,18 @@ public final class OpsServer implements AutoCloseable {
         send(ex, status, JSON, MAPPER.writeValueAsBytes(MAPPER.createObjectNode().put("error", message)));
     }
 
+    private static boolean isHead(HttpExchange ex) {
+        return "HEAD".equals(ex.getRequestMethod());
+    }
+
     private static void send(HttpExchange ex, int status, String contentType, byte[] body) throws IOException {
         ex.getResponseHeaders().set("Content-Type", contentType);
+        if (isHead(ex)) {
+            // the JDK server sends no body for HEAD and wants the length as a header, not as an argument
+            ex.getResponseHeaders().set("Content-Length", Integer.toString(body.length));
+            ex.sendResponseHeaders(status, -1);
+            return;
+        }
         ex.sendResponseHeaders(status, body.length == 0 ? -1 : body.length);
         if (body.length > 0) {
             try (OutputStream out = ex.getResponseBody()) {

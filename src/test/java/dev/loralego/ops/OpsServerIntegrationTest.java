@@ -43,6 +43,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -298,6 +299,17 @@ class OpsServerIntegrationTest {
             HttpResponse<String> post = HTTP.send(HttpRequest.newBuilder(URI.create("http://localhost:" + s.port() + "/health"))
                     .POST(HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
             assertEquals(405, post.statusCode());
+            assertEquals("GET, HEAD", post.headers().firstValue("Allow").orElse(null));
+            for (String path : List.of("/health", "/ready", "/groups/any/versions/latest", "/nowhere")) {
+                HttpResponse<String> got = get(s.port(), path);
+                HttpResponse<String> head = HTTP.send(HttpRequest.newBuilder(URI.create("http://localhost:" + s.port() + path))
+                        .method("HEAD", HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
+                assertEquals(got.statusCode(), head.statusCode(), path);
+                assertEquals("", head.body(), path);
+                assertEquals(String.valueOf(got.body().getBytes(StandardCharsets.UTF_8).length),
+                        head.headers().firstValue("Content-Length").orElse(null), path);
+                assertEquals(got.headers().firstValue("Content-Type"), head.headers().firstValue("Content-Type"), path);
+            }
         }
     }
 }
