@@ -20,7 +20,8 @@ public final class ServiceOptionsMixin {
     @Option(names = "--decay", defaultValue = "1", description = "forgetting factor λ in (0,1]; 1 = off (default: ${DEFAULT-VALUE})")
     double decay;
 
-    @Option(names = "--output-dtype", defaultValue = "f32", description = "dtype of merged tensors: f32 | f16 | bf16 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--output-dtype", defaultValue = "auto",
+            description = "dtype of merged tensors: auto | f32 | f16 | bf16; auto = the live adapters' most common dtype, as merge writes by default (default: ${DEFAULT-VALUE})")
     String outputDType;
 
     @Option(names = "--max-rank", defaultValue = "256", description = "largest adapter rank accepted (default: ${DEFAULT-VALUE})")

@@ -220,6 +220,7 @@ public final class AdapterPublisher {
                     .setConfig(snapshot(adapter.config()))
                     .setModules(refs)
                     .setAdapterDigest(adapterDigest)
+                    .setDtype(adapter.dominantDType().name())
                     .build();
             byte[] eventValue = eventSerializer.serialize(eventsTopic, event);
             byte[] eventKey = group.getBytes(StandardCharsets.UTF_8);

@@ -206,9 +206,9 @@ public final class AdapterMerge {
     }
 
     private static DType dominantDType(List<PeftAdapter> adapters) {
-        TreeMap<DType, Integer> counts = new TreeMap<>();
-        for (PeftAdapter a : adapters) counts.merge(a.dominantDType(), 1, Integer::sum);
-        return counts.entrySet().stream().max(Map.Entry.comparingByValue()).orElseThrow().getKey();
+        List<DType> dtypes = new ArrayList<>();
+        for (PeftAdapter a : adapters) dtypes.add(a.dominantDType());
+        return MergedAdapterSpec.dtypeOf(dtypes);
     }
 
     private static MergedModule get(String module, Future<MergedModule> f) throws IOException {

@@ -37,6 +37,22 @@ public record MergedAdapterSpec(String baseModel, String taskType, boolean fanIn
         return best;
     }
 
+    /**
+     * The dtype a merge of adapters with these dominant dtypes ({@link PeftAdapter#dominantDType}) is written in by
+     * default: the most common one ({@code null}s are not counted), ties to the first in {@link DType}'s order (F32,
+     * F16, BF16, F64); {@code null} when there is none. Like {@link #taskTypeOf} it depends only on the multiset, so
+     * the offline merge and the service agree.
+     */
+    public static DType dtypeOf(java.util.Collection<DType> dtypes) {
+        java.util.EnumMap<DType, Integer> counts = new java.util.EnumMap<>(DType.class);
+        for (DType d : dtypes) if (d != null) counts.merge(d, 1, Integer::sum);
+        DType best = null;
+        for (java.util.Map.Entry<DType, Integer> e : counts.entrySet()) {
+            if (best == null || e.getValue() > counts.get(best)) best = e.getKey();
+        }
+        return best;
+    }
+
     /** Checks non-null fields and at least one valid module name; copies the map and the extra config. */
     public MergedAdapterSpec {
         Objects.requireNonNull(dtype, "dtype");

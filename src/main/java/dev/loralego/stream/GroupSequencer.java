@@ -11,6 +11,7 @@ import dev.loralego.avro.internal.LiveAdapter;
 import dev.loralego.avro.internal.ModuleOp;
 import dev.loralego.avro.internal.ModuleTask;
 import dev.loralego.avro.internal.VersionPlan;
+import dev.loralego.peft.DType;
 import dev.loralego.peft.MergedAdapterSpec;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.streams.processor.api.Processor;
@@ -168,7 +169,11 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
                         "adapterVersion");
             }
         }
+        if (ev.getDtype() != null && dtypeOrNull(ev.getDtype()) == null) {
+            throw new RejectedInput("dtype '" + ev.getDtype() + "' is not one of F32, F16, BF16, F64", "dtype");
+        }
         // All checks passed: from here on the event becomes version `sequence`.
+        String dtypeBefore = outputDType(state, params);
         if (state.getBaseModel() == null) state.setBaseModel(ev.getBaseModel());
         state.setFanInFanOut(fifo);
         for (ModuleRef m : newModules.values()) {
@@ -177,19 +182,23 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         state.setModuleShapes(new ArrayList<>(shapes.values()));
         LiveAdapter next = LiveAdapter.newBuilder().setAdapterId(id).setAdapterVersion(ev.getAdapterVersion())
                 .setWeight(ev.getWeight()).setTeam(ev.getTeam()).setDigest(digest).setEventId(ev.getEventId())
-                .setModules(new ArrayList<>(newModules.values())).setTaskType(ev.getConfig().getTaskType()).build();
+                .setModules(new ArrayList<>(newModules.values())).setTaskType(ev.getConfig().getTaskType())
+                .setDtype(ev.getDtype()).build();
         TreeSet<String> affected = new TreeSet<>(newModules.keySet());
         if (previous != null) previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, next);
         state.getWithdrawnVersions().remove(id);
         updateTaskType(state);
+        MergeParameters taskParams = resolveOutputDType(state, params, dtypeBefore, affected);
         long sequence = nextSequence(state, ev);
         emitPlan(state, ev, sequence, affected, params, timestamp);
         for (String module : affected) {
             ModuleRef m = newModules.get(module);
+            // a RETRACT of the triggering adapter from a module it is not in changes nothing there: the module
+            // is emitted again as it is (in the version's dtype)
             ModuleTask task = m != null
-                    ? task(state.getGroup(), module, sequence, ModuleOp.UPSERT, ev, m.getDigest(), m.getRank(), m.getDIn(), m.getDOut(), params)
-                    : task(state.getGroup(), module, sequence, ModuleOp.RETRACT, ev, null, 0, 0, 0, params);
+                    ? task(state.getGroup(), module, sequence, ModuleOp.UPSERT, ev, m.getDigest(), m.getRank(), m.getDIn(), m.getDOut(), taskParams)
+                    : task(state.getGroup(), module, sequence, ModuleOp.RETRACT, ev, null, 0, 0, 0, taskParams);
             context.forward(new Record<>(state.getGroup() + "|" + module, taskCodec.encode(task), timestamp), taskSink);
         }
         store.put(state.getGroup(), stateCodec.encode(state));
@@ -203,15 +212,17 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             throw new RejectedInput("withdraw of version " + ev.getAdapterVersion() + " of " + id + ", but version "
                     + previous.getAdapterVersion() + " is live", "adapterVersion");
         }
+        String dtypeBefore = outputDType(state, params);
         TreeSet<String> affected = new TreeSet<>();
         previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, null);
         state.getWithdrawnVersions().put(id, previous.getAdapterVersion());
         updateTaskType(state);
+        MergeParameters taskParams = resolveOutputDType(state, params, dtypeBefore, affected);
         long sequence = nextSequence(state, ev);
         emitPlan(state, ev, sequence, affected, params, timestamp);
         for (String module : affected) {
-            ModuleTask task = task(state.getGroup(), module, sequence, ModuleOp.RETRACT, ev, null, 0, 0, 0, params);
+            ModuleTask task = task(state.getGroup(), module, sequence, ModuleOp.RETRACT, ev, null, 0, 0, 0, taskParams);
             context.forward(new Record<>(state.getGroup() + "|" + module, taskCodec.encode(task), timestamp), taskSink);
         }
         store.put(state.getGroup(), stateCodec.encode(state));
@@ -265,6 +276,39 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         }
         return GroupState.newBuilder().setGroup(group).setNextSequence(1).setModuleShapes(new ArrayList<>())
                 .setLive(new ArrayList<>()).setRecentEventIds(new ArrayList<>()).setWithdrawnVersions(new TreeMap<>()).build();
+    }
+
+    /**
+     * The merged tensors' dtype for the group's current live set: the configured one, or with {@value
+     * MergeParameters#AUTO_DTYPE} the live adapters' most common dtype ({@link MergedAdapterSpec#dtypeOf}, as the
+     * offline merge), F32 where that is F64 (the service's tensors are F32 at most) or unknown.
+     */
+    static String outputDType(GroupState state, MergeParameters params) {
+        if (!params.outputDTypeFollowsInputs()) return params.outputDType();
+        List<DType> dtypes = new ArrayList<>();
+        for (LiveAdapter a : state.getLive()) dtypes.add(dtypeOrNull(a.getDtype()));
+        DType d = MergedAdapterSpec.dtypeOf(dtypes);
+        return d == null || d == DType.F64 ? DType.F32.name() : d.name();
+    }
+
+    /**
+     * The parameters for this version's module tasks, with the output dtype resolved. When the live set's change
+     * changed that dtype, every module of a live adapter is emitted again (added to {@code affected}), so that a
+     * version's modules all have the one dtype that the offline merge of the same set writes.
+     */
+    private static MergeParameters resolveOutputDType(GroupState state, MergeParameters params, String dtypeBefore,
+                                                      TreeSet<String> affected) {
+        String dtype = outputDType(state, params);
+        if (!dtype.equals(dtypeBefore)) {
+            for (LiveAdapter a : state.getLive()) a.getModules().forEach(m -> affected.add(m.getModule()));
+        }
+        return params.withOutputDType(dtype);
+    }
+
+    private static DType dtypeOrNull(String name) {
+        if (name == null) return null;
+        for (DType d : DType.values()) if (d.name().equals(name)) return d;
+        return null;
     }
 
     /**

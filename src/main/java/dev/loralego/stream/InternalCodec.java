@@ -25,15 +25,17 @@ import java.util.Set;
  * format byte. These bytes never leave the application, so they need no schema registry; the format byte
  * lets a later release read stores written by this one.
  *
- * <p>Formats: 2 (written now) is the records' current schema. 1 is the schema before the fields named in
- * {@link #FIELDS_ADDED_IN_FORMAT_2} were added (each with a default): a format-1 record is read through Avro's
- * schema resolution from that older writer schema, so state and changelogs written by earlier builds keep working.
- * Earlier builds cannot read format 2 (an upgrade is one-way).
+ * <p>Formats: 3 (written now, since 0.3.0) is the records' current schema. 2 (0.2.0) is the schema before the
+ * fields named in {@link #FIELDS_ADDED_IN_FORMAT_3} were added, 1 (0.1.0) the schema before those of
+ * {@link #FIELDS_ADDED_IN_FORMAT_2} too (each with a default): an older record is read through Avro's schema
+ * resolution from its older writer schema, so state and changelogs written by earlier builds keep working.
+ * Earlier builds cannot read a later format (an upgrade is one-way).
  *
  * @param <T> generated Avro record class
  */
 public final class InternalCodec<T extends SpecificRecord> {
-    private static final byte FORMAT = 2;
+    private static final byte FORMAT = 3;
+    private static final byte FORMAT_2 = 2;
     private static final byte FORMAT_1 = 1;
 
     /** Fields (record full name to field names) that format 2 added; format-1 records were written without them. */
@@ -42,8 +44,13 @@ public final class InternalCodec<T extends SpecificRecord> {
                     "dev.loralego.avro.internal.GroupState", Set.of("withdrawnVersions"),
                     "dev.loralego.avro.internal.VersionPlan", Set.of("withdrawnVersions"));
 
+    /** Fields that format 3 added; format-2 (and format-1) records were written without them. */
+    static final Map<String, Set<String>> FIELDS_ADDED_IN_FORMAT_3 =
+            Map.of("dev.loralego.avro.internal.LiveAdapter", Set.of("dtype"));
+
     private final SpecificDatumWriter<T> writer;
     private final SpecificDatumReader<T> reader;
+    private final SpecificDatumReader<T> format2Reader;
     private final SpecificDatumReader<T> format1Reader;
     private final String name;
 
@@ -52,7 +59,9 @@ public final class InternalCodec<T extends SpecificRecord> {
         Schema schema = SpecificData.get().getSchema(type);
         this.writer = new SpecificDatumWriter<>(schema);
         this.reader = new SpecificDatumReader<>(schema);
-        this.format1Reader = new SpecificDatumReader<>(without(schema, FIELDS_ADDED_IN_FORMAT_2, new HashMap<>()), schema);
+        Schema format2 = without(schema, FIELDS_ADDED_IN_FORMAT_3, new HashMap<>());
+        this.format2Reader = new SpecificDatumReader<>(format2, schema);
+        this.format1Reader = new SpecificDatumReader<>(without(format2, FIELDS_ADDED_IN_FORMAT_2, new HashMap<>()), schema);
         this.name = type.getSimpleName();
     }
 
@@ -104,13 +113,14 @@ public final class InternalCodec<T extends SpecificRecord> {
     }
 
     public T decode(byte[] bytes) {
-        if (bytes == null || bytes.length < 1 || (bytes[0] != FORMAT && bytes[0] != FORMAT_1)) {
+        if (bytes == null || bytes.length < 1 || (bytes[0] != FORMAT && bytes[0] != FORMAT_2 && bytes[0] != FORMAT_1)) {
             throw new IllegalStateException("not an internal " + name + " record (format byte "
                     + (bytes == null || bytes.length == 0 ? "missing" : bytes[0]) + ")");
         }
         BinaryDecoder dec = DecoderFactory.get().binaryDecoder(bytes, 1, bytes.length - 1, null);
         try {
-            return (bytes[0] == FORMAT ? reader : format1Reader).read(null, dec);
+            SpecificDatumReader<T> r = bytes[0] == FORMAT ? reader : bytes[0] == FORMAT_2 ? format2Reader : format1Reader;
+            return r.read(null, dec);
         } catch (IOException e) {
             throw new UncheckedIOException("corrupt internal " + name + " record", e);
         }

@@ -21,7 +21,11 @@ import java.util.TreeMap;
  *                    {@code recluster}: the batch algorithm from scratch on the stored pool, so the module equals
  *                    the offline {@code merge} of the live set bit for bit (costs a full k-means)
  * @param decay       forgetting factor λ applied to cluster weights before each step (1 = off)
- * @param outputDType element type of merged tensors on {@code lora.merged.layers}: F32, F16 or BF16
+ * @param outputDType element type of merged tensors on {@code lora.merged.layers}: F32, F16, BF16, or {@value #AUTO_DTYPE}
+ *                    (the default): the live adapters' most common dtype ({@code MergedAdapterSpec.dtypeOf}), as the
+ *                    offline {@code merge} writes by default; F32 where that is F64 or unknown (adapters published
+ *                    by builds before 0.3.0 do not state it). The sequencer resolves it per version and hands the
+ *                    resolved dtype to the module tasks; plans and manifests record {@value #AUTO_DTYPE}
  * @param maxRank     largest adapter rank accepted
  * @param normOutlierFactor an adapter whose module update norm {@code ‖ΔW‖_F} exceeds this multiple of the
  *                    median of the module's other live adapters (at least two) is an outlier; 0 = no check
@@ -31,6 +35,9 @@ import java.util.TreeMap;
 public record MergeParameters(LegoOptions lego, int refineEvery, String refineMode, double decay, String outputDType, int maxRank,
                               double normOutlierFactor, String normOutlierPolicy) {
 
+    /** {@link #outputDType} that follows the live adapters' dtype. */
+    public static final String AUTO_DTYPE = "AUTO";
+
     /** Default outlier limit: ten times the median norm of the module's other adapters. */
     public static final double DEFAULT_NORM_OUTLIER_FACTOR = 10;
 
@@ -39,9 +46,19 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
         this(lego, refineEvery, refineMode, decay, outputDType, maxRank, DEFAULT_NORM_OUTLIER_FACTOR, "reject");
     }
 
-    /** Service defaults: LoRA-LEGO defaults, Lloyd refinement every 8 updates, no decay, F32 output, ranks up to 256. */
+    /** Service defaults: LoRA-LEGO defaults, Lloyd refinement every 8 updates, no decay, the inputs' dtype, ranks up to 256. */
     public static MergeParameters defaults() {
-        return new MergeParameters(LegoOptions.defaults(), 8, "lloyd", 1.0, "F32", 256);
+        return new MergeParameters(LegoOptions.defaults(), 8, "lloyd", 1.0, AUTO_DTYPE, 256);
+    }
+
+    /** Whether the output dtype follows the live adapters' ({@value #AUTO_DTYPE}). */
+    public boolean outputDTypeFollowsInputs() {
+        return outputDType.equals(AUTO_DTYPE);
+    }
+
+    /** These parameters with another {@link #outputDType}. */
+    public MergeParameters withOutputDType(String dtype) {
+        return new MergeParameters(lego, refineEvery, refineMode, decay, dtype, maxRank, normOutlierFactor, normOutlierPolicy);
     }
 
     /** Whether refinement re-runs the batch algorithm (rather than warm-started Lloyd). */
@@ -60,8 +77,8 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
         }
         if (!(decay > 0 && decay <= 1)) throw new IllegalArgumentException("decay must be in (0, 1], got " + decay);
         outputDType = outputDType.toUpperCase(Locale.ROOT);
-        if (!outputDType.equals("F32") && !outputDType.equals("F16") && !outputDType.equals("BF16")) {
-            throw new IllegalArgumentException("outputDType must be F32, F16 or BF16, got " + outputDType);
+        if (!outputDType.equals("F32") && !outputDType.equals("F16") && !outputDType.equals("BF16") && !outputDType.equals(AUTO_DTYPE)) {
+            throw new IllegalArgumentException("outputDType must be auto, F32, F16 or BF16, got " + outputDType);
         }
         if (maxRank < 1) throw new IllegalArgumentException("maxRank must be >= 1, got " + maxRank);
         if (!(normOutlierFactor == 0 || normOutlierFactor > 1) || !Double.isFinite(normOutlierFactor)) {

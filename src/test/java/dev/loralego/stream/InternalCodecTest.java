@@ -21,16 +21,20 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
-/** Internal records round-trip, and records of the previous format (stores and changelogs of earlier builds) still read. */
+/** Internal records round-trip, and records of the previous formats (stores and changelogs of earlier builds) still read. */
 class InternalCodecTest {
     private final InternalCodec<GroupState> codec = new InternalCodec<>(GroupState.class);
 
     private static GroupState state(String taskType) {
+        return state(taskType, null);
+    }
+
+    private static GroupState state(String taskType, String dtype) {
         List<LiveAdapter> live = new ArrayList<>();
         for (String id : List.of("a", "b")) {
             live.add(LiveAdapter.newBuilder().setAdapterId(id).setAdapterVersion(3).setWeight(1.5).setTeam(null)
                     .setDigest("d-" + id).setEventId("e-" + id)
-                    .setModules(List.of(new ModuleRef("layers.0.q_proj", 4, 8, 8, "m-" + id))).setTaskType(taskType).build());
+                    .setModules(List.of(new ModuleRef("layers.0.q_proj", 4, 8, 8, "m-" + id))).setTaskType(taskType).setDtype(dtype).build());
         }
         return GroupState.newBuilder().setGroup("g").setNextSequence(7).setBaseModel("base").setFanInFanOut(false)
                 .setTaskType("CAUSAL_LM").setModuleShapes(new ArrayList<>()).setLive(live)
@@ -39,9 +43,9 @@ class InternalCodecTest {
 
     @Test
     void currentRecordsRoundTrip() {
-        GroupState s = state("SEQ_CLS");
+        GroupState s = state("SEQ_CLS", "BF16");
         assertEquals(s, codec.decode(codec.encode(s)));
-        assertEquals(2, codec.encode(s)[0], "format byte");
+        assertEquals(3, codec.encode(s)[0], "format byte");
     }
 
     /**
@@ -54,6 +58,7 @@ class InternalCodecTest {
         ObjectMapper json = new ObjectMapper();
         JsonNode schema = json.readTree(GroupState.getClassSchema().toString());
         assertEquals(1, removeField(schema, "LiveAdapter", "taskType"));
+        assertEquals(1, removeField(schema, "LiveAdapter", "dtype"));
         assertEquals(1, removeField(schema, "GroupState", "withdrawnVersions"));
         Schema format1 = new Schema.Parser().parse(schema.toString());
 
@@ -72,6 +77,31 @@ class InternalCodecTest {
         assertEquals(List.of("e-a", "e-b"), read.getRecentEventIds(), "fields after the live set are read in place");
     }
 
+    /** Format 2 (0.2.0) is GroupState before LiveAdapter had a dtype: it reads back with dtype null, taskType kept. */
+    @Test
+    void recordsOfFormat2WithoutTheDTypeStillRead() throws Exception {
+        ObjectMapper json = new ObjectMapper();
+        JsonNode schema = json.readTree(GroupState.getClassSchema().toString());
+        assertEquals(1, removeField(schema, "LiveAdapter", "dtype"));
+        Schema format2 = new Schema.Parser().parse(schema.toString());
+
+        GroupState s = state("SEQ_CLS");
+        s.setWithdrawnVersions(new java.util.HashMap<>(java.util.Map.of("c", 4L)));
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(2);
+        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
+        new SpecificDatumWriter<GroupState>(format2).write(s, enc);   // dtype is LiveAdapter's last field: positions agree
+        enc.flush();
+        GroupState read = codec.decode(out.toByteArray());
+        assertEquals(s, read);
+        for (LiveAdapter a : read.getLive()) {
+            assertNull(a.getDtype());
+            assertEquals("SEQ_CLS", a.getTaskType());
+        }
+        assertEquals(java.util.Map.of("c", 4L), read.getWithdrawnVersions());
+        assertEquals(List.of("e-a", "e-b"), read.getRecentEventIds(), "fields after the live set are read in place");
+    }
+
     @Test
     void anUnknownFormatByteIsAnError() {
         byte[] bytes = codec.encode(state("X"));
@@ -81,11 +111,18 @@ class InternalCodecTest {
     }
 
     @Test
-    void theDerivedFormat1SchemaLeavesOutExactlyTheAddedFields() {
-        Schema format1 = InternalCodec.without(GroupState.getClassSchema(), InternalCodec.FIELDS_ADDED_IN_FORMAT_2, new java.util.HashMap<>());
+    void theDerivedOlderSchemasLeaveOutExactlyTheAddedFields() {
+        Schema format2 = InternalCodec.without(GroupState.getClassSchema(), InternalCodec.FIELDS_ADDED_IN_FORMAT_3, new java.util.HashMap<>());
+        Schema live2 = format2.getField("live").schema().getElementType();
+        assertNull(live2.getField("dtype"));
+        assertEquals(LiveAdapter.getClassSchema().getFields().size() - 1, live2.getFields().size());
+        assertEquals(GroupState.getClassSchema().getFields().size(), format2.getFields().size());
+
+        Schema format1 = InternalCodec.without(format2, InternalCodec.FIELDS_ADDED_IN_FORMAT_2, new java.util.HashMap<>());
         Schema live = format1.getField("live").schema().getElementType();
         assertNull(live.getField("taskType"));
-        assertEquals(LiveAdapter.getClassSchema().getFields().size() - 1, live.getFields().size());
+        assertNull(live.getField("dtype"));
+        assertEquals(LiveAdapter.getClassSchema().getFields().size() - 2, live.getFields().size());
         assertEquals(GroupState.getClassSchema().getFields().size() - 1, format1.getFields().size());
         assertNull(format1.getField("withdrawnVersions"));
     }

@@ -142,13 +142,18 @@ class MergeTopologyTest {
 
     /** The offline merge of {@code live} for {@code module}, as F32 bytes (the service's output dtype). */
     private byte[][] offline(String module, List<StreamFixtures.Adapter> live) {
+        return offline(module, live, TensorDType.F32);
+    }
+
+    /** The offline merge of {@code live} for {@code module}, as {@code dtype} bytes. */
+    private byte[][] offline(String module, List<StreamFixtures.Adapter> live, TensorDType dtype) {
         List<AdapterModule> in = new ArrayList<>();
         for (StreamFixtures.Adapter a : live) {
             AdapterModule f = a.factors().get(module);
             if (f != null) in.add(f);
         }
         MergedModule m = LegoMerger.mergeModule(module, in, params.lego());
-        return new byte[][]{TensorCodec.encode(m.a(), TensorDType.F32), TensorCodec.encode(m.b(), TensorDType.F32)};
+        return new byte[][]{TensorCodec.encode(m.a(), dtype), TensorCodec.encode(m.b(), dtype)};
     }
 
     private static byte[] bytes(ByteBuffer b) {
@@ -709,5 +714,79 @@ class MergeTopologyTest {
         double[] want = TensorCodec.decode(ByteBuffer.wrap(offline("layers.0.q_proj", List.of(a))[0]), TensorDType.F32, 2 * 12);
         for (int i = 0; i < got.length; i++) assertEquals(want[i], got[i], Math.abs(want[i]) * 0x1p-8 + 1e-30);
         assertNotEquals(0, Arrays.stream(got).map(Math::abs).sum());
+    }
+
+    /** {@code a}'s publish event, stating {@code dtype} as the adapter's dominant dtype (as {@code publish} does). */
+    private void publishStating(StreamFixtures.Adapter a, String dtype) {
+        publishLayers(a);
+        AdapterEvent e = a.publishEvent();
+        e.setDtype(dtype);
+        publishEvent(e);
+    }
+
+    /**
+     * With the default output dtype (auto) a version's tensors take the live adapters' most common dtype, as the
+     * offline merge writes by default, and when a change of the live set changes that dtype every module is emitted
+     * again, also those the change did not touch, so that all modules of a version have the dtype of its set.
+     */
+    @Test
+    void theOutputDTypeFollowsTheLiveAdaptersAndEveryModuleChangesWithIt() {
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "auto", 16);
+        String q = "layers.0.q_proj";
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1);
+        StreamFixtures.Adapter b = adapter(GROUP, "b", 1, 2, 2);
+        StreamFixtures.Adapter c = adapter(GROUP, "c", 1, 2, 1.0, 3, List.of(q));
+        StreamFixtures.Adapter d = adapter(GROUP, "d", 1, 2, 1.0, 4, List.of(q));
+        publishStating(a, "BF16");
+        publishStating(b, "BF16");
+        Map<String, MergedLayer> merged = latestLayers();
+        assertEquals(StreamFixtures.MODULES.keySet(), merged.keySet());
+        for (String m : StreamFixtures.MODULES.keySet()) {
+            assertEquals(TensorDType.BF16, merged.get(m).getDtype(), m);
+            byte[][] want = offline(m, List.of(a, b), TensorDType.BF16);
+            assertArrayEquals(want[0], bytes(merged.get(m).getA()), "A of " + m);
+            assertArrayEquals(want[1], bytes(merged.get(m).getB()), "B of " + m);
+        }
+        assertEquals(MergeParameters.AUTO_DTYPE, latestVersions().get(1).getParameters().get("outputDType"),
+                "the manifest records the configured rule, not a resolved dtype");
+
+        publishStating(c, "F32");   // BF16 2, F32 1: still BF16, only q_proj changes
+        Map<String, MergedLayer> afterC = latestLayers();
+        assertEquals(Set.of(q), afterC.keySet());
+        assertEquals(TensorDType.BF16, afterC.get(q).getDtype());
+        publishStating(d, "F32");   // 2 against 2: the tie goes to F32, and every module is emitted again in it
+        merged = latestLayers();
+        assertEquals(StreamFixtures.MODULES.keySet(), merged.keySet(), "modules d does not target are emitted again");
+        for (String m : StreamFixtures.MODULES.keySet()) {
+            assertEquals(TensorDType.F32, merged.get(m).getDtype(), m);
+            byte[][] want = offline(m, List.of(a, b, c, d), TensorDType.F32);
+            assertArrayEquals(want[0], bytes(merged.get(m).getA()), "A of " + m);
+        }
+        List<MergedVersionManifest> sinceV2 = latestVersions();
+        MergedVersionManifest v4 = sinceV2.get(sinceV2.size() - 1);
+        assertEquals(4, v4.getSequence());
+        for (ModuleRef ref : v4.getModules()) {
+            MergedLayer l = merged.get(ref.getModule());
+            assertEquals(Digests.layer(bytes(l.getA()), bytes(l.getB())), ref.getDigest(), "manifest digest of " + ref.getModule());
+        }
+
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "c"));   // BF16 2, F32 1 again
+        merged = latestLayers();
+        assertEquals(StreamFixtures.MODULES.keySet(), merged.keySet());
+        for (String m : StreamFixtures.MODULES.keySet()) {
+            assertEquals(TensorDType.BF16, merged.get(m).getDtype(), m);
+            assertArrayEquals(offline(m, List.of(a, b, d), TensorDType.BF16)[1], bytes(merged.get(m).getB()), "B of " + m);
+        }
+        assertTrue(deadLetters().isEmpty());
+    }
+
+    @Test
+    void aPublishStatingAnUnknownDTypeIsDeadLettered() {
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "auto", 16);
+        publishStating(adapter(GROUP, "a", 1, 2, 1), "F8");
+        List<DeadLetter> dl = deadLetters();
+        assertEquals(1, dl.size());
+        assertEquals("dtype 'F8' is not one of F32, F16, BF16, F64", dl.get(0).getReason());
+        assertTrue(latestVersions().isEmpty());
     }
 }
