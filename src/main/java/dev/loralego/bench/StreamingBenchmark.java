@@ -105,10 +105,12 @@ public final class StreamingBenchmark {
 
         public String summary() {
             return String.format(Locale.ROOT,
-                    "%d x %s r%d %s, k=%s, %d partitions x %d stream threads, %s, %s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
+                    "%d x %s r%d %s (merged into %s), k=%s, %d partitions x %d stream threads, %s, %s: latency p50 %.0f ms, p95 %.0f ms, max %.0f ms; throughput %.2f adapters/s over %.1f s; "
                             + "peak heap %.0f MiB of %.0f MiB (%.0f MiB retained at the end); cluster cache %d hits, %d misses; "
                             + "after the last publish the service alone emitted %d versions in %.1f s",
-                    setup.adapters(), setup.shape(), setup.rank(), setup.dtype(), setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
+                    setup.adapters(), setup.shape(), setup.rank(), setup.dtype(),
+                    setup.params().outputDTypeFollowsInputs() ? setup.dtype().name() : setup.params().outputDType(),
+                    setup.params().lego().k() == 0 ? "max rank" : setup.params().lego().k(),
                     setup.partitions(), setup.threads(),
                     setup.interval() == 0 ? "published back to back" : String.format(Locale.ROOT, "published every %.2f s", setup.interval()),
                     setup.warmup() == 0 ? "cold JVM" : "after a warm-up of " + setup.warmup() + " adapters", percentile(50), percentile(95), percentile(100), throughput(), seconds, peakHeapBytes / 1048576.0,
