@@ -12,7 +12,8 @@ import java.util.SplittableRandom;
  * <p>Each entry of each {@code ΔW_t} is kept with probability {@code density} ({@code u < density}, {@code u} the
  * next {@code nextDouble()} of the adapter's RNG, one draw per entry in row-major order) and rescaled by
  * {@code 1/density}; the merged update is {@code Σ_t w_t · dropped_t} (weights normalised by the caller, as for
- * {@code linear}), factorised by truncated SVD to rank {@code min(k, dOut, dIn)}.
+ * {@code linear}), factorised to its best rank-{@code min(k, dOut, dIn)} approximation
+ * ({@link LowRankFactorisation#ofDenseTruncated}).
  *
  * <p>Seeding: adapter {@code t} (its index in the given list) draws from {@code new SplittableRandom(s_t)} with
  * {@code s_t = mix(mix(seed + γ (t + 1)) ^ fnv1a64(module))}, {@code mix} the SplitMix64 finaliser, {@code γ} the

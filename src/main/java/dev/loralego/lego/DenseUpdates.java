@@ -35,10 +35,11 @@ final class DenseUpdates {
 
     /**
      * Best rank-{@code k} factors of a dense matrix (truncated SVD, Eckart–Young), {@code B = U_k S_k^{1/2}},
-     * {@code A = S_k^{1/2} V_kᵀ}, sign rule applied; rank {@code min(k, dOut, dIn)}.
+     * {@code A = S_k^{1/2} V_kᵀ}, sign rule applied; rank {@code min(k, dOut, dIn)}. Only the leading {@code k}
+     * triplets are computed when that is cheaper ({@link LowRankFactorisation#ofDenseTruncated}).
      */
     static MergedModule factor(double[] w, int dOut, int dIn, int k) {
-        LowRankFactorisation.Factors f = LowRankFactorisation.ofDense(w, dOut, dIn).truncate(k);
+        LowRankFactorisation.Factors f = LowRankFactorisation.ofDenseTruncated(w, dOut, dIn, k);
         LowRankFactorisation.fixSigns(f.a(), f.b(), f.rank(), dIn, dOut);
         return new MergedModule(f.rank(), dIn, dOut, f.a(), f.b(), Double.NaN, 0);
     }
