@@ -19,7 +19,7 @@ import java.util.List;
  * </ol>
  * Memory: four dense {@code dOut × dIn} double arrays and one int array whatever the number of adapters (each
  * {@code τ_t} is rebuilt for the second pass instead of being kept), plus about two more during the factorisation.
- * Time for a gpt2 {@code c_attn} module (768 × 2304, three adapters, k = 8) on one core: about 0.9 s for steps 1–3
+ * Time for a gpt2 {@code c_attn} module (768 × 2304, three adapters, k = 8) on one core: about 1 s for steps 1–3
  * (dominated by the six magnitude sorts of the trim) and 0.7 s for the factorisation (it was 3 s with the full SVD).
  */
 public final class TiesMerge {
