@@ -142,6 +142,27 @@ public final class DTypeCodec {
      * overflow well before the largest float), NaN stays NaN.
      */
     static float roundToOddFloat(double d) {
+        long bits = Double.doubleToRawLongBits(d);
+        int exponent = (int) (bits >>> 52) & 0x7ff;
+        if (exponent >= FLOAT_NORMAL_MIN_EXPONENT && exponent <= FLOAT_NORMAL_MAX_EXPONENT) {
+            // A float normal below the top binade: truncate the significand to 23 bits, then set the last bit when anything was cut
+            // off (round-to-odd is truncation with a sticky last bit). Branch-free; the merged tensors' values are
+            // all here.
+            long mantissa = bits & 0x000f_ffff_ffff_ffffL;
+            int f = (int) (bits >>> 32) & 0x8000_0000 | (exponent - 896) << 23 | (int) (mantissa >>> 29);
+            return Float.intBitsToFloat(f | (int) ((mantissa & 0x1fff_ffffL) + 0x1fff_ffffL >>> 29));
+        }
+        return roundToOddFloatSlow(d);
+    }
+
+    /**
+     * Biased binary64 exponents of the fast path: the binary32 normals (unbiased -126..127) but the top binade, where
+     * the slow path overflows to infinity what round-to-odd would keep at the largest float (same final result).
+     */
+    private static final int FLOAT_NORMAL_MIN_EXPONENT = 1023 - 126, FLOAT_NORMAL_MAX_EXPONENT = 1023 + 126;
+
+    /** {@link #roundToOddFloat} for every double (zero, float subnormals, overflow, NaN), through the JDK's rounding. */
+    static float roundToOddFloatSlow(double d) {
         float f = (float) d;
         if (Double.isNaN(d) || Float.isInfinite(f) || (double) f == d) {
             return f;

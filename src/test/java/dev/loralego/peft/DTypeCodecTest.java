@@ -191,6 +191,39 @@ class DTypeCodecTest {
         }
     }
 
+    /**
+     * The bit-level round-to-odd of float normals agrees bit for bit with the one through the JDK's rounding (which
+     * the tests above check against the independent reference), on random doubles over and beyond the float range,
+     * exact floats, and the edges of the fast path.
+     */
+    @Test
+    void roundToOddOfFloatNormalsEqualsTheJdkBasedOne() {
+        SplittableRandom rnd = new SplittableRandom(11);
+        for (int i = 0; i < 1_000_000; i++) {
+            double x = Math.scalb(rnd.nextDouble(-2, 2), rnd.nextInt(-160, 140));
+            assertEquals(Float.floatToRawIntBits(DTypeCodec.roundToOddFloatSlow(x)),
+                    Float.floatToRawIntBits(DTypeCodec.roundToOddFloat(x)), () -> "double " + x);
+        }
+        for (int i = 0; i < 100_000; i++) {
+            double x = Double.longBitsToDouble(rnd.nextLong());
+            assertEquals(Float.floatToRawIntBits(DTypeCodec.roundToOddFloatSlow(x)),
+                    Float.floatToRawIntBits(DTypeCodec.roundToOddFloat(x)), () -> "double " + x);
+            double exact = Float.intBitsToFloat(rnd.nextInt());
+            assertEquals(Float.floatToRawIntBits(DTypeCodec.roundToOddFloatSlow(exact)),
+                    Float.floatToRawIntBits(DTypeCodec.roundToOddFloat(exact)), () -> "exact float " + exact);
+        }
+        double[] edges = {Float.MIN_NORMAL, Math.nextDown((double) Float.MIN_NORMAL), Math.nextUp((double) Float.MIN_NORMAL),
+                Float.MAX_VALUE, Math.nextUp((double) Float.MAX_VALUE), Math.nextDown((double) Float.MAX_VALUE),
+                0x1p128, Math.nextDown(0x1p128), 0x1p-127, 0.0, -0.0, 1.0, -1.0, Double.MIN_VALUE, Double.MAX_VALUE,
+                Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY};
+        for (double e : edges) {
+            for (double x : new double[]{e, -e}) {
+                assertEquals(Float.floatToRawIntBits(DTypeCodec.roundToOddFloatSlow(x)),
+                        Float.floatToRawIntBits(DTypeCodec.roundToOddFloat(x)), () -> "double " + x);
+            }
+        }
+    }
+
     @Test
     void doubleToBFloat16RoundsOnce() {
         for (int bits = 0; bits < BF16.maxFinite(); bits += 7) {
