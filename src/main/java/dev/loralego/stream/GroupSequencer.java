@@ -99,7 +99,8 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             if (state.getRecentEventIds().contains(event.getEventId())) {
                 throw new RejectedInput("event " + event.getEventId() + " was already applied (duplicate delivery ignored)", "eventId");
             }
-            MergeParameters params = parametersOf.apply(group);
+            MergeParameters params = parametersOf instanceof VersionParameters v
+                    ? v.forVersion(group, state.getNextSequence()) : parametersOf.apply(group);
             if (event.getType() == AdapterEventType.PUBLISH) {
                 publish(state, event, params, record.timestamp());
             } else {

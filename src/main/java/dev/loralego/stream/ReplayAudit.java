@@ -40,7 +40,8 @@ import java.util.stream.Stream;
  * <p>Why a replay reproduces the service: a version's content depends only on the order of the group's
  * events (one partition) and on the layers' bytes, never on how the two input topics interleave — a task
  * waits for its layer. The replay pipes the group's layers first, then its events in log order, each with its
- * original timestamp. The algorithm parameters are taken from the recorded manifests (they travel in them).
+ * original timestamp. The algorithm parameters are taken from the recorded manifests (they travel in them), each
+ * version's from its own, so a configuration that changed along the history replays as it was.
  */
 public final class ReplayAudit {
     /** A disagreement between the log and the replay. */
@@ -100,8 +101,7 @@ public final class ReplayAudit {
             differences.add(new Difference(0, "no version of group '" + group + "' in " + topics.mergedVersions()));
             return new Report(group, 0, differences);
         }
-        MergeParameters params = MergeParameters.fromMap(recorded.firstEntry().getValue().getParameters());
-        TreeMap<Long, MergedVersionManifest> replayed = replay(group, params, serdes);
+        TreeMap<Long, MergedVersionManifest> replayed = replay(group, recordedParameters(recorded), serdes);
         int compared = 0;
         for (Map.Entry<Long, MergedVersionManifest> e : recorded.tailMap(fromVersion).entrySet()) {
             MergedVersionManifest mine = replayed.get(e.getKey());
@@ -151,7 +151,28 @@ public final class ReplayAudit {
         return null;
     }
 
-    private TreeMap<Long, MergedVersionManifest> replay(String group, MergeParameters params, TopologySerdes serdes) {
+    /**
+     * Each version's parameters as its manifest records them; a version missing from the log (compacted away, or
+     * past its end) takes those of the nearest recorded version before it, or else of the first.
+     */
+    static VersionParameters recordedParameters(TreeMap<Long, MergedVersionManifest> recorded) {
+        TreeMap<Long, MergeParameters> bySequence = new TreeMap<>();
+        recorded.forEach((s, m) -> bySequence.put(s, MergeParameters.fromMap(m.getParameters())));
+        return new VersionParameters() {
+            @Override
+            public MergeParameters forVersion(String group, long sequence) {
+                Map.Entry<Long, MergeParameters> e = bySequence.floorEntry(sequence);
+                return (e != null ? e : bySequence.firstEntry()).getValue();
+            }
+
+            @Override
+            public MergeParameters apply(String group) {
+                return bySequence.firstEntry().getValue();
+            }
+        };
+    }
+
+    private TreeMap<Long, MergedVersionManifest> replay(String group, VersionParameters params, TopologySerdes serdes) {
         Path stateDir;
         try {
             stateDir = Files.createTempDirectory("lora-lego-audit");
@@ -159,7 +180,7 @@ public final class ReplayAudit {
             throw new UncheckedIOException(e);
         }
         TreeMap<Long, MergedVersionManifest> out = new TreeMap<>();
-        MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes, g -> params, maxRecordBytes,
+        MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes, params, maxRecordBytes,
                 ServiceVersion.get(), null);
         Properties props = new Properties();
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-audit");

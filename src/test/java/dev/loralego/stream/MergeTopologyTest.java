@@ -59,6 +59,8 @@ class MergeTopologyTest {
     private final TopologySerdes serdes = MergeService.serdes(new EmbeddedSchemaResolver());
     private final ServiceTopics topics = ServiceTopics.defaults("lora-lego-test");
     private MergeParameters params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 16);
+    /** When set, the topology's parameters instead of {@code g -> params}. */
+    private java.util.function.Function<String, MergeParameters> parametersOf;
     private TopologyTestDriver driver;
     private TestInputTopic<byte[], byte[]> events;
     private TestInputTopic<byte[], byte[]> layers;
@@ -74,7 +76,8 @@ class MergeTopologyTest {
     }
 
     private void startDriver() {
-        MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes, g -> params, 64 << 20, "test", emitted::add);
+        MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes,
+                parametersOf != null ? parametersOf : g -> params, 64 << 20, "test", emitted::add);
         Properties props = new Properties();
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-test");
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
@@ -789,4 +792,53 @@ class MergeTopologyTest {
         assertEquals("dtype 'F8' is not one of F32, F16, BF16, F64", dl.get(0).getReason());
         assertTrue(latestVersions().isEmpty());
     }
+
+    /**
+     * A history whose configuration changed along the way (k and the output dtype, as a restart with other options or
+     * an upgrade to other defaults does) replays digest for digest when each version gets the parameters its manifest
+     * records ({@link ReplayAudit#recordedParameters}); with the first version's parameters throughout, as the audit
+     * used to replay, the versions after the change differ.
+     */
+    @Test
+    void aReplayWithEachVersionsRecordedParametersReproducesAHistoryWhoseConfigurationChanged() {
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1), b = adapter(GROUP, "b", 1, 3, 2), c = adapter(GROUP, "c", 1, 2, 3);
+        MergeParameters before = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 16);
+        MergeParameters after = new MergeParameters(LegoOptions.defaults().withK(2), 1, "recluster", 1.0, "BF16", 16);
+        Runnable[] steps = {() -> publish(a), () -> publish(b), () -> publish(c), () -> publishEvent(StreamFixtures.withdrawEvent(GROUP, "b"))};
+        params = before;
+        steps[0].run();
+        steps[1].run();
+        params = after;
+        steps[2].run();
+        steps[3].run();
+        TreeMap<Long, MergedVersionManifest> recorded = new TreeMap<>();
+        for (MergedVersionManifest m : latestVersions()) recorded.put(m.getSequence(), m);
+        assertEquals(List.of(1L, 2L, 3L, 4L), new ArrayList<>(recorded.keySet()));
+        assertEquals("2", recorded.get(3L).getParameters().get("k"));
+
+        driver.close();
+        parametersOf = ReplayAudit.recordedParameters(recorded);
+        startDriverFresh();
+        for (Runnable step : steps) step.run();
+        Map<Long, String> replayed = new TreeMap<>();
+        for (MergedVersionManifest m : latestVersions()) replayed.put(m.getSequence(), m.getDigest());
+        Map<Long, String> want = new TreeMap<>();
+        recorded.forEach((seq, m) -> want.put(seq, m.getDigest()));
+        assertEquals(want, replayed, "every version, before and after the change");
+
+        driver.close();
+        parametersOf = g -> before;
+        Path keep = secondStateDir;
+        secondStateDir = thirdStateDir;
+        startDriverFresh();
+        secondStateDir = keep;
+        for (Runnable step : steps) step.run();
+        Map<Long, String> firstParameters = new TreeMap<>();
+        for (MergedVersionManifest m : latestVersions()) firstParameters.put(m.getSequence(), m.getDigest());
+        assertEquals(want.get(2L), firstParameters.get(2L));
+        assertNotEquals(want.get(3L), firstParameters.get(3L), "the first version's parameters do not reproduce version 3");
+    }
+
+    @TempDir
+    Path thirdStateDir;
 }
