@@ -132,7 +132,14 @@ public final class DTypeCodec {
 
     /** binary64 → bfloat16, round to nearest even (no double rounding). */
     public static short doubleToBFloat16(double d) {
-        return floatToBFloat16(roundToOddFloat(d));
+        long bits = Double.doubleToRawLongBits(d);
+        int exponent = (int) (bits >>> 52) & 0x7ff;
+        if (exponent >= FLOAT_NORMAL_MIN_EXPONENT && exponent <= FLOAT_NORMAL_MAX_EXPONENT) {
+            // roundToOddFloat's fast path, then floatToBFloat16 without its NaN case (the float is a finite normal)
+            int f = roundToOddFloatBits(bits, exponent);
+            return (short) ((f + 0x7fff + ((f >>> 16) & 1)) >>> 16);
+        }
+        return floatToBFloat16(roundToOddFloatSlow(d));
     }
 
     /**
@@ -148,11 +155,16 @@ public final class DTypeCodec {
             // A float normal below the top binade: truncate the significand to 23 bits, then set the last bit when anything was cut
             // off (round-to-odd is truncation with a sticky last bit). Branch-free; the merged tensors' values are
             // all here.
-            long mantissa = bits & 0x000f_ffff_ffff_ffffL;
-            int f = (int) (bits >>> 32) & 0x8000_0000 | (exponent - 896) << 23 | (int) (mantissa >>> 29);
-            return Float.intBitsToFloat(f | (int) ((mantissa & 0x1fff_ffffL) + 0x1fff_ffffL >>> 29));
+            return Float.intBitsToFloat(roundToOddFloatBits(bits, exponent));
         }
         return roundToOddFloatSlow(d);
+    }
+
+    /** The bits of {@link #roundToOddFloat} of the double with these bits, whose biased exponent is in the fast range. */
+    private static int roundToOddFloatBits(long bits, int exponent) {
+        long mantissa = bits & 0x000f_ffff_ffff_ffffL;
+        int f = (int) (bits >>> 32) & 0x8000_0000 | (exponent - 896) << 23 | (int) (mantissa >>> 29);
+        return f | (int) ((mantissa & 0x1fff_ffffL) + 0x1fff_ffffL >>> 29);
     }
 
     /**
