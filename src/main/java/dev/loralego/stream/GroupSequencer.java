@@ -174,7 +174,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             throw new RejectedInput("dtype '" + ev.getDtype() + "' is not one of F32, F16, BF16, F64", "dtype");
         }
         // All checks passed: from here on the event becomes version `sequence`.
-        String dtypeBefore = outputDType(state, params);
+        String dtypeBefore = state.getOutputDType() != null ? state.getOutputDType() : outputDType(state, params);
         if (state.getBaseModel() == null) state.setBaseModel(ev.getBaseModel());
         state.setFanInFanOut(fifo);
         for (ModuleRef m : newModules.values()) {
@@ -213,7 +213,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             throw new RejectedInput("withdraw of version " + ev.getAdapterVersion() + " of " + id + ", but version "
                     + previous.getAdapterVersion() + " is live", "adapterVersion");
         }
-        String dtypeBefore = outputDType(state, params);
+        String dtypeBefore = state.getOutputDType() != null ? state.getOutputDType() : outputDType(state, params);
         TreeSet<String> affected = new TreeSet<>();
         previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, null);
@@ -293,9 +293,11 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
     }
 
     /**
-     * The parameters for this version's module tasks, with the output dtype resolved. When the live set's change
-     * changed that dtype, every module of a live adapter is emitted again (added to {@code affected}), so that a
-     * version's modules all have the one dtype that the offline merge of the same set writes.
+     * The parameters for this version's module tasks, with the output dtype resolved. When that dtype differs from
+     * the group's last version's ({@code dtypeBefore}: recorded in the group state, or for a state of an earlier
+     * build the one its live set resolves to), because the live set changed or because the configuration did at a
+     * restart, every module of a live adapter is emitted again (added to {@code affected}), so that a version's
+     * modules all have the one dtype that the offline merge of the same set writes.
      */
     private static MergeParameters resolveOutputDType(GroupState state, MergeParameters params, String dtypeBefore,
                                                       TreeSet<String> affected) {
@@ -303,6 +305,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         if (!dtype.equals(dtypeBefore)) {
             for (LiveAdapter a : state.getLive()) a.getModules().forEach(m -> affected.add(m.getModule()));
         }
+        state.setOutputDType(dtype);
         return params.withOutputDType(dtype);
     }
 

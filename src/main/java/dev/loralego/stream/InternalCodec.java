@@ -46,7 +46,8 @@ public final class InternalCodec<T extends SpecificRecord> {
 
     /** Fields that format 3 added; format-2 (and format-1) records were written without them. */
     static final Map<String, Set<String>> FIELDS_ADDED_IN_FORMAT_3 =
-            Map.of("dev.loralego.avro.internal.LiveAdapter", Set.of("dtype"));
+            Map.of("dev.loralego.avro.internal.LiveAdapter", Set.of("dtype"),
+                    "dev.loralego.avro.internal.GroupState", Set.of("outputDType"));
 
     private final SpecificDatumWriter<T> writer;
     private final SpecificDatumReader<T> reader;

@@ -44,6 +44,7 @@ class InternalCodecTest {
     @Test
     void currentRecordsRoundTrip() {
         GroupState s = state("SEQ_CLS", "BF16");
+        s.setOutputDType("BF16");
         assertEquals(s, codec.decode(codec.encode(s)));
         assertEquals(3, codec.encode(s)[0], "format byte");
     }
@@ -60,6 +61,7 @@ class InternalCodecTest {
         assertEquals(1, removeField(schema, "LiveAdapter", "taskType"));
         assertEquals(1, removeField(schema, "LiveAdapter", "dtype"));
         assertEquals(1, removeField(schema, "GroupState", "withdrawnVersions"));
+        assertEquals(1, removeField(schema, "GroupState", "outputDType"));
         Schema format1 = new Schema.Parser().parse(schema.toString());
 
         GroupState s = state(null);
@@ -77,12 +79,16 @@ class InternalCodecTest {
         assertEquals(List.of("e-a", "e-b"), read.getRecentEventIds(), "fields after the live set are read in place");
     }
 
-    /** Format 2 (0.2.0) is GroupState before LiveAdapter had a dtype: it reads back with dtype null, taskType kept. */
+    /**
+     * Format 2 (0.2.0) is GroupState before LiveAdapter had a dtype and GroupState its outputDType: it reads back with
+     * both null, taskType kept.
+     */
     @Test
     void recordsOfFormat2WithoutTheDTypeStillRead() throws Exception {
         ObjectMapper json = new ObjectMapper();
         JsonNode schema = json.readTree(GroupState.getClassSchema().toString());
         assertEquals(1, removeField(schema, "LiveAdapter", "dtype"));
+        assertEquals(1, removeField(schema, "GroupState", "outputDType"));
         Schema format2 = new Schema.Parser().parse(schema.toString());
 
         GroupState s = state("SEQ_CLS");
@@ -90,7 +96,7 @@ class InternalCodecTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         out.write(2);
         BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
-        new SpecificDatumWriter<GroupState>(format2).write(s, enc);   // dtype is LiveAdapter's last field: positions agree
+        new SpecificDatumWriter<GroupState>(format2).write(s, enc);   // both are last fields: positions agree
         enc.flush();
         GroupState read = codec.decode(out.toByteArray());
         assertEquals(s, read);
@@ -99,6 +105,7 @@ class InternalCodecTest {
             assertEquals("SEQ_CLS", a.getTaskType());
         }
         assertEquals(java.util.Map.of("c", 4L), read.getWithdrawnVersions());
+        assertNull(read.getOutputDType());
         assertEquals(List.of("e-a", "e-b"), read.getRecentEventIds(), "fields after the live set are read in place");
     }
 
@@ -116,14 +123,15 @@ class InternalCodecTest {
         Schema live2 = format2.getField("live").schema().getElementType();
         assertNull(live2.getField("dtype"));
         assertEquals(LiveAdapter.getClassSchema().getFields().size() - 1, live2.getFields().size());
-        assertEquals(GroupState.getClassSchema().getFields().size(), format2.getFields().size());
+        assertEquals(GroupState.getClassSchema().getFields().size() - 1, format2.getFields().size());
+        assertNull(format2.getField("outputDType"));
 
         Schema format1 = InternalCodec.without(format2, InternalCodec.FIELDS_ADDED_IN_FORMAT_2, new java.util.HashMap<>());
         Schema live = format1.getField("live").schema().getElementType();
         assertNull(live.getField("taskType"));
         assertNull(live.getField("dtype"));
         assertEquals(LiveAdapter.getClassSchema().getFields().size() - 2, live.getFields().size());
-        assertEquals(GroupState.getClassSchema().getFields().size() - 1, format1.getFields().size());
+        assertEquals(GroupState.getClassSchema().getFields().size() - 2, format1.getFields().size());
         assertNull(format1.getField("withdrawnVersions"));
     }
 

@@ -783,6 +783,30 @@ class MergeTopologyTest {
         assertTrue(deadLetters().isEmpty());
     }
 
+    /**
+     * A configured output dtype that changes between two versions (a restart with another {@code --output-dtype})
+     * re-emits every module in the new dtype at the next version, also those the event does not touch: the group
+     * state records the dtype of its last version.
+     */
+    @Test
+    void aChangedOutputDTypeReEmitsEveryModuleAtTheNextVersion() {
+        String q = "layers.0.q_proj";
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1);
+        StreamFixtures.Adapter c = adapter(GROUP, "c", 1, 2, 1.0, 3, List.of(q));
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 16);
+        publish(a);
+        Map<String, MergedLayer> merged = latestLayers();
+        for (String m : StreamFixtures.MODULES.keySet()) assertEquals(TensorDType.F32, merged.get(m).getDtype(), m);
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "BF16", 16);
+        publish(c);
+        merged = latestLayers();
+        assertEquals(StreamFixtures.MODULES.keySet(), merged.keySet(), "modules c does not target are emitted again");
+        for (String m : StreamFixtures.MODULES.keySet()) {
+            assertEquals(TensorDType.BF16, merged.get(m).getDtype(), m);
+            assertArrayEquals(offline(m, List.of(a, c), TensorDType.BF16)[0], bytes(merged.get(m).getA()), "A of " + m);
+        }
+    }
+
     @Test
     void aPublishStatingAnUnknownDTypeIsDeadLettered() {
         params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "auto", 16);
