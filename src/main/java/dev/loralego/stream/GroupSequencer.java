@@ -26,7 +26,6 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
 import java.util.TreeSet;
-import java.util.function.Function;
 
 /**
  * Per merge group (key = group): validates each publish / withdraw event, gives it the group's next
@@ -42,7 +41,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
     private final String storeName;
     private final String eventsTopic;
     private final Deserializer<AdapterEvent> events;
-    private final Function<String, MergeParameters> parametersOf;
+    private final VersionParameters parametersOf;
     private final String taskSink;
     private final String assemblySink;
     private final DeadLetters deadLetters;
@@ -54,7 +53,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
     private KeyValueStore<String, byte[]> store;
 
     GroupSequencer(String storeName, String eventsTopic, Deserializer<AdapterEvent> events,
-                   Function<String, MergeParameters> parametersOf, String taskSink, String assemblySink,
+                   VersionParameters parametersOf, String taskSink, String assemblySink,
                    DeadLetters deadLetters) {
         this.storeName = Objects.requireNonNull(storeName);
         this.eventsTopic = Objects.requireNonNull(eventsTopic);
@@ -99,8 +98,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             if (state.getRecentEventIds().contains(event.getEventId())) {
                 throw new RejectedInput("event " + event.getEventId() + " was already applied (duplicate delivery ignored)", "eventId");
             }
-            MergeParameters params = parametersOf instanceof VersionParameters v
-                    ? v.forVersion(group, state.getNextSequence()) : parametersOf.apply(group);
+            MergeParameters params = parametersOf.forVersion(group, state.getNextSequence());
             if (event.getType() == AdapterEventType.PUBLISH) {
                 publish(state, event, params, record.timestamp());
             } else {
@@ -174,7 +172,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             throw new RejectedInput("dtype '" + ev.getDtype() + "' is not one of F32, F16, BF16, F64", "dtype");
         }
         // All checks passed: from here on the event becomes version `sequence`.
-        String dtypeBefore = state.getOutputDType() != null ? state.getOutputDType() : outputDType(state, params);
+        String dtypeBefore = lastOutputDType(state, params);
         if (state.getBaseModel() == null) state.setBaseModel(ev.getBaseModel());
         state.setFanInFanOut(fifo);
         for (ModuleRef m : newModules.values()) {
@@ -213,7 +211,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             throw new RejectedInput("withdraw of version " + ev.getAdapterVersion() + " of " + id + ", but version "
                     + previous.getAdapterVersion() + " is live", "adapterVersion");
         }
-        String dtypeBefore = state.getOutputDType() != null ? state.getOutputDType() : outputDType(state, params);
+        String dtypeBefore = lastOutputDType(state, params);
         TreeSet<String> affected = new TreeSet<>();
         previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, null);
@@ -293,10 +291,17 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
     }
 
     /**
+     * The dtype of the group's last version: recorded in its state, or for a state of an earlier build the one its
+     * live set resolves to.
+     */
+    private static String lastOutputDType(GroupState state, MergeParameters params) {
+        return state.getOutputDType() != null ? state.getOutputDType() : outputDType(state, params);
+    }
+
+    /**
      * The parameters for this version's module tasks, with the output dtype resolved. When that dtype differs from
-     * the group's last version's ({@code dtypeBefore}: recorded in the group state, or for a state of an earlier
-     * build the one its live set resolves to), because the live set changed or because the configuration did at a
-     * restart, every module of a live adapter is emitted again (added to {@code affected}), so that a version's
+     * the group's last version's ({@code dtypeBefore}, {@link #lastOutputDType}), because the live set changed or
+     * because the configuration did at a restart, every module of a live adapter is emitted again (added to {@code affected}), so that a version's
      * modules all have the one dtype that the offline merge of the same set writes.
      */
     private static MergeParameters resolveOutputDType(GroupState state, MergeParameters params, String dtypeBefore,

@@ -178,8 +178,8 @@ public final class MergeService implements AutoCloseable {
         SchemaResolver resolver = SchemaResolver.fromConfig(config.config());
         if (resolver instanceof EmbeddedSchemaResolver embedded) publishSchemas(embedded, config, topics);
         TopologySerdes serdes = serdes(resolver);
-        Function<String, MergeParameters> parametersOf = new CachedParameters(config);
-        Topology topology = MergeTopology.build(new MergeTopology.Settings(topics, serdes, parametersOf,
+        CachedParameters parametersOf = new CachedParameters(config);
+        Topology topology = MergeTopology.build(new MergeTopology.Settings(topics, serdes, (group, sequence) -> parametersOf.apply(group),
                 config.maxRecordBytes(), ServiceVersion.get(), listener, deadLetters));
         Properties props = StreamsSettings.streamsConfig(config.appId(), config.bootstrap(), config.stateDir(),
                 config.maxRecordBytes(), config.threads(), config.clientOverrides());

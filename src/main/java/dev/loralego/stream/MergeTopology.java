@@ -11,7 +11,6 @@ import org.apache.kafka.streams.state.Stores;
 
 import java.util.Map;
 import java.util.Objects;
-import java.util.function.Function;
 
 /**
  * Builds the service's Kafka Streams topology (ARCHITECTURE.md §3), a pure function of its settings:
@@ -57,13 +56,13 @@ public final class MergeTopology {
      *
      * @param topics          topic names, the internal ones included
      * @param serdes          serdes of the boundary records
-     * @param parametersOf    the algorithm parameters of each group
+     * @param parametersOf    the algorithm parameters of each group, for the version an event would become
      * @param maxStoredRecordBytes {@code max.message.bytes} of the changelogs of stores that hold tensors
      * @param serviceVersion  recorded in every manifest
      * @param listener        told about every emitted version (may be null)
      * @param deadLetterListener told about every dead-lettered record (may be null)
      */
-    public record Settings(ServiceTopics topics, TopologySerdes serdes, Function<String, MergeParameters> parametersOf,
+    public record Settings(ServiceTopics topics, TopologySerdes serdes, VersionParameters parametersOf,
                            int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener,
                            DeadLetterListener deadLetterListener) {
         public Settings {
@@ -74,7 +73,7 @@ public final class MergeTopology {
         }
 
         /** Settings without a dead-letter listener. */
-        public Settings(ServiceTopics topics, TopologySerdes serdes, Function<String, MergeParameters> parametersOf,
+        public Settings(ServiceTopics topics, TopologySerdes serdes, VersionParameters parametersOf,
                         int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener) {
             this(topics, serdes, parametersOf, maxStoredRecordBytes, serviceVersion, listener, null);
         }

@@ -158,17 +158,9 @@ public final class ReplayAudit {
     static VersionParameters recordedParameters(TreeMap<Long, MergedVersionManifest> recorded) {
         TreeMap<Long, MergeParameters> bySequence = new TreeMap<>();
         recorded.forEach((s, m) -> bySequence.put(s, MergeParameters.fromMap(m.getParameters())));
-        return new VersionParameters() {
-            @Override
-            public MergeParameters forVersion(String group, long sequence) {
-                Map.Entry<Long, MergeParameters> e = bySequence.floorEntry(sequence);
-                return (e != null ? e : bySequence.firstEntry()).getValue();
-            }
-
-            @Override
-            public MergeParameters apply(String group) {
-                return bySequence.firstEntry().getValue();
-            }
+        return (group, sequence) -> {
+            Map.Entry<Long, MergeParameters> e = bySequence.floorEntry(sequence);
+            return (e != null ? e : bySequence.firstEntry()).getValue();
         };
     }
 

@@ -59,8 +59,8 @@ class MergeTopologyTest {
     private final TopologySerdes serdes = MergeService.serdes(new EmbeddedSchemaResolver());
     private final ServiceTopics topics = ServiceTopics.defaults("lora-lego-test");
     private MergeParameters params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 16);
-    /** When set, the topology's parameters instead of {@code g -> params}. */
-    private java.util.function.Function<String, MergeParameters> parametersOf;
+    /** When set, the topology's parameters instead of {@link #params} for every version. */
+    private VersionParameters parametersOf;
     private TopologyTestDriver driver;
     private TestInputTopic<byte[], byte[]> events;
     private TestInputTopic<byte[], byte[]> layers;
@@ -77,7 +77,7 @@ class MergeTopologyTest {
 
     private void startDriver() {
         MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes,
-                parametersOf != null ? parametersOf : g -> params, 64 << 20, "test", emitted::add);
+                parametersOf != null ? parametersOf : (g, s) -> params, 64 << 20, "test", emitted::add);
         Properties props = new Properties();
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-test");
         props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
@@ -851,7 +851,7 @@ class MergeTopologyTest {
         assertEquals(want, replayed, "every version, before and after the change");
 
         driver.close();
-        parametersOf = g -> before;
+        parametersOf = (g, s) -> before;
         Path keep = secondStateDir;
         secondStateDir = thirdStateDir;
         startDriverFresh();
