@@ -50,28 +50,18 @@ class InternalCodecTest {
     }
 
     /**
-     * Format 1 is GroupState before LiveAdapter had a taskType and GroupState its withdrawnVersions. Its writer schema is built here from the current one
-     * by editing the schema's JSON (independently of the codec's own derivation), and a record written with it reads
-     * back with taskType null and everything else intact.
+     * Format 1 (0.1.0) is GroupState before LiveAdapter had a taskType (and a dtype) and GroupState its
+     * withdrawnVersions (and outputDType). A record written with that schema reads back with taskType null and
+     * everything else intact.
      */
     @Test
     void recordsOfFormat1WithoutTheTaskTypeStillRead() throws Exception {
-        ObjectMapper json = new ObjectMapper();
-        JsonNode schema = json.readTree(GroupState.getClassSchema().toString());
-        assertEquals(1, removeField(schema, "LiveAdapter", "taskType"));
-        assertEquals(1, removeField(schema, "LiveAdapter", "dtype"));
-        assertEquals(1, removeField(schema, "GroupState", "withdrawnVersions"));
-        assertEquals(1, removeField(schema, "GroupState", "outputDType"));
-        Schema format1 = new Schema.Parser().parse(schema.toString());
+        Schema format1 = groupStateWithout("LiveAdapter.taskType", "LiveAdapter.dtype", "GroupState.withdrawnVersions",
+                "GroupState.outputDType");
 
         GroupState s = state(null);
         s.setWithdrawnVersions(new java.util.HashMap<>());
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        out.write(1);
-        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
-        new SpecificDatumWriter<GroupState>(format1).write(s, enc);   // both are last fields: positions agree
-        enc.flush();
-        GroupState read = codec.decode(out.toByteArray());
+        GroupState read = codec.decode(written(1, format1, s));
         assertEquals(s, read);
         assertEquals(java.util.Map.of(), read.getWithdrawnVersions());
         for (LiveAdapter a : read.getLive()) assertNull(a.getTaskType());
@@ -85,20 +75,11 @@ class InternalCodecTest {
      */
     @Test
     void recordsOfFormat2WithoutTheDTypeStillRead() throws Exception {
-        ObjectMapper json = new ObjectMapper();
-        JsonNode schema = json.readTree(GroupState.getClassSchema().toString());
-        assertEquals(1, removeField(schema, "LiveAdapter", "dtype"));
-        assertEquals(1, removeField(schema, "GroupState", "outputDType"));
-        Schema format2 = new Schema.Parser().parse(schema.toString());
+        Schema format2 = groupStateWithout("LiveAdapter.dtype", "GroupState.outputDType");
 
         GroupState s = state("SEQ_CLS");
         s.setWithdrawnVersions(new java.util.HashMap<>(java.util.Map.of("c", 4L)));
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        out.write(2);
-        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
-        new SpecificDatumWriter<GroupState>(format2).write(s, enc);   // both are last fields: positions agree
-        enc.flush();
-        GroupState read = codec.decode(out.toByteArray());
+        GroupState read = codec.decode(written(2, format2, s));
         assertEquals(s, read);
         for (LiveAdapter a : read.getLive()) {
             assertNull(a.getDtype());
@@ -133,6 +114,32 @@ class InternalCodecTest {
         assertEquals(LiveAdapter.getClassSchema().getFields().size() - 2, live.getFields().size());
         assertEquals(GroupState.getClassSchema().getFields().size() - 2, format1.getFields().size());
         assertNull(format1.getField("withdrawnVersions"));
+    }
+
+    /**
+     * GroupState's schema without the named fields ({@code Record.field}, each present exactly once), built by
+     * editing the schema's JSON, independently of the codec's own derivation.
+     */
+    private static Schema groupStateWithout(String... fields) throws Exception {
+        JsonNode schema = new ObjectMapper().readTree(GroupState.getClassSchema().toString());
+        for (String f : fields) {
+            String[] recordAndField = f.split("\\.");
+            assertEquals(1, removeField(schema, recordAndField[0], recordAndField[1]), f);
+        }
+        return new Schema.Parser().parse(schema.toString());
+    }
+
+    /**
+     * {@code s} written with an older writer schema after that format's byte. Every removed field is the last of its
+     * record, so the field positions the writer reads from {@code s} agree with the older schema's.
+     */
+    private static byte[] written(int format, Schema older, GroupState s) throws Exception {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.write(format);
+        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
+        new SpecificDatumWriter<GroupState>(older).write(s, enc);
+        enc.flush();
+        return out.toByteArray();
     }
 
     /** Removes field {@code field} from every record named {@code record} in a schema's JSON; returns how many. */
