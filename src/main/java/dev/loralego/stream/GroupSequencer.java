@@ -172,7 +172,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             throw new RejectedInput("dtype '" + ev.getDtype() + "' is not one of F32, F16, BF16, F64", "dtype");
         }
         // All checks passed: from here on the event becomes version `sequence`.
-        String dtypeBefore = lastOutputDType(state, params);
+        MergeParameters before = lastModuleParameters(state);
         if (state.getBaseModel() == null) state.setBaseModel(ev.getBaseModel());
         state.setFanInFanOut(fifo);
         for (ModuleRef m : newModules.values()) {
@@ -188,9 +188,9 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         replaceLive(state, id, next);
         state.getWithdrawnVersions().remove(id);
         updateTaskType(state);
-        MergeParameters taskParams = resolveOutputDType(state, params, dtypeBefore, affected);
+        MergeParameters taskParams = resolveModuleParameters(state, params, before, affected);
         long sequence = nextSequence(state, ev);
-        emitPlan(state, ev, sequence, affected, params, timestamp);
+        emitPlan(state, ev, ev.getAdapterVersion(), sequence, affected, params, timestamp);
         for (String module : affected) {
             ModuleRef m = newModules.get(module);
             // a RETRACT of the triggering adapter from a module it is not in changes nothing there: the module
@@ -211,15 +211,16 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
             throw new RejectedInput("withdraw of version " + ev.getAdapterVersion() + " of " + id + ", but version "
                     + previous.getAdapterVersion() + " is live", "adapterVersion");
         }
-        String dtypeBefore = lastOutputDType(state, params);
+        MergeParameters before = lastModuleParameters(state);
         TreeSet<String> affected = new TreeSet<>();
         previous.getModules().forEach(m -> affected.add(m.getModule()));
         replaceLive(state, id, null);
         state.getWithdrawnVersions().put(id, previous.getAdapterVersion());
         updateTaskType(state);
-        MergeParameters taskParams = resolveOutputDType(state, params, dtypeBefore, affected);
+        MergeParameters taskParams = resolveModuleParameters(state, params, before, affected);
         long sequence = nextSequence(state, ev);
-        emitPlan(state, ev, sequence, affected, params, timestamp);
+        // the trigger names the version withdrawn, also when the event said "the live one" (-1)
+        emitPlan(state, ev, previous.getAdapterVersion(), sequence, affected, params, timestamp);
         for (String module : affected) {
             ModuleTask task = task(state.getGroup(), module, sequence, ModuleOp.RETRACT, ev, null, 0, 0, 0, taskParams);
             context.forward(new Record<>(state.getGroup() + "|" + module, taskCodec.encode(task), timestamp), taskSink);
@@ -237,7 +238,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         return sequence;
     }
 
-    private void emitPlan(GroupState state, AdapterEvent ev, long sequence, TreeSet<String> affected,
+    private void emitPlan(GroupState state, AdapterEvent ev, long adapterVersion, long sequence, TreeSet<String> affected,
                           MergeParameters params, long timestamp) {
         List<AdapterRef> adapters = new ArrayList<>();
         for (LiveAdapter a : state.getLive()) {
@@ -245,7 +246,7 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         }
         VersionPlan plan = VersionPlan.newBuilder()
                 .setGroup(state.getGroup()).setSequence(sequence)
-                .setTrigger(new VersionTrigger(ev.getEventId(), ev.getType(), ev.getAdapterId(), ev.getAdapterVersion()))
+                .setTrigger(new VersionTrigger(ev.getEventId(), ev.getType(), ev.getAdapterId(), adapterVersion))
                 .setBaseModel(state.getBaseModel())
                 .setFanInFanOut(Boolean.TRUE.equals(state.getFanInFanOut()))
                 .setTaskType(state.getTaskType())
@@ -291,27 +292,31 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
     }
 
     /**
-     * The dtype of the group's last version: recorded in its state, or for a state of an earlier build the one its
-     * live set resolves to.
+     * The parameters the modules of the group's last version were merged with (output dtype resolved), or null where
+     * the state does not record them: a new group, or a state written by a build before 0.4.0.
      */
-    private static String lastOutputDType(GroupState state, MergeParameters params) {
-        return state.getOutputDType() != null ? state.getOutputDType() : outputDType(state, params);
+    private static MergeParameters lastModuleParameters(GroupState state) {
+        return state.getModuleParameters() == null ? null : MergeParameters.fromMap(state.getModuleParameters());
     }
 
     /**
-     * The parameters for this version's module tasks, with the output dtype resolved. When that dtype differs from
-     * the group's last version's ({@code dtypeBefore}, {@link #lastOutputDType}), because the live set changed or
-     * because the configuration did at a restart, every module of a live adapter is emitted again (added to {@code affected}), so that a version's
-     * modules all have the one dtype that the offline merge of the same set writes.
+     * The parameters for this version's module tasks, with the output dtype resolved for the new live set. When they
+     * {@linkplain MergeParameters#changeModuleResults change a module's result} against those of the group's last
+     * version ({@code before}): because the live set changed the dtype, or because the operator changed the
+     * configuration at a restart, every module of a live adapter is emitted again (added to {@code affected}).
+     * So every module of a version is merged with the parameters its manifest records, as the offline merge of the
+     * same set with them. Where the last version's parameters are not recorded ({@code before} null) every module
+     * is emitted again too: a module whose parameters did not change is emitted as it was.
      */
-    private static MergeParameters resolveOutputDType(GroupState state, MergeParameters params, String dtypeBefore,
-                                                      TreeSet<String> affected) {
-        String dtype = outputDType(state, params);
-        if (!dtype.equals(dtypeBefore)) {
+    private static MergeParameters resolveModuleParameters(GroupState state, MergeParameters params, MergeParameters before,
+                                                           TreeSet<String> affected) {
+        MergeParameters resolved = params.withOutputDType(outputDType(state, params));
+        if (before == null || resolved.changeModuleResults(before)) {
             for (LiveAdapter a : state.getLive()) a.getModules().forEach(m -> affected.add(m.getModule()));
         }
-        state.setOutputDType(dtype);
-        return params.withOutputDType(dtype);
+        state.setOutputDType(resolved.outputDType());
+        state.setModuleParameters(new TreeMap<>(resolved.toMap()));
+        return resolved;
     }
 
     private static DType dtypeOrNull(String name) {

@@ -25,18 +25,17 @@ import java.util.Set;
  * format byte. These bytes never leave the application, so they need no schema registry; the format byte
  * lets a later release read stores written by this one.
  *
- * <p>Formats: 3 (written now, since 0.3.0) is the records' current schema. 2 (0.2.0) is the schema before the
- * fields named in {@link #FIELDS_ADDED_IN_FORMAT_3} were added, 1 (0.1.0) the schema before those of
- * {@link #FIELDS_ADDED_IN_FORMAT_2} too (each with a default): an older record is read through Avro's schema
- * resolution from its older writer schema, so state and changelogs written by earlier builds keep working.
- * Earlier builds cannot read a later format (an upgrade is one-way).
+ * <p>Formats: 4 (written now, since 0.4.0) is the records' current schema. 3 (0.3.0) is the schema before the
+ * fields named in {@link #FIELDS_ADDED_IN_FORMAT_4} were added, 2 (0.2.0) the schema before those of
+ * {@link #FIELDS_ADDED_IN_FORMAT_3} too, 1 (0.1.0) before those of {@link #FIELDS_ADDED_IN_FORMAT_2} too (each
+ * with a default): an older record is read through Avro's schema resolution from its older writer schema, so
+ * state and changelogs written by earlier builds keep working. Earlier builds cannot read a later format (an
+ * upgrade is one-way).
  *
  * @param <T> generated Avro record class
  */
 public final class InternalCodec<T extends SpecificRecord> {
-    private static final byte FORMAT = 3;
-    private static final byte FORMAT_2 = 2;
-    private static final byte FORMAT_1 = 1;
+    private static final byte FORMAT = 4;
 
     /** Fields (record full name to field names) that format 2 added; format-1 records were written without them. */
     static final Map<String, Set<String>> FIELDS_ADDED_IN_FORMAT_2 =
@@ -49,20 +48,28 @@ public final class InternalCodec<T extends SpecificRecord> {
             Map.of("dev.loralego.avro.internal.LiveAdapter", Set.of("dtype"),
                     "dev.loralego.avro.internal.GroupState", Set.of("outputDType"));
 
+    /** Fields that format 4 added; format-3 (and earlier) records were written without them. */
+    static final Map<String, Set<String>> FIELDS_ADDED_IN_FORMAT_4 =
+            Map.of("dev.loralego.avro.internal.GroupState", Set.of("moduleParameters"));
+
+    /** The fields each format added, from format 2 on: index {@code f - 2} for format {@code f}. */
+    private static final List<Map<String, Set<String>>> FIELDS_ADDED =
+            List.of(FIELDS_ADDED_IN_FORMAT_2, FIELDS_ADDED_IN_FORMAT_3, FIELDS_ADDED_IN_FORMAT_4);
+
     private final SpecificDatumWriter<T> writer;
-    private final SpecificDatumReader<T> reader;
-    private final SpecificDatumReader<T> format2Reader;
-    private final SpecificDatumReader<T> format1Reader;
+    /** Index {@code f - 1}: the reader of format {@code f} records (its writer schema, resolved to the current one). */
+    private final List<SpecificDatumReader<T>> readers = new ArrayList<>();
     private final String name;
 
     public InternalCodec(Class<T> type) {
         ShippedAvroClasses.trust();
         Schema schema = SpecificData.get().getSchema(type);
         this.writer = new SpecificDatumWriter<>(schema);
-        this.reader = new SpecificDatumReader<>(schema);
-        Schema format2 = without(schema, FIELDS_ADDED_IN_FORMAT_3, new HashMap<>());
-        this.format2Reader = new SpecificDatumReader<>(format2, schema);
-        this.format1Reader = new SpecificDatumReader<>(without(format2, FIELDS_ADDED_IN_FORMAT_2, new HashMap<>()), schema);
+        Schema[] writerSchemas = new Schema[FORMAT + 1];
+        writerSchemas[FORMAT] = schema;
+        for (int f = FORMAT - 1; f >= 1; f--) writerSchemas[f] = without(writerSchemas[f + 1], FIELDS_ADDED.get(f - 1), new HashMap<>());
+        for (int f = 1; f < FORMAT; f++) readers.add(new SpecificDatumReader<>(writerSchemas[f], schema));
+        readers.add(new SpecificDatumReader<>(schema));
         this.name = type.getSimpleName();
     }
 
@@ -114,14 +121,13 @@ public final class InternalCodec<T extends SpecificRecord> {
     }
 
     public T decode(byte[] bytes) {
-        if (bytes == null || bytes.length < 1 || (bytes[0] != FORMAT && bytes[0] != FORMAT_2 && bytes[0] != FORMAT_1)) {
+        if (bytes == null || bytes.length < 1 || bytes[0] < 1 || bytes[0] > FORMAT) {
             throw new IllegalStateException("not an internal " + name + " record (format byte "
                     + (bytes == null || bytes.length == 0 ? "missing" : bytes[0]) + ")");
         }
         BinaryDecoder dec = DecoderFactory.get().binaryDecoder(bytes, 1, bytes.length - 1, null);
         try {
-            SpecificDatumReader<T> r = bytes[0] == FORMAT ? reader : bytes[0] == FORMAT_2 ? format2Reader : format1Reader;
-            return r.read(null, dec);
+            return readers.get(bytes[0] - 1).read(null, dec);
         } catch (IOException e) {
             throw new UncheckedIOException("corrupt internal " + name + " record", e);
         }

@@ -61,6 +61,16 @@ public record MergeParameters(LegoOptions lego, int refineEvery, String refineMo
         return new MergeParameters(lego, refineEvery, refineMode, decay, dtype, maxRank, normOutlierFactor, normOutlierPolicy);
     }
 
+    /**
+     * Whether a module's merged result under these parameters can differ from its result under {@code other}: they
+     * differ in the LoRA-LEGO options, the decay (both re-cluster a stored module, {@code StreamingState.reconcile})
+     * or the output dtype. The other parameters decide what is accepted, how a new adapter's norm is checked and
+     * when the next refinement runs, not a module's current result.
+     */
+    public boolean changeModuleResults(MergeParameters other) {
+        return !lego.equals(other.lego) || Double.compare(decay, other.decay) != 0 || !outputDType.equals(other.outputDType);
+    }
+
     /** Whether refinement re-runs the batch algorithm (rather than warm-started Lloyd). */
     public boolean reclusters() {
         return refineMode.equals("recluster");

@@ -183,6 +183,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 if (loaded.rebuilt()) touched.addAll(clusters.liveAdapters());
             }
             touched.add(task.getAdapterId());
+            long updatesBefore = clusters.updates();
             if (task.getOp() == ModuleOp.UPSERT) {
                 if (rejected == null) rejected = mismatch(task, layer);
                 StreamingModuleClusters.Prepared factors = null;
@@ -208,7 +209,9 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             } else {
                 clusters.retract(task.getAdapterId());
             }
-            if (refineDue(task.getModule(), clusters.updates(), params.refineEvery())) {
+            // a step that changed nothing (a module emitted again in another dtype or with the same parameters, an
+            // adapter left out of it) does not refine: its module is emitted as it was
+            if (clusters.updates() != updatesBefore && refineDue(task.getModule(), clusters.updates(), params.refineEvery())) {
                 if (params.reclusters()) {
                     clusters.recluster();
                 } else {

@@ -1,6 +1,8 @@
 package dev.loralego.stream;
 
+import dev.loralego.avro.AdapterEventType;
 import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.avro.VersionTrigger;
 import dev.loralego.kafka.TopicScan;
 import dev.loralego.registry.SchemaResolver;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -139,7 +141,9 @@ public final class ReplayAudit {
         if (!recorded.getAdapters().equals(replayed.getAdapters())) {
             return "adapters " + recorded.getAdapters() + " recorded, " + replayed.getAdapters() + " replayed";
         }
-        if (!recorded.getTrigger().equals(replayed.getTrigger())) return "trigger differs: " + recorded.getTrigger() + " vs " + replayed.getTrigger();
+        if (!sameTrigger(recorded.getTrigger(), replayed.getTrigger())) {
+            return "trigger differs: " + recorded.getTrigger() + " vs " + replayed.getTrigger();
+        }
         if (!new TreeMap<>(recorded.getParameters()).equals(new TreeMap<>(replayed.getParameters()))) {
             return "parameters " + recorded.getParameters() + " recorded, " + replayed.getParameters() + " replayed";
         }
@@ -149,6 +153,17 @@ public final class ReplayAudit {
             return "mean inertia " + recorded.getMeanInertia() + " recorded, " + replayed.getMeanInertia() + " replayed";
         }
         return null;
+    }
+
+    /**
+     * Whether two triggers name the same event. A withdrawal recorded by a build before 0.4.0 says version -1 where the
+     * event did ("the live one"); a replay names the version withdrawn.
+     */
+    static boolean sameTrigger(VersionTrigger recorded, VersionTrigger replayed) {
+        if (recorded.equals(replayed)) return true;
+        return recorded.getType() == AdapterEventType.WITHDRAW && recorded.getAdapterVersion() == -1
+                && replayed.getAdapterVersion() >= 0
+                && recorded.equals(new VersionTrigger(replayed.getEventId(), replayed.getType(), replayed.getAdapterId(), -1L));
     }
 
     /**

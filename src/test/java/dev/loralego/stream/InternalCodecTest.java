@@ -45,8 +45,9 @@ class InternalCodecTest {
     void currentRecordsRoundTrip() {
         GroupState s = state("SEQ_CLS", "BF16");
         s.setOutputDType("BF16");
+        s.setModuleParameters(new java.util.HashMap<>(java.util.Map.of("k", "4", "outputDType", "BF16")));
         assertEquals(s, codec.decode(codec.encode(s)));
-        assertEquals(3, codec.encode(s)[0], "format byte");
+        assertEquals(4, codec.encode(s)[0], "format byte");
     }
 
     /**
@@ -57,7 +58,7 @@ class InternalCodecTest {
     @Test
     void recordsOfFormat1WithoutTheTaskTypeStillRead() throws Exception {
         Schema format1 = groupStateWithout("LiveAdapter.taskType", "LiveAdapter.dtype", "GroupState.withdrawnVersions",
-                "GroupState.outputDType");
+                "GroupState.outputDType", "GroupState.moduleParameters");
 
         GroupState s = state(null);
         s.setWithdrawnVersions(new java.util.HashMap<>());
@@ -75,7 +76,7 @@ class InternalCodecTest {
      */
     @Test
     void recordsOfFormat2WithoutTheDTypeStillRead() throws Exception {
-        Schema format2 = groupStateWithout("LiveAdapter.dtype", "GroupState.outputDType");
+        Schema format2 = groupStateWithout("LiveAdapter.dtype", "GroupState.outputDType", "GroupState.moduleParameters");
 
         GroupState s = state("SEQ_CLS");
         s.setWithdrawnVersions(new java.util.HashMap<>(java.util.Map.of("c", 4L)));
@@ -90,6 +91,24 @@ class InternalCodecTest {
         assertEquals(List.of("e-a", "e-b"), read.getRecentEventIds(), "fields after the live set are read in place");
     }
 
+    /**
+     * Format 3 (0.3.0) is GroupState before it had its moduleParameters: it reads back with them null, the dtypes
+     * kept.
+     */
+    @Test
+    void recordsOfFormat3WithoutTheModuleParametersStillRead() throws Exception {
+        Schema format3 = groupStateWithout("GroupState.moduleParameters");
+
+        GroupState s = state("SEQ_CLS", "F16");
+        s.setWithdrawnVersions(new java.util.HashMap<>(java.util.Map.of("c", 4L)));
+        s.setOutputDType("F16");
+        GroupState read = codec.decode(written(3, format3, s));
+        assertEquals(s, read);
+        for (LiveAdapter a : read.getLive()) assertEquals("F16", a.getDtype());
+        assertEquals("F16", read.getOutputDType());
+        assertNull(read.getModuleParameters());
+    }
+
     @Test
     void anUnknownFormatByteIsAnError() {
         byte[] bytes = codec.encode(state("X"));
@@ -100,11 +119,15 @@ class InternalCodecTest {
 
     @Test
     void theDerivedOlderSchemasLeaveOutExactlyTheAddedFields() {
-        Schema format2 = InternalCodec.without(GroupState.getClassSchema(), InternalCodec.FIELDS_ADDED_IN_FORMAT_3, new java.util.HashMap<>());
+        Schema format3 = InternalCodec.without(GroupState.getClassSchema(), InternalCodec.FIELDS_ADDED_IN_FORMAT_4, new java.util.HashMap<>());
+        assertNull(format3.getField("moduleParameters"));
+        assertEquals(GroupState.getClassSchema().getFields().size() - 1, format3.getFields().size());
+
+        Schema format2 = InternalCodec.without(format3, InternalCodec.FIELDS_ADDED_IN_FORMAT_3, new java.util.HashMap<>());
         Schema live2 = format2.getField("live").schema().getElementType();
         assertNull(live2.getField("dtype"));
         assertEquals(LiveAdapter.getClassSchema().getFields().size() - 1, live2.getFields().size());
-        assertEquals(GroupState.getClassSchema().getFields().size() - 1, format2.getFields().size());
+        assertEquals(GroupState.getClassSchema().getFields().size() - 2, format2.getFields().size());
         assertNull(format2.getField("outputDType"));
 
         Schema format1 = InternalCodec.without(format2, InternalCodec.FIELDS_ADDED_IN_FORMAT_2, new java.util.HashMap<>());
@@ -112,7 +135,7 @@ class InternalCodecTest {
         assertNull(live.getField("taskType"));
         assertNull(live.getField("dtype"));
         assertEquals(LiveAdapter.getClassSchema().getFields().size() - 2, live.getFields().size());
-        assertEquals(GroupState.getClassSchema().getFields().size() - 2, format1.getFields().size());
+        assertEquals(GroupState.getClassSchema().getFields().size() - 3, format1.getFields().size());
         assertNull(format1.getField("withdrawnVersions"));
     }
 

@@ -1,15 +1,17 @@
 package dev.loralego.stream;
 
 import dev.loralego.avro.AdapterEvent;
+import dev.loralego.avro.AdapterEventType;
 import dev.loralego.avro.AdapterLayer;
 import dev.loralego.avro.DeadLetter;
 import dev.loralego.avro.MergedLayer;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.ModuleRef;
 import dev.loralego.avro.TensorDType;
+import dev.loralego.avro.VersionTrigger;
 import dev.loralego.lego.AdapterModule;
-import dev.loralego.lego.LegoMerger;
 import dev.loralego.lego.CanonicalForm;
+import dev.loralego.lego.LegoMerger;
 import dev.loralego.lego.LegoOptions;
 import dev.loralego.lego.MergedModule;
 import dev.loralego.registry.EmbeddedSchemaResolver;
@@ -43,6 +45,8 @@ import static dev.loralego.stream.StreamFixtures.adapter;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -804,6 +808,105 @@ class MergeTopologyTest {
         for (String m : StreamFixtures.MODULES.keySet()) {
             assertEquals(TensorDType.BF16, merged.get(m).getDtype(), m);
             assertArrayEquals(offline(m, List.of(a, c), TensorDType.BF16)[0], bytes(merged.get(m).getA()), "A of " + m);
+        }
+    }
+
+    /**
+     * A restart with another {@code k} between two publishes (the lambda reads {@link #params} per version): the next
+     * version merges every module with the new k, also those its adapter does not target, so every module of it
+     * equals the offline merge of the live set with the parameters its manifest records.
+     */
+    @Test
+    void aChangedKReEmitsEveryModuleMergedWithTheNewK() {
+        String q = "layers.0.q_proj";
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1), b = adapter(GROUP, "b", 1, 3, 2);
+        StreamFixtures.Adapter c = adapter(GROUP, "c", 1, 2, 1.0, 3, List.of(q));
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 16);
+        publish(a);
+        publish(b);
+        for (MergedLayer l : latestLayers().values()) assertEquals(3, l.getRank(), l.getModule());
+        params = new MergeParameters(LegoOptions.defaults().withK(2), 1, "recluster", 1.0, "F32", 16);
+        publish(c);
+        Map<String, MergedLayer> merged = latestLayers();
+        assertEquals(StreamFixtures.MODULES.keySet(), merged.keySet(), "modules c does not target are emitted again");
+        for (MergedLayer l : merged.values()) {
+            assertEquals(2, l.getRank(), l.getModule());
+            assertEquals(3, l.getSequence(), l.getModule());
+        }
+        assertEqualsOffline(merged, List.of(a, b, c));
+        MergedVersionManifest v3 = latestVersions().get(2);
+        assertEquals("2", v3.getParameters().get("k"));
+        for (var m : v3.getModules()) assertEquals(2, m.getRank(), m.getModule());
+    }
+
+    /**
+     * A group state of a build before 0.4.0 does not record its last version's module parameters. The next version
+     * then emits every module again; those whose parameters did not change come out as they were, so its manifest is
+     * the one a state that records them gives, digest for digest: the service's version after the upgrade and a
+     * replay of the whole history agree. The options make the last refinement of v_proj stop before Lloyd converged
+     * (one iteration, random units: seeds found by trying), so a module emitted again must not be refined again.
+     */
+    @Test
+    void aStateThatDoesNotRecordItsModuleParametersReEmitsEveryModuleAsItWas() {
+        String q = "layers.0.q_proj", v = "layers.0.v_proj";
+        LegoOptions d = LegoOptions.defaults();
+        params = new MergeParameters(new LegoOptions(3, Map.of(), 0, 1, 1, CanonicalForm.NONE, d.featureNorm(),
+                d.parameterReweighting(), d.outputReweighting()), 1, "lloyd", 1.0, "F32", 16);
+        List<StreamFixtures.Adapter> first = List.of(adapter(GROUP, "a", 1, 8, 11), adapter(GROUP, "b", 1, 8, 111),
+                adapter(GROUP, "d", 1, 8, 211));
+        StreamFixtures.Adapter c = adapter(GROUP, "c", 1, 2, 1.0, 3, List.of(q));
+        first.forEach(this::publish);
+        Map<String, MergedLayer> before = latestLayers();
+        publish(c);
+        assertEquals(Set.of(q), latestLayers().keySet(), "with the parameters recorded, only c's module");
+        List<MergedVersionManifest> recording = latestVersions();
+
+        driver.close();
+        startDriverFresh();
+        first.forEach(this::publish);
+        latestLayers();
+        var store = driver.<String, byte[]>getKeyValueStore(MergeTopology.GROUP_STATE_STORE);
+        InternalCodec<dev.loralego.avro.internal.GroupState> codec = new InternalCodec<>(dev.loralego.avro.internal.GroupState.class);
+        var state = codec.decode(store.get(GROUP));
+        assertNotNull(state.getModuleParameters());
+        state.setModuleParameters(null);
+        state.setOutputDType(null);
+        store.put(GROUP, codec.encode(state));
+        publish(c);
+        Map<String, MergedLayer> after = latestLayers();
+        assertEquals(Set.of(q, v), after.keySet(), "without them, every module");
+        assertEquals(before.get(v).getDigest(), after.get(v).getDigest(), "v_proj as it was");
+        List<MergedVersionManifest> upgraded = latestVersions();
+        assertEquals(recording.size(), upgraded.size());
+        for (int i = 0; i < recording.size(); i++) {
+            assertEquals(recording.get(i).getDigest(), upgraded.get(i).getDigest(), "version " + (i + 1));
+            assertEquals(recording.get(i).getMeanInertia(), upgraded.get(i).getMeanInertia(), "version " + (i + 1));
+        }
+    }
+
+    /**
+     * {@code withdraw} without a version sends -1 ("the live one"); the manifest's trigger names the version withdrawn.
+     * An audit still matches a withdrawal that a build before 0.4.0 recorded with -1, and nothing else.
+     */
+    @Test
+    void aWithdrawalsTriggerNamesTheVersionWithdrawn() {
+        publish(adapter(GROUP, "a", 1, 2, 1));
+        publish(adapter(GROUP, "b", 3, 3, 2));
+        AdapterEvent withdraw = StreamFixtures.withdrawEvent(GROUP, "b");
+        assertEquals(-1, withdraw.getAdapterVersion());
+        publishEvent(withdraw);
+        MergedVersionManifest v3 = latestVersions().get(2);
+        assertEquals(new VersionTrigger(withdraw.getEventId(), AdapterEventType.WITHDRAW, "b", 3L), v3.getTrigger());
+
+        MergedVersionManifest older = MergedVersionManifest.newBuilder(v3)
+                .setTrigger(new VersionTrigger(withdraw.getEventId(), AdapterEventType.WITHDRAW, "b", -1L)).build();
+        assertNull(ReplayAudit.compare(older, v3), "a withdrawal recorded with -1 by an earlier build");
+        for (VersionTrigger other : List.of(new VersionTrigger(withdraw.getEventId(), AdapterEventType.WITHDRAW, "b", 2L),
+                new VersionTrigger(withdraw.getEventId(), AdapterEventType.WITHDRAW, "a", -1L),
+                new VersionTrigger("another-event", AdapterEventType.WITHDRAW, "b", -1L),
+                new VersionTrigger(withdraw.getEventId(), AdapterEventType.PUBLISH, "b", -1L))) {
+            MergedVersionManifest recorded = MergedVersionManifest.newBuilder(v3).setTrigger(other).build();
+            assertEquals("trigger differs: " + other + " vs " + v3.getTrigger(), ReplayAudit.compare(recorded, v3), other.toString());
         }
     }
 
