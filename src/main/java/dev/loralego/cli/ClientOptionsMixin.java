@@ -7,7 +7,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 
-/** The connection options shared by {@code publish}, {@code withdraw}, {@code dead-letters},
+/** The connection options shared by {@code publish}, {@code withdraw}, {@code dead-letters}, {@code versions},
  * {@code export} and {@code watch}. */
 public final class ClientOptionsMixin {
     @Option(names = "--bootstrap-servers", paramLabel = "HOST:PORT[,...]",

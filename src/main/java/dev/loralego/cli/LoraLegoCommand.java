@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
                 PublishCommand.class,
                 WithdrawCommand.class,
                 DeadLettersCommand.class,
+                VersionsCommand.class,
                 ExportCommand.class,
                 WatchCommand.class,
                 BenchCommand.class,

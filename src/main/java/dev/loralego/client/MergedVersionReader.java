@@ -67,6 +67,38 @@ public final class MergedVersionReader {
     }
 
     /**
+     * The version history still on the versions topic: for each group ({@code group} non-null: that group only),
+     * its manifests by sequence (keys {@code group@sequence}; a tombstone removes one). Versions that compaction
+     * has not removed are all there: every version's key is its own, so compaction keeps each one's last record.
+     */
+    public SortedMap<String, SortedMap<Long, MergedVersionManifest>> histories(String group) {
+        String only = group == null ? null : MergeGroups.check(group);
+        Map<String, byte[]> lastByKey = new TreeMap<>();
+        String topic = connection.topics().mergedVersions();
+        try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-versions")) {
+            TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
+                if (r.key() == null) return;
+                String key = new String(r.key(), StandardCharsets.UTF_8);
+                int at = key.lastIndexOf('@');
+                if (at <= 0 || (only != null && !only.equals(key.substring(0, at)))) return;
+                if (r.value() == null) lastByKey.remove(key);
+                else lastByKey.put(key, r.value());
+            });
+        }
+        SortedMap<String, SortedMap<Long, MergedVersionManifest>> out = new TreeMap<>();
+        for (Map.Entry<String, byte[]> e : lastByKey.entrySet()) {
+            MergedVersionManifest m = connection.serdes().mergedVersion().deserializer().deserialize(topic, e.getValue());
+            if (!e.getKey().equals(m.getGroup() + "@" + m.getSequence())) {
+                LOG.warn("{}: key '{}' does not match its manifest (group {}, sequence {}); ignored", topic, e.getKey(),
+                        m.getGroup(), m.getSequence());
+                continue;
+            }
+            out.computeIfAbsent(m.getGroup(), g -> new TreeMap<>()).put(m.getSequence(), m);
+        }
+        return out;
+    }
+
+    /**
      * The merged layers of {@code manifest}'s modules, by module name: for each module, a layer record of
      * the group whose digest is the manifest's module digest.
      *

@@ -30,6 +30,7 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -229,6 +230,66 @@ class MergedVersionClientsTest {
                 () -> PeftExport.verify(out, v1, null));
         assertTrue(e.getMessage().contains("module m.y reads back with digest"), e.getMessage());
         assertTrue(e.getMessage().contains(b.digest), e.getMessage());
+    }
+
+    // ------------------------------------------------------------------------------------ versions
+
+    @Test
+    void versionsListsEveryGroupsLatestAndOneGroupsHistory() throws Exception {
+        SplittableRandom rnd = new SplittableRandom(11);
+        Planted q1 = Planted.of("hist-a", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
+        Planted q2 = Planted.of("hist-a", "model.layers.0.q_proj", 3, 4, 3, 2, TensorDType.F32, rnd);
+        Planted v2 = Planted.of("hist-a", "model.layers.0.v_proj", 2, 4, 3, 2, TensorDType.F32, rnd);
+        AdapterRef alpha = new AdapterRef("alpha", 1L, 1.0, null, "da"), beta = new AdapterRef("beta", 4L, 1.0, null, "db");
+        List<MergedVersionManifest> a = List.of(
+                manifest("hist-a", 1, List.of(q1), List.of(alpha)),
+                manifest("hist-a", 2, List.of(q2, v2), List.of(alpha, beta)),
+                MergedVersionManifest.newBuilder(manifest("hist-a", 3, List.of(v2), List.of(beta)))
+                        .setTrigger(new VersionTrigger("event-w", AdapterEventType.WITHDRAW, "alpha", 1L)).build());
+        publishVersion(a.get(0), List.of(q1));
+        publishVersion(a.get(1), List.of(q2, v2));
+        publishVersion(a.get(2), List.of());
+        Planted b1 = Planted.of("hist-b", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
+        MergedVersionManifest b = manifest("hist-b", 1, List.of(b1), List.of(alpha));
+        publishVersion(b, List.of(b1));
+        String bootstrap = kafka.broker.bootstrapServers();
+
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        assertEquals(0, cli(out, err).execute("versions", "--group", "hist-a", "--bootstrap-servers", bootstrap), err.toString());
+        List<String> lines = out.toString().lines().toList();
+        assertEquals(4, lines.size(), out.toString());
+        assertTrue(lines.get(0).startsWith("version "), lines.get(0));
+        String[] triggers = {"publish a v1", "publish a v2", "withdraw alpha v1"};
+        int[] adapters = {1, 2, 1}, modules = {1, 2, 1};
+        for (int i = 0; i < 3; i++) {
+            List<String> cells = List.of(lines.get(i + 1).trim().split(" {2,}"));
+            String time = Instant.ofEpochSecond((1_700_000_000_000L + i + 1) / 1000).toString();
+            assertEquals(List.of(Integer.toString(i + 1), time, triggers[i], Integer.toString(adapters[i]),
+                    Integer.toString(modules[i]), a.get(i).getDigest().substring(0, 12)), cells, lines.get(i + 1));
+        }
+
+        out = new StringWriter();
+        assertEquals(0, cli(out, err).execute("versions", "--bootstrap-servers", bootstrap), err.toString());
+        Map<String, List<String>> byGroup = new TreeMap<>();
+        for (String line : out.toString().lines().skip(1).toList()) {
+            List<String> cells = List.of(line.trim().split(" {2,}"));
+            byGroup.put(cells.get(0), cells);
+        }
+        assertEquals(List.of("withdraw alpha v1", "1", "1", a.get(2).getDigest().substring(0, 12), "3"),
+                byGroup.get("hist-a v3").subList(2, 7), out.toString());
+        assertEquals(List.of("publish a v1", "1", "1", b.getDigest().substring(0, 12), "1"),
+                byGroup.get("hist-b v1").subList(2, 7), out.toString());
+
+        out = new StringWriter();
+        assertEquals(0, cli(out, err).execute("versions", "--group", "hist-a", "--json", "--bootstrap-servers", bootstrap), err.toString());
+        List<MergedVersionManifest> parsed = out.toString().lines().map(ManifestJson::parse).toList();
+        assertEquals(a, parsed, "one manifest per line, oldest first");
+
+        out = new StringWriter();
+        err = new StringWriter();
+        assertEquals(0, cli(out, err).execute("versions", "--group", "nobody", "--json", "--bootstrap-servers", bootstrap));
+        assertEquals("", out.toString(), "stdout stays JSON lines");
+        assertEquals("no merged versions of group nobody on " + kafka.topics.mergedVersions(), err.toString().trim());
     }
 
     // ------------------------------------------------------------------------------------ watch
