@@ -1,7 +1,5 @@
 package dev.loralego.cli;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.client.ClientConnection;
 import dev.loralego.client.ManifestJson;
@@ -12,7 +10,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.time.Instant;
 import java.time.ZoneOffset;
 import java.time.format.DateTimeFormatter;
@@ -34,7 +31,6 @@ import java.util.concurrent.Callable;
 public final class VersionsCommand implements Callable<Integer> {
     private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss'Z'", Locale.ROOT)
             .withZone(ZoneOffset.UTC);
-    private static final ObjectMapper JSON = new ObjectMapper();
 
     @Option(names = "--group", description = "this merge group's versions, oldest first (default: every group's latest)")
     String group;
@@ -63,12 +59,15 @@ public final class VersionsCommand implements Callable<Integer> {
         }
         if (group != null) {
             if (!json) out.println(header("version").stripTrailing());
-            for (MergedVersionManifest m : histories.get(group).values()) out.println(json ? json(m) : line(Long.toString(m.getSequence()), m));
+            for (MergedVersionManifest m : histories.get(group).values()) {
+                out.println(json ? ManifestJson.toJsonLine(m) : line(Long.toString(m.getSequence()), m));
+            }
         } else {
             if (!json) out.println(header("group") + "  versions");
             for (SortedMap<Long, MergedVersionManifest> h : histories.values()) {
                 MergedVersionManifest latest = h.get(h.lastKey());
-                out.println(json ? json(latest) : line(latest.getGroup() + " v" + latest.getSequence(), latest) + "  " + h.size());
+                out.println(json ? ManifestJson.toJsonLine(latest)
+                        : line(latest.getGroup() + " v" + latest.getSequence(), latest) + "  " + h.size());
             }
         }
         out.flush();
@@ -81,19 +80,11 @@ public final class VersionsCommand implements Callable<Integer> {
     }
 
     /** One version: {@code first}, event time, trigger, adapter and module counts, digest prefix. */
-    static String line(String first, MergedVersionManifest m) {
+    private static String line(String first, MergedVersionManifest m) {
         String trigger = m.getTrigger().getType().name().toLowerCase(Locale.ROOT) + " " + m.getTrigger().getAdapterId()
                 + (m.getTrigger().getAdapterVersion() >= 0 ? " v" + m.getTrigger().getAdapterVersion() : "");
         return String.format(Locale.ROOT, "%-24s  %-20s  %-32s  %8d  %7d  %-12s", first,
                 TIME.format(Instant.ofEpochMilli(m.getEventTimestamp())), trigger, m.getAdapters().size(), m.getModules().size(),
                 m.getDigest().substring(0, Math.min(12, m.getDigest().length())));
-    }
-
-    private static String json(MergedVersionManifest m) {
-        try {
-            return JSON.writeValueAsString(ManifestJson.toTree(m));
-        } catch (JsonProcessingException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 }

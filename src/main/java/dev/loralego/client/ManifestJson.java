@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectWriter;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -52,6 +53,7 @@ public final class ManifestJson {
             .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
             .enable(SerializationFeature.INDENT_OUTPUT)
             .build();
+    private static final ObjectWriter LINE_WRITER = MAPPER.writer().without(SerializationFeature.INDENT_OUTPUT);
 
     private ManifestJson() {
     }
@@ -108,6 +110,15 @@ public final class ManifestJson {
     public static String toJson(MergedVersionManifest m) {
         try {
             return MAPPER.writeValueAsString(toTree(m)).replace("\r\n", "\n") + "\n";
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("cannot write manifest JSON", e);
+        }
+    }
+
+    /** The same fields on one line (no newline), as {@code versions --json} prints one manifest per line. */
+    public static String toJsonLine(MergedVersionManifest m) {
+        try {
+            return LINE_WRITER.writeValueAsString(toTree(m));
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("cannot write manifest JSON", e);
         }
