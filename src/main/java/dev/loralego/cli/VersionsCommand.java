@@ -49,28 +49,32 @@ public final class VersionsCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter notes = json ? spec.commandLine().getErr() : out;
         ClientConnection connection = client.connect();
-        SortedMap<String, SortedMap<Long, MergedVersionManifest>> histories = new MergedVersionReader(connection).histories(group);
+        MergedVersionReader reader = new MergedVersionReader(connection);
         String topic = connection.topics().mergedVersions();
-        if (histories.isEmpty()) {
-            notes.println(group == null ? "no merged versions on " + topic
-                    : "no merged versions of group " + group + " on " + topic);
-            notes.flush();
-            return 0;
-        }
         if (group != null) {
+            SortedMap<Long, MergedVersionManifest> history = reader.history(group);
+            if (history.isEmpty()) return none(notes, "no merged versions of group " + group + " on " + topic);
             if (!json) out.println(header("version").stripTrailing());
-            for (MergedVersionManifest m : histories.get(group).values()) {
+            for (MergedVersionManifest m : history.values()) {
                 out.println(json ? ManifestJson.toJsonLine(m) : line(Long.toString(m.getSequence()), m));
             }
         } else {
+            SortedMap<String, MergedVersionReader.GroupSummary> groups = reader.groups();
+            if (groups.isEmpty()) return none(notes, "no merged versions on " + topic);
             if (!json) out.println(header("group") + "  versions");
-            for (SortedMap<Long, MergedVersionManifest> h : histories.values()) {
-                MergedVersionManifest latest = h.get(h.lastKey());
+            for (MergedVersionReader.GroupSummary g : groups.values()) {
+                MergedVersionManifest latest = g.latest();
                 out.println(json ? ManifestJson.toJsonLine(latest)
-                        : line(latest.getGroup() + " v" + latest.getSequence(), latest) + "  " + h.size());
+                        : line(latest.getGroup() + " v" + latest.getSequence(), latest) + "  " + g.versions());
             }
         }
         out.flush();
+        return 0;
+    }
+
+    private static int none(PrintWriter notes, String message) {
+        notes.println(message);
+        notes.flush();
         return 0;
     }
 

@@ -11,9 +11,11 @@ import org.slf4j.LoggerFactory;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
 
@@ -67,25 +69,20 @@ public final class MergedVersionReader {
     }
 
     /**
-     * The version history still on the versions topic: for each group ({@code group} non-null: that group only),
-     * its manifests by sequence (keys {@code group@sequence}; a tombstone removes one). Versions that compaction
-     * has not removed are all there: every version's key is its own, so compaction keeps each one's last record.
+     * The versions of {@code group} still on the versions topic (keys {@code group@sequence}; a tombstone removes
+     * one), by sequence. Compaction keeps every version: each has a key of its own.
      */
-    public SortedMap<String, SortedMap<Long, MergedVersionManifest>> histories(String group) {
-        String only = group == null ? null : MergeGroups.check(group);
+    public SortedMap<Long, MergedVersionManifest> history(String group) {
+        String prefix = MergeGroups.check(group) + "@";
         Map<String, byte[]> lastByKey = new TreeMap<>();
         String topic = connection.topics().mergedVersions();
-        try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-versions")) {
-            TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
-                if (r.key() == null) return;
-                String key = new String(r.key(), StandardCharsets.UTF_8);
-                int at = key.lastIndexOf('@');
-                if (at <= 0 || (only != null && !only.equals(key.substring(0, at)))) return;
-                if (r.value() == null) lastByKey.remove(key);
-                else lastByKey.put(key, r.value());
-            });
-        }
-        SortedMap<String, SortedMap<Long, MergedVersionManifest>> out = new TreeMap<>();
+        scanVersions(r -> {
+            String key = new String(r.key(), StandardCharsets.UTF_8);
+            if (!key.startsWith(prefix)) return;
+            if (r.value() == null) lastByKey.remove(key);
+            else lastByKey.put(key, r.value());
+        });
+        SortedMap<Long, MergedVersionManifest> out = new TreeMap<>();
         for (Map.Entry<String, byte[]> e : lastByKey.entrySet()) {
             MergedVersionManifest m = connection.serdes().mergedVersion().deserializer().deserialize(topic, e.getValue());
             if (!e.getKey().equals(m.getGroup() + "@" + m.getSequence())) {
@@ -93,9 +90,59 @@ public final class MergedVersionReader {
                         m.getGroup(), m.getSequence());
                 continue;
             }
-            out.computeIfAbsent(m.getGroup(), g -> new TreeMap<>()).put(m.getSequence(), m);
+            out.put(m.getSequence(), m);
         }
         return out;
+    }
+
+    /**
+     * A merge group as the versions topic describes it.
+     *
+     * @param latest   its latest manifest (key {@code group})
+     * @param versions how many of its versions are on the topic (keys {@code group@sequence})
+     */
+    public record GroupSummary(MergedVersionManifest latest, int versions) {
+    }
+
+    /**
+     * Every merge group with a latest version on the versions topic, by name. Only the latest manifests are decoded
+     * and kept, so this stays small however long the histories are.
+     */
+    public SortedMap<String, GroupSummary> groups() {
+        Map<String, byte[]> latest = new TreeMap<>();
+        Map<String, Set<String>> versionKeys = new TreeMap<>();
+        String topic = connection.topics().mergedVersions();
+        scanVersions(r -> {
+            String key = new String(r.key(), StandardCharsets.UTF_8);
+            int at = key.lastIndexOf('@');
+            if (at < 0) {
+                if (r.value() == null) latest.remove(key);
+                else latest.put(key, r.value());
+            } else if (r.value() == null) {
+                versionKeys.getOrDefault(key.substring(0, at), new HashSet<>()).remove(key);
+            } else {
+                versionKeys.computeIfAbsent(key.substring(0, at), g -> new HashSet<>()).add(key);
+            }
+        });
+        SortedMap<String, GroupSummary> out = new TreeMap<>();
+        for (Map.Entry<String, byte[]> e : latest.entrySet()) {
+            MergedVersionManifest m = connection.serdes().mergedVersion().deserializer().deserialize(topic, e.getValue());
+            if (!e.getKey().equals(m.getGroup())) {
+                LOG.warn("{}: key '{}' does not match its manifest's group {}; ignored", topic, e.getKey(), m.getGroup());
+                continue;
+            }
+            out.put(m.getGroup(), new GroupSummary(m, versionKeys.getOrDefault(m.getGroup(), Set.of()).size()));
+        }
+        return out;
+    }
+
+    /** Visits every keyed record of the versions topic up to its current end. */
+    private void scanVersions(TopicScan.Visitor visitor) {
+        try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-versions")) {
+            TopicScan.toEnd(consumer, connection.topics().mergedVersions(), connection.timeout(), r -> {
+                if (r.key() != null) visitor.visit(r);
+            });
+        }
     }
 
     /**
@@ -150,13 +197,11 @@ public final class MergedVersionReader {
     private Optional<MergedVersionManifest> manifestByKey(String wantedKey) {
         byte[][] last = new byte[1][];
         String topic = connection.topics().mergedVersions();
-        try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-versions")) {
-            TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
-                if (r.key() != null && wantedKey.equals(new String(r.key(), StandardCharsets.UTF_8))) {
-                    last[0] = r.value(); // a tombstone (null) deletes the key
-                }
-            });
-        }
+        scanVersions(r -> {
+            if (wantedKey.equals(new String(r.key(), StandardCharsets.UTF_8))) {
+                last[0] = r.value(); // a tombstone (null) deletes the key
+            }
+        });
         if (last[0] == null) return Optional.empty();
         return Optional.of(connection.serdes().mergedVersion().deserializer().deserialize(topic, last[0]));
     }

@@ -285,6 +285,20 @@ class MergedVersionClientsTest {
         List<MergedVersionManifest> parsed = out.toString().lines().map(ManifestJson::parse).toList();
         assertEquals(a, parsed, "one manifest per line, oldest first");
 
+        // A deleted version (tombstone on its history key) is gone from the history and the count.
+        Planted c1 = Planted.of("hist-c", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
+        Planted c2 = Planted.of("hist-c", "model.layers.0.q_proj", 2, 4, 3, 2, TensorDType.F32, rnd);
+        publishVersion(manifest("hist-c", 1, List.of(c1), List.of(alpha)), List.of(c1));
+        MergedVersionManifest cLatest = manifest("hist-c", 2, List.of(c2), List.of(alpha));
+        publishVersion(cLatest, List.of(c2));
+        kafka.produce(kafka.topics.mergedVersions(), List.of(new java.util.AbstractMap.SimpleEntry<>("hist-c@1", null)));
+        out = new StringWriter();
+        assertEquals(0, cli(out, err).execute("versions", "--group", "hist-c", "--json", "--bootstrap-servers", bootstrap), err.toString());
+        assertEquals(List.of(cLatest), out.toString().lines().map(ManifestJson::parse).toList());
+        out = new StringWriter();
+        assertEquals(0, cli(out, err).execute("versions", "--bootstrap-servers", bootstrap), err.toString());
+        assertTrue(out.toString().lines().anyMatch(l -> l.startsWith("hist-c v2 ") && l.endsWith("  1")), out.toString());
+
         out = new StringWriter();
         err = new StringWriter();
         assertEquals(0, cli(out, err).execute("versions", "--group", "nobody", "--json", "--bootstrap-servers", bootstrap));
