@@ -3,11 +3,14 @@ package dev.loralego.cli;
 import dev.loralego.stream.ClientSettings;
 import dev.loralego.stream.ReplayAudit;
 import dev.loralego.stream.ServiceTopics;
+import dev.loralego.stream.ServiceVersion;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.SortedSet;
+import java.util.TreeSet;
 import java.util.concurrent.Callable;
 
 /** {@code audit}: replays a group's inputs through a private topology and compares every version. */
@@ -56,6 +59,21 @@ public final class AuditCommand implements Callable<Integer> {
         }
         System.out.printf("audit of group %s: %d difference(s) in %d version(s) compared; first: %s%n", group,
                 report.differences().size(), report.compared(), report.differences().get(0));
+        String hint = otherBuildsHint(report.recordedBy(), ServiceVersion.get());
+        if (hint != null) System.out.println(hint);
         return 1;
+    }
+
+    /**
+     * When some compared versions were recorded by another build than {@code current}: a line saying so, since a
+     * build's behaviour can change between releases (README, Upgrades); null otherwise.
+     */
+    static String otherBuildsHint(SortedSet<String> recordedBy, String current) {
+        SortedSet<String> others = new TreeSet<>(recordedBy);
+        others.remove(current);
+        if (others.isEmpty()) return null;
+        return "note: versions compared were recorded by " + String.join(", ", others) + ", and this is " + current
+                + "; a replay by another build can differ where the builds behave differently (README, Upgrades):"
+                + " audit with the build that recorded them";
     }
 }

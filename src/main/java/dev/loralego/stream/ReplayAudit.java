@@ -31,7 +31,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Properties;
+import java.util.SortedSet;
 import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.stream.Stream;
 
 /**
@@ -58,8 +60,9 @@ public final class ReplayAudit {
      * @param group       the audited group
      * @param compared    versions compared
      * @param differences every disagreement, in sequence order (empty when the log is right)
+     * @param recordedBy  the builds that recorded the compared versions (their manifests' {@code serviceVersion})
      */
-    public record Report(String group, int compared, List<Difference> differences) {
+    public record Report(String group, int compared, List<Difference> differences, SortedSet<String> recordedBy) {
         public boolean ok() {
             return differences.isEmpty() && compared > 0;
         }
@@ -95,19 +98,30 @@ public final class ReplayAudit {
         for (ConsumerRecord<byte[], byte[]> r : readAll(topics.mergedVersions())) {
             String key = r.key() == null ? "" : new String(r.key(), StandardCharsets.UTF_8);
             if (!key.startsWith(group + "@")) continue;
+            if (r.value() == null) {
+                // a tombstone deletes that version from the log (compaction would drop it): it is not recorded
+                try {
+                    recorded.remove(Long.parseLong(key.substring(group.length() + 1)));
+                } catch (NumberFormatException e) {
+                    // not a history key of this group
+                }
+                continue;
+            }
             MergedVersionManifest m = serdes.mergedVersion().deserializer().deserialize(topics.mergedVersions(), r.value());
             recorded.put(m.getSequence(), m);
         }
         List<Difference> differences = new ArrayList<>();
         if (recorded.isEmpty()) {
             differences.add(new Difference(0, "no version of group '" + group + "' in " + topics.mergedVersions()));
-            return new Report(group, 0, differences);
+            return new Report(group, 0, differences, new TreeSet<>());
         }
         TreeMap<Long, MergedVersionManifest> replayed = replay(group, recordedParameters(recorded), serdes);
         int compared = 0;
+        SortedSet<String> recordedBy = new TreeSet<>();
         for (Map.Entry<Long, MergedVersionManifest> e : recorded.tailMap(fromVersion).entrySet()) {
             MergedVersionManifest mine = replayed.get(e.getKey());
             compared++;
+            recordedBy.add(e.getValue().getServiceVersion());
             if (mine == null) {
                 differences.add(new Difference(e.getKey(), "recorded, but the replay produced no such version (replay has "
                         + (replayed.isEmpty() ? "none" : replayed.firstKey() + ".." + replayed.lastKey()) + ")"));
@@ -120,7 +134,7 @@ public final class ReplayAudit {
             if (!recorded.containsKey(s)) differences.add(new Difference(s, "the replay produced this version, the log has none"));
         }
         differences.sort(Comparator.comparingLong(Difference::sequence));
-        return new Report(group, compared, differences);
+        return new Report(group, compared, differences, recordedBy);
     }
 
     /** Null when equal in content; otherwise the first field that differs. */

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The {@code lora-lego} command line as a whole: help, version and usage errors of every subcommand. */
@@ -160,5 +161,15 @@ class CliTest {
         CommandRun missing = CommandRun.of("publish", "--group", "g");
         assertEquals(2, missing.exit(), missing::toString);
         assertTrue(missing.err().contains("Missing required option: 'ADAPTER_DIR'"), missing::toString);
+    }
+
+    @Test
+    void auditNamesOtherBuildsOnlyWhenSomeVersionWasRecordedByOne() {
+        assertNull(AuditCommand.otherBuildsHint(new java.util.TreeSet<>(java.util.Set.of("lora-lego 0.4.0")), "lora-lego 0.4.0"));
+        assertEquals("note: versions compared were recorded by lora-lego 0.2.0, lora-lego 0.3.0, and this is lora-lego 0.4.0;"
+                        + " a replay by another build can differ where the builds behave differently (README, Upgrades):"
+                        + " audit with the build that recorded them",
+                AuditCommand.otherBuildsHint(new java.util.TreeSet<>(java.util.Set.of("lora-lego 0.3.0", "lora-lego 0.4.0",
+                        "lora-lego 0.2.0")), "lora-lego 0.4.0"));
     }
 }

@@ -144,8 +144,10 @@ class ServiceIntegrationTest {
         ReplayAudit.Report report = audit.audit(group, 1);
         assertTrue(report.ok(), () -> "audit: " + report.differences());
         assertEquals(5, report.compared());
+        assertEquals(java.util.Set.of(ServiceVersion.get()), report.recordedBy());
         // ...and a planted difference is found and named.
-        MergedVersionManifest forged = MergedVersionManifest.newBuilder(after.get(1)).setDigest("f".repeat(64)).build();
+        MergedVersionManifest forged = MergedVersionManifest.newBuilder(after.get(1)).setDigest("f".repeat(64))
+                .setServiceVersion("lora-lego 0.0.1").build();
         java.util.Properties p = new java.util.Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
         try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
@@ -156,6 +158,15 @@ class ServiceIntegrationTest {
         assertEquals(1, planted.differences().size(), () -> "differences: " + planted.differences());
         assertEquals(2, planted.differences().get(0).sequence());
         assertTrue(planted.differences().get(0).what().contains("f".repeat(64)), planted.differences().get(0).what());
+        assertEquals(new java.util.TreeSet<>(java.util.Set.of("lora-lego 0.0.1", ServiceVersion.get())), planted.recordedBy());
         assertTrue(audit.audit(group, 3).ok(), "from version 3 on, the log is right");
+        // A version deleted from the log (a tombstone on its history key) is reported, not a crash.
+        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
+            producer.send(new ProducerRecord<>(service.topics().mergedVersions(), group + "@5", null));
+        }
+        ReplayAudit.Report deleted = audit.audit(group, 3);
+        assertEquals(List.of(new ReplayAudit.Difference(5, "the replay produced this version, the log has none")),
+                deleted.differences());
+        assertEquals(2, deleted.compared(), "versions 3 and 4 are still recorded");
     }
 }
