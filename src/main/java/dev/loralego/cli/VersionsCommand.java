@@ -26,7 +26,7 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "versions", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Lists merged versions: every group's latest, or one group's history.",
-                "Reads topic.versions (default lora.merged.versions).",
+                "Reads topic.merged.versions from --config (default lora.merged.versions).",
                 "Example: versions --group llama-team"})
 public final class VersionsCommand implements Callable<Integer> {
     private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss'Z'", Locale.ROOT)
