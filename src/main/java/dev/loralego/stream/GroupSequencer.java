@@ -168,8 +168,12 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
                         "adapterVersion");
             }
         }
-        if (ev.getDtype() != null && dtypeOrNull(ev.getDtype()) == null) {
-            throw new RejectedInput("dtype '" + ev.getDtype() + "' is not one of F32, F16, BF16, F64", "dtype");
+        if (ev.getDtype() != null) {
+            try {
+                DType.parse(ev.getDtype());
+            } catch (IllegalArgumentException e) {
+                throw new RejectedInput("dtype '" + ev.getDtype() + "' is not one of F32, F16, BF16, F64", "dtype");
+            }
         }
         // All checks passed: from here on the event becomes version `sequence`.
         MergeParameters before = lastModuleParameters(state);
@@ -286,7 +290,8 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
     static String outputDType(GroupState state, MergeParameters params) {
         if (!params.outputDTypeFollowsInputs()) return params.outputDType();
         List<DType> dtypes = new ArrayList<>();
-        for (LiveAdapter a : state.getLive()) dtypes.add(dtypeOrNull(a.getDtype()));
+        // a live adapter's dtype was checked at its publish; builds before 0.3.0 did not state it (null)
+        for (LiveAdapter a : state.getLive()) dtypes.add(a.getDtype() == null ? null : DType.parse(a.getDtype()));
         DType d = MergedAdapterSpec.dtypeOf(dtypes);
         return d == null || d == DType.F64 ? DType.F32.name() : d.name();
     }
@@ -314,15 +319,8 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         if (before == null || resolved.changeModuleResults(before)) {
             for (LiveAdapter a : state.getLive()) a.getModules().forEach(m -> affected.add(m.getModule()));
         }
-        state.setOutputDType(resolved.outputDType());
         state.setModuleParameters(new TreeMap<>(resolved.toMap()));
         return resolved;
-    }
-
-    private static DType dtypeOrNull(String name) {
-        if (name == null) return null;
-        for (DType d : DType.values()) if (d.name().equals(name)) return d;
-        return null;
     }
 
     /**
