@@ -116,8 +116,12 @@ public final class DTypeCodec {
         if ((x & 0x7fff_ffff) > 0x7f80_0000) {
             return (short) ((x >>> 16) | 0x0040);
         }
-        int rounding = 0x7fff + ((x >>> 16) & 1);
-        return (short) ((x + rounding) >>> 16);
+        return roundBitsToBFloat16(x);
+    }
+
+    /** The bits of a non-NaN binary32 rounded to its upper 16 bits, to nearest even. */
+    private static short roundBitsToBFloat16(int x) {
+        return (short) ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16);
     }
 
     /** bfloat16 → binary32, exact. */
@@ -136,8 +140,7 @@ public final class DTypeCodec {
         int exponent = (int) (bits >>> 52) & 0x7ff;
         if (exponent >= FLOAT_NORMAL_MIN_EXPONENT && exponent <= FLOAT_NORMAL_MAX_EXPONENT) {
             // roundToOddFloat's fast path, then floatToBFloat16 without its NaN case (the float is a finite normal)
-            int f = roundToOddFloatBits(bits, exponent);
-            return (short) ((f + 0x7fff + ((f >>> 16) & 1)) >>> 16);
+            return roundBitsToBFloat16(roundToOddFloatBits(bits, exponent));
         }
         return floatToBFloat16(roundToOddFloatSlow(d));
     }
