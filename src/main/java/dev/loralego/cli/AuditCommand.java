@@ -16,8 +16,8 @@ import java.util.concurrent.Callable;
 /** {@code audit}: replays a group's inputs through a private topology and compares every version. */
 @Command(name = "audit", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Recomputes a group's merged versions from its inputs and compares them with the published ones.",
-                "Replays the group's input topics from the start into a fresh, private topology and compares every",
-                "version manifest and digest with lora.merged.versions. Exit code 0 only when all match.",
+                "Replays the group's input topics from the start into a fresh, private topology and compares every"
+                + " version manifest and digest with lora.merged.versions. Exit code 0 only when all match.",
                 "Example: audit --group llama-team --from-version 1"})
 public final class AuditCommand implements Callable<Integer> {
     @Option(names = "--group", required = true, description = "merge group")

@@ -34,8 +34,8 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "dead-letters", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Prints the inputs the merge service rejected (dead letters), oldest first, with the reason.",
-                "publish and withdraw exit 0 before the service has checked their records;",
-                "a refusal shows up here. Reads topic.deadletter (default lora.deadletter).",
+                "publish and withdraw exit 0 before the service has checked their records;"
+                + " a refusal shows up here. Reads topic.deadletter (default lora.deadletter).",
                 "Example: dead-letters --group gpt2 --follow"})
 public final class DeadLettersCommand implements Callable<Integer> {
     private static final DateTimeFormatter TIME = DateTimeFormatter.ofPattern("uuuu-MM-dd'T'HH:mm:ss.SSSX", Locale.ROOT)

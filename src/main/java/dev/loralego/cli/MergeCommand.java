@@ -28,7 +28,8 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "merge", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Merges PEFT LoRA adapters into one PEFT adapter.",
-                "Example: merge --method lego --out merged/ adapters/a adapters/b adapters/c   (k auto by default; --k 16 fixes it)"})
+                "With --method lego the merged rank is chosen per module by default (--k auto); --k 16 fixes it.",
+                "Example: merge --method lego --out merged/ adapters/a adapters/b adapters/c"})
 public final class MergeCommand implements Callable<Integer> {
 
     @Spec

@@ -15,8 +15,8 @@ import java.util.concurrent.Callable;
 /** {@code publish}: sends a PEFT adapter into a merge group, layers and event in one Kafka transaction. */
 @Command(name = "publish", versionProvider = VersionProvider.class,
         description = {"Publishes a PEFT LoRA adapter into a merge group.",
-                "Writes one record per module on the layers topic and the publish event, in one Kafka transaction",
-                "(the service sees all of it or nothing).",
+                "Writes one record per module on the layers topic and the publish event, in one Kafka transaction"
+                + " (the service sees all of it or nothing).",
                 "Example: publish --group gpt2 --team nlp --weight 1.5 adapters/tigrinya"})
 public final class PublishCommand implements Callable<Integer> {
 

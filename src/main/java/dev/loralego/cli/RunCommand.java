@@ -29,8 +29,8 @@ import java.util.concurrent.CountDownLatch;
 /** {@code run}: the streaming merge service. */
 @Command(name = "run", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Runs the streaming merge service (Kafka Streams).",
-                "Without --bootstrap-servers it starts a real single-node Kafka broker inside this JVM.",
-                "HTTP on --http-port: /health, /ready, /metrics (Prometheus), /groups/{group}/versions/latest.",
+                "Without --bootstrap-servers it starts a real single-node Kafka broker inside this JVM."
+                + " HTTP on --http-port: /health, /ready, /metrics (Prometheus), /groups/{group}/versions/latest.",
                 "Example: run --k 16 --data-dir ./data"})
 public final class RunCommand implements Callable<Integer> {
     @Option(names = "--bootstrap-servers", description = "Kafka bootstrap servers; omit to start the embedded broker")

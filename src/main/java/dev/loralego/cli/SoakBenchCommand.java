@@ -16,8 +16,8 @@ import java.util.concurrent.Callable;
 /** {@code bench soak}: many tiny adapters across many groups with random withdrawals, checked at the end. */
 @Command(name = "soak", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Soak test: many tiny adapters across many groups, with random withdrawals, into a service.",
-                "Publishes them into a service on an embedded broker; checks every group's final version against the",
-                "offline merge bit for bit and reports throughput, latency and the heap curve.",
+                "Publishes them into a service on an embedded broker; checks every group's final version against the"
+                + " offline merge bit for bit and reports throughput, latency and the heap curve.",
                 "Example: bench soak --groups 20 --adapters 2000 --withdraw-rate 0.1"})
 public final class SoakBenchCommand implements Callable<Integer> {
     @Option(names = "--groups", defaultValue = "20", description = "merge groups (default: ${DEFAULT-VALUE})")

@@ -15,9 +15,9 @@ import java.util.concurrent.Callable;
 /** {@code watch}: the serving-side subscriber that keeps {@code DIR/<group>} at the latest merged version. */
 @Command(name = "watch", mixinStandardHelpOptions = true, versionProvider = VersionProvider.class,
         description = {"Keeps DIR/<group> at the latest merged version of a group, for a server to load.",
-                "DIR/<group> is a symbolic link, swapped atomically, to the version written as a PEFT adapter with",
-                "manifest.json under DIR/.versions/. Resumes after a restart. A version without any module (every",
-                "adapter withdrawn) holds only manifest.json; --exec then gets LORA_MODULES=0.",
+                "DIR/<group> is a symbolic link, swapped atomically, to the version written as a PEFT adapter with"
+                + " manifest.json under DIR/.versions/. Resumes after a restart. A version without any module (every"
+                + " adapter withdrawn) holds only manifest.json; --exec then gets LORA_MODULES=0.",
                 "Example: watch --group gpt2 --out /srv/adapters --exec './reload-lora.sh \"$LORA_DIR\"'"})
 public final class WatchCommand implements Callable<Integer> {
 
