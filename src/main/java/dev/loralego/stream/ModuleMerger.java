@@ -29,6 +29,7 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Deque;
 import java.util.List;
 import java.util.Objects;
@@ -127,13 +128,16 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             LayerValidation.check(layer, key);
         } catch (GroupSequencer.RejectedInput e) {
             deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, groupOf(key));
-            if (key != null && key.equals(layer.getGroup() + "|" + layer.getModule()) && !layer.getAdapterId().contains("|")) {
-                // The publish event that names this layer must still become a version: mark the layer rejected.
+            String rejectedKey = bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest());
+            if (key != null && key.equals(layer.getGroup() + "|" + layer.getModule()) && !layer.getAdapterId().contains("|")
+                    && buffer.get(rejectedKey) == null) {
+                // The publish event that names this layer must still become a version: mark the layer rejected. Never
+                // over a layer already received under the same identity (first record wins, see below).
                 byte[] reason = e.getMessage().getBytes(StandardCharsets.UTF_8);
                 byte[] marker = new byte[REJECTED_MARKER.length + reason.length];
                 System.arraycopy(REJECTED_MARKER, 0, marker, 0, REJECTED_MARKER.length);
                 System.arraycopy(reason, 0, marker, REJECTED_MARKER.length, reason.length);
-                buffered(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), marker);
+                buffered(rejectedKey, marker);
                 drain(key, record.timestamp());
             }
             return;
@@ -141,7 +145,24 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
             return;
         }
-        buffered(bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest()), record.value());
+        String bufferKey = bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest());
+        // The first record under a layer's identity (module, adapter, version, digest) counts; a later one never replaces
+        // it. It may be the layer a live adapter's units are re-derived from (a replaced layer would fail the units
+        // digest check, a rejection marker would leave no layer at all), and which record a task saw must not depend on
+        // how the two input topics interleave (a replay reads all layers first). A key purged since is never used again:
+        // an adapter's versions only go up. An exact duplicate (a re-send) is ignored; anything else is dead-lettered.
+        byte[] existing = buffer.get(bufferKey);
+        if (existing != null) {
+            if (!isRejectedMarker(existing) && (Arrays.equals(existing, record.value())
+                    || layers.deserialize(layersTopic, existing).equals(layer))) {
+                return;
+            }
+            deadLetters.reject(context, record, record.key(), "another layer of " + layer.getAdapterId() + " version "
+                    + layer.getAdapterVersion() + " with digest " + layer.getDigest() + " was already received"
+                    + (isRejectedMarker(existing) ? " (and rejected)" : "") + "; the first one counts", "digest", groupOf(key));
+            return;
+        }
+        buffered(bufferKey, record.value());
         drain(key, record.timestamp());
     }
 

@@ -966,6 +966,45 @@ class MergeTopologyTest {
         assertNotEquals(want.get(3L), firstParameters.get(3L), "the first version's parameters do not reproduce version 3");
     }
 
+    /**
+     * A layer record is identified in the buffer by (module, adapter, version, digest). A second record under the same
+     * identity, arriving after the adapter went live, must not replace the layer the live adapter's units are re-derived
+     * from: a damaged re-send (its bytes do not give the digest it states) used to put a rejection marker there, and a
+     * copy with the same tensors but another scaling replaced the layer; the next step that re-derived the adapter's units
+     * (every refinement, a restore, a change of parameters) then threw, and the stream thread died on it at every retry.
+     */
+    @Test
+    void anotherRecordUnderALiveLayersIdentityIsDeadLetteredAndChangesNothing() {
+        String q = "layers.0.q_proj", v = "layers.0.v_proj";
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1), b = adapter(GROUP, "b", 1, 2, 2), c = adapter(GROUP, "c", 1, 2, 3);
+        publish(a);
+        publish(b);
+        latestVersions();
+        latestLayers();
+        AdapterLayer damaged = AdapterLayer.newBuilder(a.layers().get(q)).build();
+        byte[] aBytes = bytes(damaged.getA());
+        aBytes[0] ^= 1;                                   // the stated digest is still the live layer's
+        damaged.setA(ByteBuffer.wrap(aBytes));
+        pipeLayer(damaged);
+        pipeLayer(AdapterLayer.newBuilder(a.layers().get(v)).setScaling(4.0).build());   // same tensors, same digest
+        pipeLayer(a.layers().get(v));                     // an exact duplicate: ignored
+        List<DeadLetter> dl = deadLetters();
+        assertEquals(2, dl.size(), () -> dl.stream().map(DeadLetter::getReason).toList().toString());
+        assertEquals("digest", dl.get(0).getField());
+        assertTrue(dl.get(1).getReason().contains("already"), dl.get(1).getReason());
+        assertTrue(latestVersions().isEmpty());
+
+        publish(c);                                       // recluster: a's units are re-derived from its buffered layers
+        List<MergedVersionManifest> v3 = latestVersions();
+        assertEquals(1, v3.size());
+        assertEquals(3, v3.get(0).getSequence());
+        assertTrue(v3.get(0).getWarnings().isEmpty(), v3.get(0).getWarnings().toString());
+        assertEqualsOffline(latestLayers(), List.of(a, b, c));
+        ModuleClusterCache.SHARED.clear();                // and from the stores alone
+        publishEvent(StreamFixtures.withdrawEvent(GROUP, "b"));
+        assertEqualsOffline(latestLayers(), List.of(a, c));
+    }
+
     @TempDir
     Path thirdStateDir;
 }
