@@ -202,6 +202,15 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 clusters = loaded.clusters();
                 liveBefore = loaded.liveBefore();
                 if (loaded.rebuilt()) touched.addAll(clusters.liveAdapters());
+            } else {
+                // tasks applied together (they waited for a late layer) may belong to versions merged with different
+                // parameters (a restart changed them in between): each is applied with its own, as if drained alone
+                StreamingModuleClusters reconciled = StreamingState.reconcile(clusters, task.getModule(), params);
+                if (reconciled != clusters) {
+                    reconciled.setFactorSource(clusters.factorSource());
+                    touched.addAll(reconciled.liveAdapters());
+                    clusters = reconciled;
+                }
             }
             touched.add(task.getAdapterId());
             long updatesBefore = clusters.updates();

@@ -1005,6 +1005,34 @@ class MergeTopologyTest {
         assertEqualsOffline(latestLayers(), List.of(a, c));
     }
 
+    /**
+     * Tasks of one module that wait for a late layer are applied together when it comes. Each must be merged with the
+     * parameters its own version records: when the group's parameters changed between them (a restart with another k),
+     * the later task used to be applied to clusters built with the earlier task's parameters, so the version's module
+     * had the old k, unlike its manifest, the offline merge and a replay (which reads the layers first).
+     */
+    @Test
+    void tasksAppliedTogetherAfterALateLayerAreMergedEachWithItsOwnVersionsParameters() {
+        MergeParameters k3 = new MergeParameters(LegoOptions.defaults().withK(3), 1, "recluster", 1.0, "F32", 16);
+        MergeParameters k2 = new MergeParameters(LegoOptions.defaults().withK(2), 1, "recluster", 1.0, "F32", 16);
+        driver.close();
+        parametersOf = (g, s) -> s == 1 ? k3 : k2;
+        startDriverFresh();
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1), b = adapter(GROUP, "b", 1, 2, 2);
+        publishLayers(b);
+        publishEvent(a.publishEvent());                   // version 1 (k 3) waits for a's layers
+        publishEvent(b.publishEvent());                   // version 2 (k 2)
+        assertTrue(latestVersions().isEmpty());
+        publishLayers(a);                                 // each module applies both tasks now
+        List<MergedVersionManifest> v = latestVersions();
+        assertEquals(List.of(1L, 2L), v.stream().map(MergedVersionManifest::getSequence).toList());
+        assertEquals("2", v.get(1).getParameters().get("k"));
+        params = k2;
+        Map<String, MergedLayer> merged = latestLayers();
+        for (MergedLayer l : merged.values()) assertEquals(2, l.getRank(), l.getModule());
+        assertEqualsOffline(merged, List.of(a, b));
+    }
+
     @TempDir
     Path thirdStateDir;
 }
