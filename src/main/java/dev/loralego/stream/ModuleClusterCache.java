@@ -77,6 +77,17 @@ final class ModuleClusterCache {
         return e.clusters;
     }
 
+    /**
+     * {@link #get}, and the entry found (if any) leaves the cache: for a caller that mutates the clusters, and puts them
+     * back with their new state bytes once its step is complete. A step that fails half-way then leaves nothing cached
+     * that no longer matches its state bytes.
+     */
+    synchronized StreamingModuleClusters take(String key, byte[] stateBytes) {
+        StreamingModuleClusters c = get(key, stateBytes);
+        if (c != null) remove(key);
+        return c;
+    }
+
     synchronized void put(String key, StreamingModuleClusters clusters, byte[] stateBytes) {
         remove(key);
         long bytes = clusters.retainedBytes();

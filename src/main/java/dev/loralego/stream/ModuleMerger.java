@@ -327,7 +327,10 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         Function<String, AdapterModule> source = factorSource(key);
         StreamingModuleClusters stored = null;
         if (stateBytes != null) {
-            stored = cache.get(key, stateBytes);
+            // taken out of the cache while this step mutates it, and put back (with the new state bytes) only once the
+            // step is complete: a step that fails half-way leaves no mutated object cached under the committed bytes,
+            // which the retry (same JVM, stores rolled back to the last commit) would otherwise apply its task to again
+            stored = cache.take(key, stateBytes);
             if (stored == null) {
                 stored = StreamingModuleClusters.restore(stateBytes, source);
             } else {

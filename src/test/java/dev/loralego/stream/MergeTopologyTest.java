@@ -47,6 +47,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -73,6 +74,8 @@ class MergeTopologyTest {
     private TestOutputTopic<String, byte[]> deadLetters;
     private final List<MergedVersionManifest> emitted = new ArrayList<>();
     private long clock = 1_000;
+    /** When set, the next merged layer the topology serializes fails (once), as with an unreachable registry. */
+    private boolean failNextMergedLayer;
 
     @BeforeEach
     void start() {
@@ -80,7 +83,17 @@ class MergeTopologyTest {
     }
 
     private void startDriver() {
-        MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes,
+        org.apache.kafka.common.serialization.Serializer<MergedLayer> mergedOut = (topic, layer) -> {
+            if (failNextMergedLayer) {
+                failNextMergedLayer = false;
+                throw new IllegalStateException("injected: the merged layer cannot be serialized (registry unreachable)");
+            }
+            return serdes.mergedLayer().serializer().serialize(topic, layer);
+        };
+        TopologySerdes topologySerdes = new TopologySerdes(serdes.adapterEvent(), serdes.adapterLayer(),
+                org.apache.kafka.common.serialization.Serdes.serdeFrom(mergedOut, serdes.mergedLayer().deserializer()),
+                serdes.mergedVersion(), serdes.deadLetter());
+        MergeTopology.Settings settings = new MergeTopology.Settings(topics, topologySerdes,
                 parametersOf != null ? parametersOf : (g, s) -> params, 64 << 20, "test", emitted::add);
         Properties props = new Properties();
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-test");
@@ -1031,6 +1044,73 @@ class MergeTopologyTest {
         Map<String, MergedLayer> merged = latestLayers();
         for (MergedLayer l : merged.values()) assertEquals(2, l.getRank(), l.getModule());
         assertEqualsOffline(merged, List.of(a, b));
+    }
+
+    private Map<String, Map<String, byte[]>> snapshotStores() {
+        Map<String, Map<String, byte[]>> out = new TreeMap<>();
+        for (String name : List.of(MergeTopology.GROUP_STATE_STORE, MergeTopology.LAYER_BUFFER_STORE, MergeTopology.MODULE_STATE_STORE,
+                MergeTopology.ASSEMBLY_STORE, MergeTopology.LATEST_VERSION_STORE)) {
+            Map<String, byte[]> copy = new TreeMap<>();
+            try (var it = driver.<String, byte[]>getKeyValueStore(name).all()) {
+                it.forEachRemaining(kv -> copy.put(kv.key, kv.value.clone()));
+            }
+            out.put(name, copy);
+        }
+        return out;
+    }
+
+    /** Puts every store back as {@code snapshot} holds it: what an aborted transaction leaves (exactly-once). */
+    private void restoreStores(Map<String, Map<String, byte[]>> snapshot) {
+        snapshot.forEach((name, content) -> {
+            var store = driver.<String, byte[]>getKeyValueStore(name);
+            List<String> keys = new ArrayList<>();
+            try (var it = store.all()) {
+                it.forEachRemaining(kv -> keys.add(kv.key));
+            }
+            for (String k : keys) if (!content.containsKey(k)) store.delete(k);
+            content.forEach(store::put);
+        });
+    }
+
+    /**
+     * A module step that fails half-way (here the merged layer cannot be serialized, as with an unreachable schema
+     * registry) aborts its transaction: the stores go back to the last commit and the stream thread, replaced in the
+     * same JVM, processes the same records again. The in-memory cluster cache is shared by the JVM; the failed step had
+     * already applied its task to the cached clusters, which stayed cached under the committed state bytes, so the
+     * retry applied the task a second time (here: decayed the weights twice) and the version differed from an
+     * undisturbed run.
+     */
+    @Test
+    void aModuleStepRetriedAfterAFailureGivesTheVersionOfAnUndisturbedRun() {
+        params = new MergeParameters(LegoOptions.defaults().withK(3), 0, "lloyd", 0.5, "F32", 16);
+        String q = "layers.0.q_proj";
+        StreamFixtures.Adapter a = adapter(GROUP, "a", 1, 2, 1), b = adapter(GROUP, "b", 1, 3, 2),
+                c = adapter(GROUP, "c", 1, 2, 3), d = adapter(GROUP, "d", 1, 2, 4);
+        Runnable before = () -> {
+            publish(a);
+            publish(b);
+            publish(c);
+            publishEvent(d.publishEvent());               // waits for d's layers
+        };
+        AdapterLayer dq = d.layers().get(q);
+        before.run();
+        Map<String, Map<String, byte[]>> committed = snapshotStores();
+        failNextMergedLayer = true;
+        assertThrows(RuntimeException.class, () -> pipeLayer(dq));
+        restoreStores(committed);
+        mergedLayers.readRecordsToList();
+        d.layers().values().forEach(this::pipeLayer);     // the retry from the last commit, then the other layer
+        Map<Long, String> disturbed = new TreeMap<>();
+        for (MergedVersionManifest m : latestVersions()) disturbed.put(m.getSequence(), m.getDigest());
+
+        driver.close();
+        startDriverFresh();
+        before.run();
+        d.layers().values().forEach(this::pipeLayer);
+        Map<Long, String> undisturbed = new TreeMap<>();
+        for (MergedVersionManifest m : latestVersions()) undisturbed.put(m.getSequence(), m.getDigest());
+        assertEquals(4, undisturbed.size());
+        assertEquals(undisturbed, disturbed);
     }
 
     @TempDir
