@@ -22,7 +22,8 @@ import java.util.regex.Pattern;
  * give the module's full name. A is {@code [r, in]}, B {@code [out, r]}. {@link #open} fails, naming the module,
  * on a missing half, non-2-D factors, A and B of different rank, a rank that differs from the config's
  * (pattern-resolved) {@code r}, two copies of one factor, and on LoRA variants this project cannot merge as
- * plain LoRA (DoRA magnitude vectors, LoRA bias, embedding LoRA). Every other tensor (e.g. a
+ * plain LoRA (DoRA magnitude vectors, LoRA bias, embedding LoRA, and unconverted PiSSA/OLoRA/CorDA/LoftQ adapters,
+ * whose initialisation rewrote the base weights). Every other tensor (e.g. a
  * {@code modules_to_save} head such as {@code base_model.model.score.weight}) is reported in
  * {@link #extraTensors()}, not as a module.
  */
@@ -83,6 +84,13 @@ public final class PeftAdapter implements AutoCloseable {
         if (config.useDora()) {
             throw new IllegalArgumentException(configFile + ": use_dora is true; DoRA adapters cannot be merged as plain LoRA");
         }
+        String mutatingInit = baseMutatingInit(config);
+        if (mutatingInit != null) {
+            throw new IllegalArgumentException(configFile + ": init_lora_weights is '" + mutatingInit + "': this"
+                    + " initialisation changed the base weights (PEFT subtracts the initial B0·A0 from them, or quantises"
+                    + " them), so the factors are not an update of the original base model; save it converted to plain"
+                    + " LoRA (save_pretrained(..., path_initial_model_for_weight_conversion=...)) and merge that");
+        }
         SafetensorsFile weights = SafetensorsFile.open(weightsFile);
         try {
             SortedMap<String, TensorInfo> extras = new TreeMap<>();
@@ -96,6 +104,20 @@ public final class PeftAdapter implements AutoCloseable {
                 weights.close();
             }
         }
+    }
+
+    /**
+     * The {@code init_lora_weights} of {@code config} if it names an initialisation that rewrites the base weights
+     * (PEFT {@code lora/layer.py}: {@code pissa*}, {@code corda*}, {@code olora}, {@code loftq}); otherwise {@code null}.
+     * PEFT runs it again on load while the saved config still names it, so the factors alone are not the update.
+     */
+    static String baseMutatingInit(AdapterConfig config) {
+        com.fasterxml.jackson.databind.JsonNode n = config.raw().get("init_lora_weights");
+        if (n == null || !n.isTextual()) {
+            return null;
+        }
+        String v = n.textValue().toLowerCase(java.util.Locale.ROOT);
+        return v.startsWith("pissa") || v.startsWith("corda") || v.equals("olora") || v.equals("loftq") ? n.textValue() : null;
     }
 
     private static SortedMap<String, LoraModuleInfo> discoverModules(Path source, AdapterConfig config,

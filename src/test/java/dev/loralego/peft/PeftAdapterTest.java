@@ -198,6 +198,30 @@ class PeftAdapterTest {
         assertTrue(m8.contains("no LoRA tensors"), m8);
     }
 
+    /**
+     * PEFT's PiSSA, OLoRA, CorDA and LoftQ initialisations subtract the initial {@code s·B0·A0} from (or quantise) the
+     * base weight ({@code peft/tuners/lora/layer.py} {@code pissa_init}/{@code olora_init}/{@code loftq_init}), and
+     * {@code load_adapter} runs them again when the saved config still names them ({@code PeftModel.save_pretrained},
+     * {@code save_mutated_as_lora}: "Otherwise, self.load_adapter will subtract the decomposed values again"). Such an
+     * adapter's update of the original base weight is {@code s·(B·A − B0·A0)}, not {@code s·B·A}: merging its factors as
+     * plain LoRA is silently wrong. Converted adapters are saved with {@code init_lora_weights = true}.
+     */
+    @Test
+    void rejectsAdaptersWhoseInitMutatedTheBaseWeights() throws IOException {
+        Map<String, long[]> ok = tensors(P + "x.q.lora_A.weight", new long[]{4, 10}, P + "x.q.lora_B.weight", new long[]{10, 4});
+        for (String init : List.of("\"pissa\"", "\"pissa_niter_4\"", "\"olora\"", "\"corda\"", "\"loftq\"")) {
+            String config = "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"init_lora_weights\": " + init + "}";
+            String msg = rejected(adapter("init" + init.replace("\"", ""), config, ok));
+            assertTrue(msg.contains("init_lora_weights"), init + ": " + msg);
+        }
+        for (String init : List.of("true", "false", "\"gaussian\"", "\"eva\"", "\"orthogonal\"", "null")) {
+            String config = "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8, \"init_lora_weights\": " + init + "}";
+            try (PeftAdapter a = PeftAdapter.open(adapter("plain" + init.replace("\"", ""), config, ok))) {
+                assertEquals(2.0, a.module("x.q").scaling(), EXACT, init);
+            }
+        }
+    }
+
     @Test
     void rejectsBadDirectoriesAndConfigs() throws IOException {
         Path empty = dir.resolve("empty");
