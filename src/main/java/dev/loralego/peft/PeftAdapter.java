@@ -113,11 +113,16 @@ public final class PeftAdapter implements AutoCloseable {
      */
     static String baseMutatingInit(AdapterConfig config) {
         com.fasterxml.jackson.databind.JsonNode n = config.raw().get("init_lora_weights");
+        return isBaseMutatingInit(n) ? n.textValue() : null;
+    }
+
+    /** Whether an {@code init_lora_weights} value names an initialisation that rewrites the base weights. */
+    static boolean isBaseMutatingInit(com.fasterxml.jackson.databind.JsonNode n) {
         if (n == null || !n.isTextual()) {
-            return null;
+            return false;
         }
         String v = n.textValue().toLowerCase(java.util.Locale.ROOT);
-        return v.startsWith("pissa") || v.startsWith("corda") || v.equals("olora") || v.equals("loftq") ? n.textValue() : null;
+        return v.startsWith("pissa") || v.startsWith("corda") || v.equals("olora") || v.equals("loftq");
     }
 
     private static SortedMap<String, LoraModuleInfo> discoverModules(Path source, AdapterConfig config,

@@ -35,7 +35,8 @@ import java.util.regex.Pattern;
  * {@code lora_dropout 0.0}, ...) &lt; the spec's extra fields &lt; the computed fields above. Extra fields that
  * would change which modules or tensors PEFT expects ({@code layers_to_transform}, {@code layers_pattern},
  * {@code exclude_modules}, {@code target_parameters}) are written as {@code null}; {@code use_dora} and
- * {@code lora_bias}, if present, as {@code false}. Keys are sorted, as PEFT's {@code save_pretrained} does.
+ * {@code lora_bias}, if present, as {@code false}; an {@code init_lora_weights} that PEFT would run again on load
+ * and that rewrites the base weights ({@code pissa*}, {@code olora}, {@code corda}, {@code loftq}) as {@code true}. Keys are sorted, as PEFT's {@code save_pretrained} does.
  *
  * <p>Tensors: {@code base_model.model.<module>.lora_A.weight} {@code [rank, dIn]} and {@code ...lora_B.weight}
  * {@code [dOut, rank]} in the spec's dtype, sorted by name. The weights are written first, then the config;
@@ -163,6 +164,10 @@ public final class PeftAdapterWriter {
                 if (extra.has(n)) {
                     fields.put(n, f.booleanNode(false));
                 }
+            }
+            if (PeftAdapter.isBaseMutatingInit(extra.get("init_lora_weights"))) {
+                // PEFT would run PiSSA/OLoRA/CorDA/LoftQ again on load and rewrite the base weights.
+                fields.put("init_lora_weights", f.booleanNode(true));
             }
         }
         // Computed fields.

@@ -199,6 +199,31 @@ class PeftAdapterWriterTest {
         return w;
     }
 
+    /**
+     * The written factors are a plain update of the original base model. An {@code init_lora_weights} carried in the
+     * extra config that PEFT runs again on load and that rewrites the base weights ({@code pissa*}, {@code olora},
+     * {@code corda}, {@code loftq}: {@code peft/tuners/lora/layer.py}) would make PEFT subtract a decomposition of the
+     * base from it when loading the merged adapter; PEFT itself writes {@code true} when it converts such an adapter.
+     */
+    @Test
+    void extraBaseMutatingInitIsNotWritten() throws IOException {
+        for (String init : List.of("pissa", "pissa_niter_16", "olora", "corda", "loftq")) {
+            ObjectNode extra = JsonNodeFactory.instance.objectNode().put("init_lora_weights", init).put("lora_dropout", 0.1);
+            Path out = dir.resolve("init-" + init);
+            PeftAdapterWriter.write(out, new MergedAdapterSpec("gpt2", "CAUSAL_LM", true, DType.F32, gpt2Modules(5), extra));
+            JsonNode written = PeftJson.MAPPER.readTree(Files.readString(out.resolve(PeftAdapter.CONFIG_FILE)));
+            assertTrue(written.get("init_lora_weights").isBoolean() && written.get("init_lora_weights").booleanValue(),
+                    init + " -> " + written.get("init_lora_weights"));
+            assertEquals(0.1, written.get("lora_dropout").doubleValue(), EXACT, "other extra fields still carried");
+            PeftAdapter.open(out).close();
+        }
+        ObjectNode harmless = JsonNodeFactory.instance.objectNode().put("init_lora_weights", "gaussian");
+        Path out = dir.resolve("init-gaussian");
+        PeftAdapterWriter.write(out, new MergedAdapterSpec("gpt2", "CAUSAL_LM", true, DType.F32, gpt2Modules(5), harmless));
+        assertEquals("gaussian", PeftJson.MAPPER.readTree(Files.readString(out.resolve(PeftAdapter.CONFIG_FILE)))
+                .get("init_lora_weights").textValue(), "an init that leaves the base alone is carried");
+    }
+
     @Test
     void bytesAreDeterministic() throws IOException {
         ObjectNode extra = JsonNodeFactory.instance.objectNode().put("lora_dropout", 0.1).put("zz_custom", "x");
