@@ -13,6 +13,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
@@ -153,11 +156,22 @@ public final class SafetensorsFile implements AutoCloseable {
         if (json.length == 0 || json[0] != '{') {
             throw new SafetensorsFormatException(source + ": header does not start with '{'");
         }
+        String text;
+        try {
+            // Strict UTF-8, as the reference implementation (str::from_utf8): Jackson's byte parser would auto-detect
+            // UTF-16/32 and accept overlong forms and encoded surrogates.
+            text = StandardCharsets.UTF_8.newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(json)).toString();
+        } catch (CharacterCodingException e) {
+            throw new SafetensorsFormatException(source + ": header is not valid UTF-8");
+        }
         Map<String, String> metadata = new LinkedHashMap<>();
         List<TensorInfo> entries = new ArrayList<>();
         Set<String> seen = new HashSet<>();
         JsonFactory factory = JSON.getFactory();
-        try (JsonParser p = factory.createParser(json)) {
+        try (JsonParser p = factory.createParser(text)) {
             p.setCodec(JSON);
             if (p.nextToken() != JsonToken.START_OBJECT) {
                 throw new SafetensorsFormatException(source + ": header is not a JSON object");

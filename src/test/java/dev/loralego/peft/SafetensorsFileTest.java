@@ -203,6 +203,48 @@ class SafetensorsFileTest {
         assertTrue(rejected(assemble(outside, true, new byte[4])).contains("outside the file"));
     }
 
+    /** u64 LE length + the given header bytes as they are + data. */
+    private static byte[] assembleRaw(byte[] header, byte[] data) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        out.writeBytes(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(header.length).array());
+        out.writeBytes(header);
+        out.writeBytes(data);
+        return out.toByteArray();
+    }
+
+    /**
+     * The header is UTF-8 (format description; the reference implementation decodes it with {@code str::from_utf8} before
+     * parsing). Malformed UTF-8 (an overlong {@code '/'}, an encoded surrogate) and a UTF-16 header are not safetensors,
+     * even though a lenient JSON reader would auto-detect or repair them into a valid-looking tensor name.
+     */
+    @Test
+    void rejectsHeadersThatAreNotUtf8() throws IOException {
+        String entry = ":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+        byte[] tail = entry.getBytes(StandardCharsets.UTF_8);
+        byte[] overlongSlash = new byte[4 + tail.length];
+        System.arraycopy(bytes('{', '"', 0xC0, 0xAF), 0, overlongSlash, 0, 4);
+        byte[] withQuote = Arrays.copyOf(overlongSlash, overlongSlash.length + 1);
+        withQuote[4] = '"';
+        System.arraycopy(tail, 0, withQuote, 5, tail.length);
+        assertTrue(rejected(assembleRaw(withQuote, new byte[8])).contains("UTF-8"), "overlong encoding");
+
+        byte[] surrogate = new byte[6 + tail.length];
+        System.arraycopy(bytes('{', '"', 0xED, 0xA0, 0x80, '"'), 0, surrogate, 0, 6);
+        System.arraycopy(tail, 0, surrogate, 6, tail.length);
+        assertTrue(rejected(assembleRaw(surrogate, new byte[8])).contains("UTF-8"), "encoded surrogate");
+
+        String json = "{\"a\"" + entry;
+        Exception e = assertThrows(SafetensorsFormatException.class, () -> SafetensorsFile.open(
+                writeFile("utf16.safetensors", assembleRaw(json.getBytes(StandardCharsets.UTF_16LE), new byte[8]))).close());
+        assertTrue(e.getMessage().contains("utf16.safetensors"), e.getMessage());
+
+        // the same header as UTF-8, and a non-ASCII name, are fine
+        try (SafetensorsFile f = SafetensorsFile.open(writeFile("ok.safetensors",
+                assembleRaw(("{\"\u00e9t\u00e9\"" + entry).getBytes(StandardCharsets.UTF_8), new byte[8])))) {
+            assertEquals(List.of("\u00e9t\u00e9"), List.copyOf(f.tensors().keySet()));
+        }
+    }
+
     @Test
     void emptyFileWithOnlyMetadataIsValid() throws IOException {
         Path p = writeFile("empty.safetensors", assemble("{\"__metadata__\":{\"format\":\"pt\"}}", true, new byte[0]));
