@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.SortedMap;
@@ -23,9 +24,13 @@ import java.util.regex.Pattern;
  * <p>Config: {@code peft_type = "LORA"}; {@code r = lora_alpha = k} where {@code k} is the most common module
  * rank (ties: the largest); {@code use_rslora = false}; every module whose rank differs from {@code k} gets
  * {@code rank_pattern[key] = alpha_pattern[key] = rank}, so each module's scaling is exactly 1. A key is the
- * module's full name regex-escaped and anchored with {@code ^}, which under PEFT's rule
- * ({@code re.match(rf"(.*\.)?({key})$", name)}, see {@link AdapterConfig}) matches that name only; the writer
- * checks that each key selects exactly its module among the written ones. {@code target_modules} is the sorted
+ * module's full name as it is ({@link #patternKey}): PEFT since 2025 (huggingface/peft#2419) matches keys with
+ * {@code re.match(rf"(.*\.)?({key})$", name)} (see {@link AdapterConfig}), earlier versions with
+ * {@code re.match(rf".*\.{key}$", name)} and, when no key matches, look the name itself up, so a full name selects
+ * its module under both rules. The writer checks that each key selects exactly its module among the written ones
+ * (the only ones PEFT adapts; for a full name this holds under both rules); where a name has other characters than letters, digits, {@code _} and
+ * {@code .}, or the check fails, the key is the name regex-escaped and anchored with {@code ^}, which only the newer
+ * rule reads. {@code target_modules} is the sorted
  * list of the exact full module names (PEFT matches a list entry when the name equals it or ends with
  * {@code "." + entry}), so precisely the merged modules are adapted — short names would be wrong, e.g. GPT-2's
  * {@code c_proj} names both {@code attn.c_proj} and {@code mlp.c_proj}. {@code fan_in_fan_out},
@@ -44,6 +49,8 @@ import java.util.regex.Pattern;
  * into a fresh directory and rename it).
  */
 public final class PeftAdapterWriter {
+    /** Module names whose plain form is a safe pattern key: only {@code .} is a regex metacharacter in them. */
+    private static final Pattern PLAIN_NAME = Pattern.compile("[A-Za-z0-9_.]+");
 
     /** Fields neutralised to null when present in the extra config: they would narrow the targeted modules. */
     private static final List<String> NULLED_FIELDS =
@@ -102,11 +109,30 @@ public final class PeftAdapterWriter {
     }
 
     /**
-     * The {@code rank_pattern}/{@code alpha_pattern} key for a module: its name with every character that is not
-     * a letter, digit or underscore backslash-escaped (valid in both Python and Java regex), anchored with
-     * {@code ^} so that PEFT's optional {@code (.*\.)} prefix cannot match anything before it.
+     * The {@code rank_pattern}/{@code alpha_pattern} key for {@code module} among the {@code written} modules: its
+     * full name when that selects exactly this module under both PEFT rules (class comment), otherwise
+     * {@link #anchoredPatternKey}, checked under the newer rule.
+     *
+     * @throws IllegalStateException if not even the anchored key selects exactly this module
      */
-    public static String patternKey(String module) {
+    public static String patternKey(String module, Collection<String> written) {
+        if (PLAIN_NAME.matcher(module).matches() && selectsOnly(module, module, written)) {
+            return module;
+        }
+        String key = anchoredPatternKey(module);
+        if (!selectsOnly(key, module, written)) {
+            throw new IllegalStateException("rank_pattern key '" + key + "' for module '" + module
+                    + "' does not select exactly that module among " + written);
+        }
+        return key;
+    }
+
+    /**
+     * A key that current PEFT (huggingface/peft#2419, 2025) matches to {@code module} only: its name with every character that is not a
+     * letter, digit or underscore backslash-escaped (valid in both Python and Java regex), anchored with {@code ^}
+     * so that the optional {@code (.*\.)} prefix cannot match anything before it.
+     */
+    public static String anchoredPatternKey(String module) {
         StringBuilder sb = new StringBuilder(module.length() + 8).append('^');
         for (int i = 0; i < module.length(); i++) {
             char c = module.charAt(i);
@@ -116,6 +142,20 @@ public final class PeftAdapterWriter {
             sb.append(c);
         }
         return sb.toString();
+    }
+
+    /**
+     * Whether current PEFT's rule matches {@code key} to {@code module} and to no other of {@code all}. That covers
+     * the earlier rule too ({@code re.match(rf".*\.{key}$", name)}, else an exact lookup of the name): whatever it
+     * matches, the current rule matches as well, and a key never matches its own name under it; so a key equal to
+     * its module's name that passes this check selects exactly that module under both.
+     */
+    static boolean selectsOnly(String key, String module, Iterable<String> all) {
+        Pattern current = AdapterConfig.compilePatternKey(key);
+        for (String other : all) {
+            if (current.matcher(other).lookingAt() != other.equals(module)) return false;
+        }
+        return true;
     }
 
     /** The config object for {@code spec} (keys sorted). */
@@ -129,8 +169,7 @@ public final class PeftAdapterWriter {
         for (Map.Entry<String, ModuleFactors> e : modules.entrySet()) {
             int rank = e.getValue().rank();
             if (rank != k) {
-                String key = patternKey(e.getKey());
-                checkKeySelectsOnly(key, e.getKey(), modules.keySet());
+                String key = patternKey(e.getKey(), modules.keySet());
                 rankPattern.put(key, rank);
                 alphaPattern.put(key, rank);
             }
@@ -185,16 +224,5 @@ public final class PeftAdapterWriter {
         ObjectNode root = f.objectNode();
         fields.forEach(root::set);
         return root;
-    }
-
-    private static void checkKeySelectsOnly(String key, String module, Iterable<String> all) {
-        Pattern p = AdapterConfig.compilePatternKey(key);
-        for (String other : all) {
-            boolean matches = p.matcher(other).lookingAt();
-            if (matches != other.equals(module)) {
-                throw new IllegalStateException("rank_pattern key '" + key + "' for module '" + module
-                        + "' would " + (matches ? "also match module '" + other + "'" : "not match its own module"));
-            }
-        }
     }
 }

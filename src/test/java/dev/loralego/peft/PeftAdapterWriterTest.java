@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.SortedMap;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
@@ -111,6 +112,12 @@ class PeftAdapterWriterTest {
                 }
                 assertEquals(1, hits.size(), key + " matched " + hits);
                 assertEquals(c.rankPattern().get(key), modules.get(hits.get(0)).rank());
+            }
+            // every written module gets its rank under current PEFT's rule and under the rule before huggingface/peft#2419
+            List<String> keys = new ArrayList<>(c.rankPattern().keySet());
+            for (var e : modules.entrySet()) {
+                assertEquals(e.getValue().rank(), pattern(keys, c.rankPattern(), c.r(), e.getKey(), false), e.getKey());
+                assertEquals(e.getValue().rank(), pattern(keys, c.rankPattern(), c.r(), e.getKey(), true), "legacy " + e.getKey());
             }
             // target_modules hit exactly the merged modules among all gpt2 modules (mlp.c_proj vs attn.c_proj!)
             for (String name : allGpt2) {
@@ -261,13 +268,47 @@ class PeftAdapterWriterTest {
         assertEquals(5, PeftAdapterWriter.defaultRank(m));
     }
 
+    /**
+     * The value PEFT takes from a {@code rank_pattern}-like map for {@code module}, written from its two rules:
+     * current PEFT takes the first key {@code k} in file order with {@code re.match(rf"(.*\.)?({k})$", module)};
+     * before huggingface/peft#2419 the first with {@code re.match(rf".*\.{k}$", module)}; with none, both look the
+     * module name itself up, else the default.
+     */
+    private static int pattern(List<String> keys, Map<String, Integer> values, int dflt, String module, boolean legacy) {
+        for (String k : keys) {
+            Pattern p = Pattern.compile(legacy ? ".*\\." + k + "$" : "(.*\\.)?(" + k + ")$");
+            if (p.matcher(module).lookingAt()) return values.get(k);
+        }
+        return values.getOrDefault(module, dflt);
+    }
+
     @Test
-    void patternKeyIsEscapedAndAnchored() {
-        assertEquals("^transformer\\.h\\.0\\.attn\\.c_proj", PeftAdapterWriter.patternKey("transformer.h.0.attn.c_proj"));
-        String key = PeftAdapterWriter.patternKey("h.1.c_proj");
-        assertTrue(AdapterConfig.compilePatternKey(key).matcher("h.1.c_proj").lookingAt());
-        assertFalse(AdapterConfig.compilePatternKey(key).matcher("x.h.1.c_proj").lookingAt(), "anchored");
-        assertFalse(AdapterConfig.compilePatternKey(key).matcher("h.11.c_proj").lookingAt());
-        assertFalse(AdapterConfig.compilePatternKey(key).matcher("hx1.c_proj").lookingAt(), "dots are literal");
+    void patternKeysAreFullNamesWhereBothPeftRulesReadThemAndAnchoredOtherwise() {
+        List<String> gpt2 = List.of("transformer.h.1.attn.c_proj", "transformer.h.11.attn.c_proj", "transformer.h.1.mlp.c_proj");
+        for (String m : gpt2) assertEquals(m, PeftAdapterWriter.patternKey(m, gpt2));
+
+        // "a.b" is a suffix of "x.a.b": the older rule (and the newer) would also give its value to "x.a.b"
+        List<String> nested = List.of("a.b", "x.a.b");
+        assertEquals("^a\\.b", PeftAdapterWriter.patternKey("a.b", nested));
+        assertEquals("x.a.b", PeftAdapterWriter.patternKey("x.a.b", nested));
+        // "." is a wildcard: "h.1" also matches "hx1" under both rules
+        List<String> wildcard = List.of("h.1", "hx1");
+        assertEquals("^h\\.1", PeftAdapterWriter.patternKey("h.1", wildcard));
+        assertEquals("hx1", PeftAdapterWriter.patternKey("hx1", wildcard));
+        // a name with another regex metacharacter is never used plain
+        List<String> odd = List.of("experts.w-1", "experts.w1");
+        assertEquals("^experts\\.w\\-1", PeftAdapterWriter.patternKey("experts.w-1", odd));
+
+        for (List<String> all : List.of(gpt2, nested, wildcard, odd)) {
+            for (String m : all) {
+                String key = PeftAdapterWriter.patternKey(m, all);
+                List<String> keys = List.of(key);
+                for (String other : all) {
+                    int want = other.equals(m) ? 7 : 3;
+                    assertEquals(want, pattern(keys, Map.of(key, 7), 3, other, false), key + " on " + other);
+                    if (key.equals(m)) assertEquals(want, pattern(keys, Map.of(key, 7), 3, other, true), "legacy " + key + " on " + other);
+                }
+            }
+        }
     }
 }
