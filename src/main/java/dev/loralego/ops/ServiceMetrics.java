@@ -8,6 +8,7 @@ import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import dev.loralego.stream.ClusterCacheStatistics;
+import dev.loralego.stream.LayerWaits;
 import dev.loralego.stream.RefinementStatistics;
 import io.micrometer.core.instrument.Timer;
 import io.micrometer.core.instrument.binder.jvm.ClassLoaderMetrics;
@@ -93,6 +94,9 @@ public final class ServiceMetrics implements VersionAssembler.VersionListener, D
                 .register(registry);
         FunctionCounter.builder("lora_refinements_full", this, m -> RefinementStatistics.full())
                 .description("Lloyd refinements that ran on the whole pool").register(registry);
+        Gauge.builder("lora_module_steps_waiting_for_layer", LayerWaits::overdue)
+                .description("module steps of this instance waiting for their layer record for over a minute (their groups"
+                        + " are held: a publish event was committed without its layer)").register(registry);
         new JvmMemoryMetrics().bindTo(registry);
         new JvmThreadMetrics().bindTo(registry);
         new ClassLoaderMetrics().bindTo(registry);

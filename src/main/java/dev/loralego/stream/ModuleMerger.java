@@ -13,11 +13,14 @@ import dev.loralego.lego.StreamingModuleClusters;
 import org.apache.kafka.common.serialization.Deserializer;
 import org.apache.kafka.common.serialization.Serializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import org.apache.kafka.streams.processor.PunctuationType;
 import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
 import org.apache.kafka.streams.processor.api.Record;
 import org.apache.kafka.streams.state.KeyValueIterator;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
@@ -27,11 +30,14 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Deque;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
@@ -48,6 +54,11 @@ import java.util.function.Function;
  * arrival (shape, byte count, digest, finite values); a bad one is dead-lettered and never buffered.
  */
 public final class ModuleMerger implements Processor<byte[], byte[], String, byte[]> {
+    private static final Logger LOG = LoggerFactory.getLogger(ModuleMerger.class);
+    /** How often the wall-clock punctuator looks for module steps waiting for their layer. */
+    private static final Duration WAIT_CHECK_INTERVAL = Duration.ofSeconds(10);
+    /** How often a module step still waiting for its layer is warned about again. */
+    private static final Duration WAIT_WARNING_REPEAT = Duration.ofMinutes(10);
     private static final String STATE_PREFIX = "S|";
     private static final String PENDING_PREFIX = "P|";
     private static final String UNITS_PREFIX = "U|";
@@ -79,6 +90,11 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
     private ProcessorContext<String, byte[]> context;
     private KeyValueStore<String, byte[]> buffer;
     private KeyValueStore<String, byte[]> states;
+    /** Per module whose next step waits for its layer: which layer, since when (wall clock), last warning. */
+    private final Map<String, LayerWait> waits = new HashMap<>();
+
+    private record LayerWait(ModuleTask task, long sinceMillis, long warnedMillis) {
+    }
 
     ModuleMerger(String bufferStoreName, String stateStoreName, String layersTopic, Deserializer<AdapterLayer> layers,
                  String mergedLayersTopic, Serializer<MergedLayer> mergedLayers, String mergedLayersSink,
@@ -99,6 +115,49 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         this.context = context;
         this.buffer = context.getStateStore(bufferStoreName);
         this.states = context.getStateStore(stateStoreName);
+        // modules restored with a step still waiting for its layer are watched from now on
+        try (KeyValueIterator<String, byte[]> it = states.prefixScan(PENDING_PREFIX, new StringSerializer())) {
+            while (it.hasNext()) {
+                String key = it.next().key.substring(PENDING_PREFIX.length());
+                Deque<ModuleTask> pending = loadPending(key);
+                if (!pending.isEmpty()) noteWait(key, pending.peekFirst());
+            }
+        }
+        context.schedule(WAIT_CHECK_INTERVAL, PunctuationType.WALL_CLOCK_TIME, this::checkWaits);
+    }
+
+    @Override
+    public void close() {
+        LayerWaits.report(this, 0);
+    }
+
+    private void noteWait(String key, ModuleTask task) {
+        LayerWait w = waits.get(key);
+        if (w == null || !w.task().equals(task)) waits.put(key, new LayerWait(task, context.currentSystemTimeMs(), 0));
+    }
+
+    /**
+     * Reports the module steps that have waited for their layer longer than {@link LayerWaits#OVERDUE}: a metric, and a
+     * warning when one first becomes overdue and every {@link #WAIT_WARNING_REPEAT} after. Nothing is decided on time.
+     */
+    private void checkWaits(long now) {
+        int overdue = 0;
+        for (Map.Entry<String, LayerWait> e : waits.entrySet()) {
+            LayerWait w = e.getValue();
+            long waited = now - w.sinceMillis();
+            if (waited < LayerWaits.OVERDUE.toMillis()) continue;
+            overdue++;
+            if (w.warnedMillis() == 0 || now - w.warnedMillis() >= WAIT_WARNING_REPEAT.toMillis()) {
+                ModuleTask t = w.task();
+                LOG.warn("{}: version {} has waited {} s for the layer of {} version {} (digest {}); the group's later versions"
+                                + " wait behind it. Its publish event was committed without that layer record, or with one keyed to"
+                                + " another module or undecodable (see dead-letters). publish writes both in one transaction; another"
+                                + " producer must write the layer record (key {}) for the group to go on",
+                        e.getKey(), t.getSequence(), waited / 1000, t.getAdapterId(), t.getAdapterVersion(), t.getLayerDigest(), e.getKey());
+                e.setValue(new LayerWait(t, w.sinceMillis(), now));
+            }
+        }
+        LayerWaits.report(this, overdue);
     }
 
     @Override
@@ -177,7 +236,10 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
     /** Applies waiting tasks in order for as long as their layers are present. */
     private void drain(String key, long timestamp) {
         Deque<ModuleTask> pending = loadPending(key);
-        if (pending.isEmpty()) return;
+        if (pending.isEmpty()) {
+            waits.remove(key);
+            return;
+        }
         StreamingModuleClusters clusters = null;
         Set<String> liveBefore = Set.of();
         Set<String> touched = new TreeSet<>();
@@ -189,7 +251,10 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             String rejected = null;
             if (task.getOp() == ModuleOp.UPSERT) {
                 byte[] raw = buffer.get(bufferKey(key, task.getAdapterId(), task.getAdapterVersion(), task.getLayerDigest()));
-                if (raw == null) break;
+                if (raw == null) {
+                    noteWait(key, task);
+                    break;
+                }
                 if (isRejectedMarker(raw)) {
                     rejected = "layer rejected: " + new String(raw, REJECTED_MARKER.length, raw.length - REJECTED_MARKER.length,
                             StandardCharsets.UTF_8);
@@ -257,6 +322,7 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             FaultInjection.moduleStepDone();
             changed = true;
         }
+        if (pending.isEmpty()) waits.remove(key);
         if (changed) {
             // The state bytes hold no unit data; each live adapter's units entry is a reference to its buffered
             // layer (written at its upsert). An adapter no longer live loses both.

@@ -4,6 +4,7 @@ import dev.loralego.avro.AdapterEventType;
 import dev.loralego.avro.DeadLetter;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.VersionTrigger;
+import dev.loralego.stream.LayerWaits;
 import io.micrometer.core.instrument.Timer;
 import org.junit.jupiter.api.Test;
 
@@ -79,6 +80,7 @@ class ServiceMetricsTest {
             assertTrue(scrape.contains("lora_merge_latency_seconds_sum 3.5"), scrape);
             assertTrue(scrape.contains("lora_refinements_certified_total"), scrape);
             assertTrue(scrape.contains("lora_refinements_full_total"), scrape);
+            assertTrue(scrape.contains("lora_module_steps_waiting_for_layer " + LayerWaits.overdue() + ".0"), scrape);
         }
     }
 
