@@ -44,7 +44,8 @@ public final class AutoRank {
     /**
      * Chooses {@code k} for a pool.
      *
-     * @param pool       the module's units (not modified), at least one
+     * @param pool       the module's units (not modified); an empty pool (every unit dropped by the canonical form,
+     *                   e.g. untrained adapters with {@code B = 0}) gets {@code k = 1}, like a pool with zero energy
      * @param clustering the merge's clustering settings
      * @param seed       the merge's seed
      * @param share      {@code τ} in {@code (0, 1]}
@@ -54,9 +55,8 @@ public final class AutoRank {
         Objects.requireNonNull(clustering, "clustering");
         requireShare(share);
         int n = pool.size();
-        if (n == 0) throw new IllegalArgumentException("k auto: the pool has no units");
         TreeMap<Integer, ClusteringResult> tried = new TreeMap<>();
-        if (energy(pool) == 0) {
+        if (n == 0 || energy(pool) == 0) {
             ClusteringResult one = clustering.cluster(pool, 1, seed);
             return new Choice(1, one, 1.0, 1);
         }

@@ -13,8 +13,9 @@ import java.util.Objects;
  *       {@code c_j ← c_j · (Σ_{i∈C_j} w_i ‖x_i‖ / Σ_{i∈C_j} w_i) / ‖c_j‖} with the L2 or L∞ norm of the whole
  *       vector {@code [a ; b]}; {@code x_i} are the pool's (canonicalised, scaling-folded) raw units, also under
  *       {@link FeatureNorm#HALVES}.</li>
- *   <li>Output reweighting (variance expansion), when enabled: {@code γ = sqrt(r̄ / k')}, {@code r̄} the mean source
- *       rank of the adapters targeting the module, folded as {@code sqrt(γ)} on each side.</li>
+ *   <li>Output reweighting (variance expansion), when enabled: {@code γ = sqrt(r̄ / k')}, {@code r̄} the mean number of
+ *       units the adapters targeting the module contribute ({@link #meanUnitCount}: their mean rank for
+ *       {@link CanonicalForm#NONE}), folded as {@code sqrt(γ)} on each side.</li>
  *   <li>Split: {@code ā_j} = first {@code dIn} entries (row {@code j} of {@code A}), {@code b̄_j} = last {@code dOut}
  *       (column {@code j} of {@code B}); the result has scaling 1.</li>
  * </ol>
@@ -123,6 +124,29 @@ public final class DualReweighting {
             col++;
         }
         return new MergedModule(kept, dIn, dOut, a, b, clustering.inertia(), clustering.iterations());
+    }
+
+    /**
+     * {@code r̄} of the output reweighting: the mean number of units the adapters contribute to the pool, over the
+     * adapters that contribute any. With {@link CanonicalForm#NONE} every adapter contributes its {@code r} units,
+     * so this is the mean source rank; {@link CanonicalForm#BALANCED} and {@link CanonicalForm#SVD} drop units that
+     * add nothing to {@code ΔW} (a zero half; a zero singular value, e.g. {@code r > min(dIn, dOut)}), and the
+     * variance argument of {@code γ} counts the units that are summed. So the merge of one adapter, each unit its own
+     * cluster, reproduces its {@code ΔW} in every canonical form. 1 when no adapter contributes a unit (the pool is
+     * empty, every cluster is dropped and {@code γ} is not used).
+     *
+     * @param unitCounts units per adapter after the canonical form
+     */
+    public static double meanUnitCount(int[] unitCounts) {
+        long sum = 0;
+        int contributing = 0;
+        for (int c : unitCounts) {
+            if (c > 0) {
+                sum += c;
+                contributing++;
+            }
+        }
+        return contributing == 0 ? 1.0 : (double) sum / contributing;
     }
 
     /** L∞ (exact in any order) or L2 (four accumulators in a fixed order: deterministic) of a slice. */

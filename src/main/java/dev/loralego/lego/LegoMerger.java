@@ -50,11 +50,12 @@ public final class LegoMerger {
         Objects.requireNonNull(options, "options");
         List<AdapterModule> sorted = inPoolOrder(module, adapters);
         int k = resolveK(module, sorted, options);
-        UnitPool pool = pool(sorted, options.canonical());
+        List<MinimalSemanticUnits> units = units(sorted, options.canonical());
+        UnitPool pool = UnitPool.of(units);
         ClusteringResult clustering = k == LegoOptions.K_AUTO
                 ? AutoRank.choose(pool, RankWiseClustering.of(options), options.seed(), options.autoEnergyShare()).clustering()
                 : RankWiseClustering.of(options).cluster(pool, k, options.seed());
-        MergedModule merged = DualReweighting.apply(clustering, pool, meanRank(sorted),
+        MergedModule merged = DualReweighting.apply(clustering, pool, meanUnitCount(units),
                 options.parameterReweighting(), options.outputReweighting());
         return new Outcome(merged, pool, clustering, sorted);
     }
@@ -91,15 +92,19 @@ public final class LegoMerger {
 
     /** The pooled, folded, canonicalised units of the adapters, in list order. */
     public static UnitPool pool(List<AdapterModule> adapters, CanonicalForm canonical) {
-        List<MinimalSemanticUnits> units = new ArrayList<>(adapters.size());
-        for (AdapterModule m : adapters) units.add(MinimalSemanticUnits.of(m, canonical));
-        return UnitPool.of(units);
+        return UnitPool.of(units(adapters, canonical));
     }
 
-    /** {@code r̄}: mean source rank, summed in list order. */
-    static double meanRank(List<AdapterModule> adapters) {
-        double s = 0;
-        for (AdapterModule m : adapters) s += m.rank();
-        return s / adapters.size();
+    private static List<MinimalSemanticUnits> units(List<AdapterModule> adapters, CanonicalForm canonical) {
+        List<MinimalSemanticUnits> units = new ArrayList<>(adapters.size());
+        for (AdapterModule m : adapters) units.add(MinimalSemanticUnits.of(m, canonical));
+        return units;
+    }
+
+    /** {@code r̄} of the output reweighting ({@link DualReweighting#meanUnitCount}) of these adapters' units. */
+    static double meanUnitCount(List<MinimalSemanticUnits> units) {
+        int[] counts = new int[units.size()];
+        for (int t = 0; t < counts.length; t++) counts[t] = units.get(t).count();
+        return DualReweighting.meanUnitCount(counts);
     }
 }

@@ -61,8 +61,8 @@ import java.util.zip.CRC32C;
  *       inequality a unit whose bound exceeds its own cluster's movement plus the largest movement cannot change
  *       cluster. Only the adapters with a unit in doubt are loaded and assigned exactly (the same distance bits as
  *       Lloyd); if none moves, the refinement is a no-op, otherwise the full Lloyd runs.</li>
- *   <li>{@link #merged()}: {@link DualReweighting} of the current centroids, {@code r̄} = mean rank of the live
- *       adapters.</li>
+ *   <li>{@link #merged()}: {@link DualReweighting} of the current centroids, {@code r̄} =
+ *       {@link DualReweighting#meanUnitCount} of the live adapters' units (their mean rank for {@code none}).</li>
  * </ul>
  *
  * <p>Cost: a mini-batch step touches only the new units and the {@code k} centroids ({@code O((m + k)·dim)}, with
@@ -106,9 +106,10 @@ import java.util.zip.CRC32C;
  *       state whose every later result is bit-identical; so does releasing and re-deriving the units.</li>
  * </ol>
  *
- * <p>Forgetting ({@code λ < 1}) makes each stored unit's weight {@code w λ^(upserts since it arrived)}; all
- * clustering, retraction and reweighting use these decayed weights (so a retraction stays exact). Very long runs
- * with small {@code λ} drive old weights towards underflow; they then stop mattering, as intended.
+ * <p>Forgetting ({@code λ < 1}) makes each stored unit's weight {@code max(w λ^(upserts since it arrived), 2^-900)}
+ * ({@link #DECAY_FLOOR}; never 0, which would be no sample weight); all clustering, retraction and reweighting use
+ * these decayed weights (so a retraction stays exact). Very long runs with small {@code λ} drive old weights down to
+ * the floor, where next to any recent unit they stop mattering, as intended.
  */
 public final class StreamingModuleClusters {
 
@@ -399,7 +400,7 @@ public final class StreamingModuleClusters {
         double lambda = streaming.forgetting();
         if (lambda < 1) {
             for (LiveAdapter a : live.values()) {
-                for (int i = 0; i < a.weight.length; i++) a.weight[i] *= lambda;
+                for (int i = 0; i < a.weight.length; i++) a.weight[i] = decayed(a.weight[i], lambda);
             }
         }
         List<LiveAdapter> added = new ArrayList<>();
@@ -422,6 +423,21 @@ public final class StreamingModuleClusters {
         afterInsertion(added, lambda < 1);
         trackDrift(before);
         countUpdate();
+    }
+
+    /**
+     * Smallest weight forgetting decays a unit to: {@code 2^-900}. A unit's weight {@code w λ^t} would reach exactly 0
+     * after about {@code 1075 / log2(1/λ)} upserts (1075 at {@code λ = 0.5}), and a zero weight is no sample weight
+     * ({@link UnitPool} rejects it). At {@code 2^-900} relative to a fresh unit it still counts for nothing, while
+     * {@code w x} stays a normal double for every {@code |x| ≥ 2^-120}, so a cluster of old units keeps an accurate
+     * mean.
+     */
+    static final double DECAY_FLOOR = 0x1p-900;
+
+    /** {@code w λ}, but not below {@link #DECAY_FLOOR} (a weight already below it, as given, stays as it is). */
+    static double decayed(double w, double lambda) {
+        double d = w * lambda;
+        return d >= DECAY_FLOOR ? d : Math.min(w, DECAY_FLOOR);
     }
 
     /**
@@ -1057,10 +1073,12 @@ public final class StreamingModuleClusters {
         return adaptersCheckedForRefinement;
     }
 
+    /** {@code r̄} of the output reweighting: {@link DualReweighting#meanUnitCount} of the live adapters' units. */
     private double meanRank() {
-        double s = 0;
-        for (LiveAdapter a : live.values()) s += a.sourceRank;
-        return s / live.size();
+        int[] counts = new int[live.size()];
+        int t = 0;
+        for (LiveAdapter a : live.values()) counts[t++] = a.count;
+        return DualReweighting.meanUnitCount(counts);
     }
 
     /** The features of one adapter's units in assignment space (the units themselves without a feature norm). */
