@@ -79,6 +79,30 @@ public record AdapterModule(String adapterId, double weight, double scaling, int
         }
     }
 
+    /**
+     * Checks that every factor of a module's adapters is finite (what {@link MinimalSemanticUnits} requires of the
+     * LoRA-LEGO merge), so that no method turns a corrupt adapter (an fp16 overflow, a NaN from training) into a
+     * plausible-looking merge: TIES would zero the NaN entries in its trim, and the others would write NaN factors or
+     * fail inside the factorisation.
+     *
+     * @throws IllegalArgumentException naming the module, the adapter and the first non-finite entry
+     */
+    public static void requireFinite(String module, List<AdapterModule> adapters) {
+        for (AdapterModule m : adapters) {
+            requireFinite(module, m.adapterId(), "A", m.a());
+            requireFinite(module, m.adapterId(), "B", m.b());
+        }
+    }
+
+    private static void requireFinite(String module, String adapterId, String tensor, double[] v) {
+        for (int i = 0; i < v.length; i++) {
+            if (!Double.isFinite(v[i])) {
+                throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + ": " + tensor + "["
+                        + i + "] is " + v[i]);
+            }
+        }
+    }
+
     /** The same factors with another merge weight. */
     public AdapterModule withWeight(double newWeight) {
         return new AdapterModule(adapterId, newWeight, scaling, rank, dIn, dOut, a, b);

@@ -37,6 +37,7 @@ public final class ConcatenationMerge {
     /** Exact {@code c · Σ w_t ΔW_t} as stacked factors of rank {@code Σ r_t}. */
     static MergedModule scaledSum(String module, List<AdapterModule> adapters, double c) {
         AdapterModule.requireCommonShape(module, adapters);
+        AdapterModule.requireFinite(module, adapters);
         if (!Double.isFinite(c)) throw new IllegalArgumentException("module " + module + ": scale must be finite, got " + c);
         int dIn = adapters.get(0).dIn(), dOut = adapters.get(0).dOut();
         int total = 0;

@@ -38,6 +38,7 @@ public final class DareMerge {
     /** The dense merged update {@code Σ_t w_t · dropped_t}, row-major {@code dOut × dIn}, before factorisation. */
     public static double[] mergeDense(String module, List<AdapterModule> adapters, double density, long seed) {
         AdapterModule.requireCommonShape(module, adapters);
+        AdapterModule.requireFinite(module, adapters);
         if (!(density > 0 && density <= 1)) {
             throw new IllegalArgumentException("module " + module + ": DARE density must be in (0, 1], got " + density);
         }

@@ -50,6 +50,7 @@ public final class TiesMerge {
      */
     public static double[] mergeDense(String module, List<AdapterModule> adapters, double density, double lambda) {
         AdapterModule.requireCommonShape(module, adapters);
+        AdapterModule.requireFinite(module, adapters);
         checkDensity(module, density);
         int dIn = adapters.get(0).dIn(), size = dIn * adapters.get(0).dOut();
         int keep = (int) Math.max(1, Math.min(size, Math.round(density * size)));

@@ -103,4 +103,25 @@ class ReviewFindingsTest {
         assertArrayEquals(new double[30], m.deltaW(), 0.0);
         assertEquals(30, m.deltaW().length);
     }
+
+    /**
+     * A NaN (or infinite) factor: LoRA-LEGO rejects it naming the adapter; every baseline must too. Before, TIES zeroed
+     * the NaN entries in its trim and returned a finite merge of a corrupt adapter, cat/linear/svd/task_arithmetic
+     * wrote NaN factors, DARE failed inside the SVD ("did not converge").
+     */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(MergeMethod.class)
+    void everyMethodRejectsNonFiniteFactorsNamingTheAdapter(MergeMethod method) {
+        SplittableRandom rng = new SplittableRandom(25);
+        AdapterModule good = randomAdapter("good", rng, 4, 10, 8, 2.5, 1.0);
+        AdapterModule m = randomAdapter("bad", rng, 4, 10, 8, 2.5, 1.0);
+        for (double bad : new double[]{Double.NaN, Double.POSITIVE_INFINITY}) {
+            double[] a = m.a().clone();
+            a[3] = bad;
+            AdapterModule corrupt = new AdapterModule("bad", 1, 1, 4, 10, 8, a, m.b());
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> method.merge(MODULE, List.of(good, corrupt), LegoOptions.defaults(), BaselineOptions.defaults()));
+            assertTrue(e.getMessage().contains("bad"), e.getMessage());
+        }
+    }
 }
