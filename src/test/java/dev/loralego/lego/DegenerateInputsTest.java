@@ -16,8 +16,11 @@ import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Regression tests for problems found in review; each reference is computed independently (dense ΔW). */
-class ReviewFindingsTest {
+/**
+ * Degenerate inputs every merge meets sooner or later: a rank-deficient adapter merged alone, a long run of forgetting,
+ * untrained adapters (B = 0) under k auto, non-finite factors. Each reference is computed independently (dense ΔW).
+ */
+class DegenerateInputsTest {
 
     private static final String MODULE = "model.layers.0.mlp.down_proj";
 
