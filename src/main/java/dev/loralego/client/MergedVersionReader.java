@@ -33,10 +33,12 @@ public final class MergedVersionReader {
     private static final Logger LOG = LoggerFactory.getLogger(MergedVersionReader.class);
 
     private final ClientConnection connection;
+    private final PublishedSchemas schemas;
 
     /** A reader over {@code connection}'s topics. */
     public MergedVersionReader(ClientConnection connection) {
         this.connection = Objects.requireNonNull(connection, "connection");
+        this.schemas = new PublishedSchemas(connection);
     }
 
     /** The latest manifest of {@code group} (key {@code group}), if the service has emitted one. */
@@ -84,7 +86,7 @@ public final class MergedVersionReader {
         });
         SortedMap<Long, MergedVersionManifest> out = new TreeMap<>();
         for (Map.Entry<String, byte[]> e : lastByKey.entrySet()) {
-            MergedVersionManifest m = connection.serdes().mergedVersion().deserializer().deserialize(topic, e.getValue());
+            MergedVersionManifest m = manifest(topic, e.getValue());
             if (!e.getKey().equals(m.getGroup() + "@" + m.getSequence())) {
                 LOG.warn("{}: key '{}' does not match its manifest (group {}, sequence {}); ignored", topic, e.getKey(),
                         m.getGroup(), m.getSequence());
@@ -126,7 +128,7 @@ public final class MergedVersionReader {
         });
         SortedMap<String, GroupSummary> out = new TreeMap<>();
         for (Map.Entry<String, byte[]> e : latest.entrySet()) {
-            MergedVersionManifest m = connection.serdes().mergedVersion().deserializer().deserialize(topic, e.getValue());
+            MergedVersionManifest m = manifest(topic, e.getValue());
             if (!e.getKey().equals(m.getGroup())) {
                 LOG.warn("{}: key '{}' does not match its manifest's group {}; ignored", topic, e.getKey(), m.getGroup());
                 continue;
@@ -167,7 +169,7 @@ public final class MergedVersionReader {
                 String module = key.substring(prefix.length());
                 String digest = wanted.get(module);
                 if (digest == null || found.containsKey(module)) return;
-                MergedLayer layer = connection.serdes().mergedLayer().deserializer().deserialize(topic, r.value());
+                MergedLayer layer = schemas.decode(() -> connection.serdes().mergedLayer().deserializer().deserialize(topic, r.value()));
                 if (!module.equals(layer.getModule()) || !group.equals(layer.getGroup())) {
                     LOG.warn("{}-{}@{}: key '{}' does not match the layer's group|module '{}|{}'; ignored", r.topic(),
                             r.partition(), r.offset(), key, layer.getGroup(), layer.getModule());
@@ -194,6 +196,11 @@ public final class MergedVersionReader {
                 .orElse("; the group has no version at all yet");
     }
 
+    /** A manifest record's value, decoded (a newer service's schema is looked up on the schemas topic). */
+    private MergedVersionManifest manifest(String topic, byte[] value) {
+        return schemas.decode(() -> connection.serdes().mergedVersion().deserializer().deserialize(topic, value));
+    }
+
     private Optional<MergedVersionManifest> manifestByKey(String wantedKey) {
         byte[][] last = new byte[1][];
         String topic = connection.topics().mergedVersions();
@@ -203,6 +210,6 @@ public final class MergedVersionReader {
             }
         });
         if (last[0] == null) return Optional.empty();
-        return Optional.of(connection.serdes().mergedVersion().deserializer().deserialize(topic, last[0]));
+        return Optional.of(manifest(topic, last[0]));
     }
 }

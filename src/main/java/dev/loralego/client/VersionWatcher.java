@@ -64,7 +64,8 @@ import java.util.regex.Pattern;
  * the target manifest's, and those newer than it. A restart resumes where it left off: the sequence of
  * {@code ROOT/<group>/manifest.json}, if present, is the installed one and only higher sequences are applied.
  * A version whose layers contradict its manifest (shape, byte count or digest of the bytes) is never linked:
- * it is logged and skipped until a newer version arrives (with {@code once} it is an error).
+ * it is logged and skipped until a newer version arrives (with {@code once} it is an error). A record written with a
+ * schema this jar does not ship (a newer service) makes the watcher load the schemas topic again.
  */
 public final class VersionWatcher {
     private static final Logger LOG = LoggerFactory.getLogger(VersionWatcher.class);
@@ -115,6 +116,7 @@ public final class VersionWatcher {
     private final Path versionsDir;
     private final Path link;
     private final Pattern versionName;
+    private final PublishedSchemas schemas;
     private volatile boolean stopped;
     /** Sequence under the link, -1 if none. */
     private volatile long installed = -1;
@@ -129,6 +131,7 @@ public final class VersionWatcher {
         this.versionsDir = root.resolve(VERSIONS_DIR);
         this.link = root.resolve(settings.group());
         this.versionName = Pattern.compile(Pattern.quote(settings.group()) + "-(\\d+)");
+        this.schemas = new PublishedSchemas(connection);
     }
 
     /** The link {@code ROOT/<group>} that servers load from. */
@@ -315,7 +318,9 @@ public final class VersionWatcher {
 
     private <T> T decode(ConsumerRecord<byte[], byte[]> r, java.util.function.Supplier<T> decoder) {
         try {
-            return decoder.get();
+            // A schema id this jar does not ship (the service was upgraded while watching): look it up on the
+            // schemas topic, where the service publishes its schemas, instead of skipping every new version.
+            return schemas.decode(decoder);
         } catch (RuntimeException e) {
             LOG.warn("{}-{}@{}: undecodable record skipped: {}", r.topic(), r.partition(), r.offset(), e.getMessage());
             return null;

@@ -1,0 +1,228 @@
+package dev.loralego.client;
+
+import dev.loralego.avro.AdapterEventType;
+import dev.loralego.avro.AdapterRef;
+import dev.loralego.avro.MergedLayer;
+import dev.loralego.avro.MergedVersionManifest;
+import dev.loralego.avro.ModuleRef;
+import dev.loralego.avro.TensorDType;
+import dev.loralego.avro.VersionTrigger;
+import dev.loralego.cli.LoraLegoCommand;
+import dev.loralego.registry.EmbeddedSchemaResolver;
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericDatumWriter;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.BinaryEncoder;
+import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificData;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Regression tests of the client package found in review; one in-JVM broker, one merge group per test. */
+class ClientReviewTest {
+    private static final Duration WAIT = Duration.ofSeconds(60);
+
+    @TempDir
+    static Path dir;
+    private static ClientTestKafka kafka;
+
+    @BeforeAll
+    static void start() throws IOException {
+        kafka = ClientTestKafka.start(dir);
+    }
+
+    @AfterAll
+    static void stop() {
+        if (kafka != null) kafka.close();
+    }
+
+    // ------------------------------------------------------------------------------------ schemas of a newer service
+
+    /** The manifest schema with one more optional field, as a newer service build would write it. */
+    static Schema evolvedManifestSchema(String extraField) {
+        Schema base = MergedVersionManifest.getClassSchema();
+        List<Schema.Field> fields = new ArrayList<>();
+        for (Schema.Field f : base.getFields()) fields.add(new Schema.Field(f, f.schema()));
+        fields.add(new Schema.Field(extraField, Schema.create(Schema.Type.STRING), "added by a newer build", "x"));
+        return Schema.createRecord(base.getName(), base.getDoc(), base.getNamespace(), false, fields);
+    }
+
+    /** {@code m} in the Confluent wire format under {@code schema} (id: the schema's fingerprint id). */
+    static byte[] encodeWith(Schema schema, MergedVersionManifest m, String extraField) throws IOException {
+        GenericData.Record r = new GenericData.Record(schema);
+        for (Schema.Field f : MergedVersionManifest.getClassSchema().getFields()) r.put(f.name(), m.get(f.name()));
+        r.put(extraField, "something new");
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        int id = EmbeddedSchemaResolver.idOf(schema);
+        bytes.write(new byte[]{0, (byte) (id >>> 24), (byte) (id >>> 16), (byte) (id >>> 8), (byte) id});
+        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(bytes, null);
+        new GenericDatumWriter<GenericRecord>(schema, SpecificData.get()).write(r, enc);
+        enc.flush();
+        return bytes.toByteArray();
+    }
+
+    static void publishSchema(Schema schema) throws Exception {
+        kafka.produce(kafka.topics.schemas(), List.of(Map.entry(Integer.toString(EmbeddedSchemaResolver.idOf(schema)),
+                schema.toString().getBytes(StandardCharsets.UTF_8))));
+    }
+
+    /**
+     * The service is upgraded while watch keeps running: its manifests now use a schema this client does not ship,
+     * and the service publishes that schema on the schemas topic ("so the log alone decodes"). A long-running watch
+     * must pick it up, not skip every new version forever.
+     */
+    @Test
+    void runningWatchFollowsVersionsWrittenWithANewerSchema() throws Exception {
+        String group = "upgrade-watch";
+        SplittableRandom rnd = new SplittableRandom(12);
+        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
+        publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
+        Path root = dir.resolve("serving-upgrade");
+        BlockingQueue<VersionWatcher.Swap> swaps = new LinkedBlockingQueue<>();
+        VersionWatcher watcher = new VersionWatcher(kafka.connection(),
+                new VersionWatcher.Settings(group, root, null, Duration.ofSeconds(30)), swaps::add);
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread t = new Thread(() -> {
+            try {
+                watcher.run(false, null);
+            } catch (Throwable e) {
+                failure.set(e);
+            }
+        }, "watcher-upgrade");
+        t.start();
+        try {
+            VersionWatcher.Swap s1 = swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+            assertNotNull(s1, "version 1 installed");
+            // The upgraded service: publishes its schemas, then writes version 2 with the new one.
+            Schema evolved = evolvedManifestSchema("newFieldWatch");
+            publishSchema(evolved);
+            Layer l2 = Layer.of(group, "l.q", 2, 4, 4, 2, rnd);
+            MergedVersionManifest v2 = manifest(group, 2, List.of(l2));
+            publishLayers(List.of(l2));
+            publishManifest(v2, encodeWith(evolved, v2, "newFieldWatch"));
+            VersionWatcher.Swap s2 = swaps.poll(30, TimeUnit.SECONDS);
+            assertNotNull(s2, "version 2 (newer schema, published on the schemas topic) was never installed");
+            assertEquals(2, s2.sequence());
+            assertEquals(v2.getDigest(), s2.digest());
+        } finally {
+            watcher.stop();
+            t.join(TimeUnit.SECONDS.toMillis(30));
+        }
+        assertNull(failure.get());
+    }
+
+    /** versions (and publish's default version, which reads the latest manifest) decode a newer service's manifests. */
+    @Test
+    void versionsAndLatestReadManifestsWrittenWithANewerSchema() throws Exception {
+        String group = "upgrade-versions";
+        SplittableRandom rnd = new SplittableRandom(13);
+        Schema evolved = evolvedManifestSchema("newFieldVersions");
+        publishSchema(evolved);
+        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
+        MergedVersionManifest v1 = manifest(group, 1, List.of(l1));
+        publishLayers(List.of(l1));
+        publishManifest(v1, encodeWith(evolved, v1, "newFieldVersions"));
+
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        assertEquals(0, cli(out, err).execute("versions", "--group", group, "--bootstrap-servers",
+                kafka.broker.bootstrapServers()), err.toString());
+        assertTrue(out.toString().lines().anyMatch(l -> l.startsWith("1 ") && l.contains(v1.getDigest().substring(0, 12))),
+                out.toString());
+
+        MergedVersionReader reader = new MergedVersionReader(kafka.connection());
+        assertEquals(v1.getDigest(), reader.latest(group).orElseThrow().getDigest());
+        assertEquals(2, AdapterPublisher.nextVersion(new MergedVersionReader(kafka.connection()).latest(group), "a"));
+    }
+
+    // ------------------------------------------------------------------------------------ helpers
+
+    /** A merged layer: F32 values, bytes little-endian, digest SHA-256 of A then B (computed here). */
+    record Layer(String group, String module, int rank, int dIn, int dOut, long sequence, byte[] a, byte[] b, String digest) {
+        static Layer of(String group, String module, int rank, int dIn, int dOut, long sequence, SplittableRandom rnd) {
+            float[] a = new float[rank * dIn];
+            float[] b = new float[dOut * rank];
+            for (int i = 0; i < a.length; i++) a[i] = (float) (rnd.nextDouble() * 2 - 1);
+            for (int i = 0; i < b.length; i++) b[i] = (float) (rnd.nextDouble() * 2 - 1);
+            byte[] ab = NaiveReference.f32Bytes(a);
+            byte[] bb = NaiveReference.f32Bytes(b);
+            return new Layer(group, module, rank, dIn, dOut, sequence, ab, bb, NaiveReference.sha256(ab, bb));
+        }
+
+        MergedLayer record() {
+            return MergedLayer.newBuilder().setGroup(group).setModule(module).setSequence(sequence).setDtype(TensorDType.F32)
+                    .setRank(rank).setDIn(dIn).setDOut(dOut).setA(ByteBuffer.wrap(a)).setB(ByteBuffer.wrap(b))
+                    .setDigest(digest).setInertia(0.25).setLiveAdapters(1).build();
+        }
+    }
+
+    static MergedVersionManifest manifest(String group, long sequence, List<Layer> modules) {
+        List<Layer> sorted = new ArrayList<>(modules);
+        sorted.sort((x, y) -> x.module().compareTo(y.module()));
+        List<ModuleRef> refs = new ArrayList<>();
+        for (Layer p : sorted) refs.add(new ModuleRef(p.module(), p.rank(), p.dIn(), p.dOut(), p.digest()));
+        return MergedVersionManifest.newBuilder().setGroup(group).setSequence(sequence).setBaseModel("tiny-base")
+                .setTrigger(new VersionTrigger("event-" + sequence, AdapterEventType.PUBLISH, "a", sequence))
+                .setAdapters(modules.isEmpty() ? List.of() : List.of(new AdapterRef("a", sequence, 1.0, null, "d" + sequence)))
+                .setModules(refs)
+                .setDigest(NaiveReference.wholeDigest(refs.stream().map(ModuleRef::getModule).toList(),
+                        refs.stream().map(ModuleRef::getDigest).toList()))
+                .setFanInFanOut(false).setTaskType("CAUSAL_LM").setParameters(new TreeMap<>(Map.of("k", "0")))
+                .setEventTimestamp(1_700_000_000_000L + sequence).setServiceVersion("lora-lego test").build();
+    }
+
+    static void publishLayers(List<Layer> layers) throws Exception {
+        List<Map.Entry<String, byte[]>> records = new ArrayList<>();
+        for (Layer p : layers) {
+            records.add(Map.entry(p.group() + "|" + p.module(),
+                    kafka.serdes.mergedLayer().serializer().serialize(kafka.topics.mergedLayers(), p.record())));
+        }
+        if (!records.isEmpty()) kafka.produce(kafka.topics.mergedLayers(), records);
+    }
+
+    static void publishManifest(MergedVersionManifest m, byte[] value) throws Exception {
+        kafka.produce(kafka.topics.mergedVersions(), List.of(Map.entry(m.getGroup() + "@" + m.getSequence(), value),
+                Map.entry(m.getGroup(), value)));
+    }
+
+    static void publishVersion(MergedVersionManifest m, List<Layer> layers) throws Exception {
+        publishLayers(layers);
+        publishManifest(m, kafka.serdes.mergedVersion().serializer().serialize(kafka.topics.mergedVersions(), m));
+    }
+
+    static CommandLine cli(StringWriter out, StringWriter err) {
+        CommandLine cl = LoraLegoCommand.commandLine();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        return cl;
+    }
+}
