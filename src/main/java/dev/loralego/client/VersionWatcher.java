@@ -57,7 +57,9 @@ import java.util.regex.Pattern;
  * and watching goes on.
  *
  * <p>Input: {@code lora.merged.versions} (only key {@code group}, the latest manifest: intermediate versions
- * that arrive together are skipped, the directory always converges to the latest) and
+ * that arrive together are skipped, the directory always converges to the latest; nothing is installed before the
+ * topic has been read to where it ended when watching started, so a watch that starts behind installs only the
+ * latest version) and
  * {@code lora.merged.layers} (keys {@code group|module}), both read {@code read_committed} from the
  * beginning without a consumer group. A manifest is applied once each of its modules has a layer with the
  * manifest's digest; until then polling goes on. Only layers that can still be needed are kept in memory:
@@ -237,7 +239,10 @@ public final class VersionWatcher {
                     caughtUp = true;
                     latestAtStart = target == null ? -1 : target.getSequence();
                 }
-                if (target != null && target.getSequence() > installed && target.getSequence() != failed) {
+                // Nothing is installed before the versions topic has been read to its end as of the start: a watch that
+                // starts behind goes straight to the latest version instead of swapping (and running the command)
+                // through every stale one on the way.
+                if (caughtUp && target != null && target.getSequence() > installed && target.getSequence() != failed) {
                     SortedMap<String, MergedLayer> chosen = available(target, layers);
                     if (chosen != null) {
                         try {

@@ -65,6 +65,36 @@ class ClientReviewTest {
         if (kafka != null) kafka.close();
     }
 
+    // ------------------------------------------------------------------------------------ watch: catching up
+
+    /**
+     * A watch that starts (or restarts after downtime) while the topic already holds many versions must go straight
+     * to the latest: installing every stale intermediate version makes the server reload each one (the --exec hook
+     * runs per swap) and writes every version to disk.
+     */
+    @Test
+    void watchStartingBehindInstallsOnlyTheLatestVersion() throws Exception {
+        String group = "catchup";
+        SplittableRandom rnd = new SplittableRandom(11);
+        int versions = 80;
+        for (int s = 1; s <= versions; s++) {
+            // Two modules, both re-merged by every version: 2 layer records + 2 manifest records per version.
+            Layer q = Layer.of(group, "l.q", 2, 8, 8, s, rnd);
+            Layer v = Layer.of(group, "l.v", 2, 8, 8, s, rnd);
+            publishVersion(manifest(group, s, List.of(q, v)), List.of(q, v));
+        }
+        Path root = dir.resolve("serving-catchup");
+        Path envFile = dir.resolve("catchup-env.txt");
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        assertEquals(0, cli(out, err).execute("watch", "--group", group, "--out", root.toString(), "--once",
+                "--max-wait", "60", "--bootstrap-servers", kafka.broker.bootstrapServers(),
+                "--exec", "echo \"$LORA_SEQUENCE\" >> '" + envFile + "'"), err.toString());
+        assertEquals(Path.of(".versions", group + "-" + versions), Files.readSymbolicLink(root.resolve(group)));
+        assertEquals(List.of(Integer.toString(versions)), Files.readAllLines(envFile),
+                "the hook ran for the latest version only; output: " + out);
+    }
+
     // ------------------------------------------------------------------------------------ schemas of a newer service
 
     /** The manifest schema with one more optional field, as a newer service build would write it. */
