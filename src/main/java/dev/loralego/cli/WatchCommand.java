@@ -52,6 +52,11 @@ public final class WatchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (execTimeoutSeconds < 1) {
+            // waitFor(0) would kill every command the moment it starts.
+            throw new CommandLine.ParameterException(spec.commandLine(),
+                    "--exec-timeout must be at least 1 second, got " + execTimeoutSeconds);
+        }
         PrintWriter out = spec.commandLine().getOut();
         VersionWatcher watcher = new VersionWatcher(client.connect(),
                 new VersionWatcher.Settings(group, this.out, exec, Duration.ofSeconds(execTimeoutSeconds)),

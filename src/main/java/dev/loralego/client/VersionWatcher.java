@@ -89,6 +89,9 @@ public final class VersionWatcher {
             Objects.requireNonNull(root, "root");
             if (execCommand != null && execCommand.isBlank()) execCommand = null;
             Objects.requireNonNull(execTimeout, "execTimeout");
+            if (execTimeout.isNegative() || execTimeout.isZero()) {
+                throw new IllegalArgumentException("execTimeout must be > 0, got " + execTimeout);
+            }
         }
     }
 

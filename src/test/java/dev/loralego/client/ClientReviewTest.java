@@ -194,6 +194,31 @@ class ClientReviewTest {
         assertEquals(2, AdapterPublisher.nextVersion(new MergedVersionReader(kafka.connection()).latest(group), "a"));
     }
 
+    // ------------------------------------------------------------------------------------ --exec-timeout
+
+    /** --exec-timeout 0 (as --max-wait 0 means no limit) must not kill every hook the moment it starts. */
+    @Test
+    void execTimeoutZeroDoesNotKillTheHookAtOnce() throws Exception {
+        String group = "exec-zero";
+        SplittableRandom rnd = new SplittableRandom(15);
+        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
+        publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
+        Path root = dir.resolve("serving-exec-zero");
+        Path marker = dir.resolve("exec-zero-ran.txt");
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = cli(out, err).execute("watch", "--group", group, "--out", root.toString(), "--once", "--max-wait", "60",
+                "--exec", "sleep 1; echo done > '" + marker + "'", "--exec-timeout", "0",
+                "--bootstrap-servers", kafka.broker.bootstrapServers());
+        if (code == 0) {
+            // Accepted: then it must have let the hook finish.
+            assertTrue(Files.exists(marker), "the hook was killed at once: " + out);
+        } else {
+            assertEquals(CommandLine.ExitCode.USAGE, code, err.toString());
+            assertTrue(err.toString().contains("--exec-timeout"), err.toString());
+        }
+    }
+
     // ------------------------------------------------------------------------------------ helpers
 
     /** A merged layer: F32 values, bytes little-endian, digest SHA-256 of A then B (computed here). */
