@@ -51,7 +51,8 @@ public final class ExportCommand implements Callable<Integer> {
         Long sequence = HelpOptions.parseVersion(spec.commandLine(), version, "a version sequence number");
         HelpOptions.require(spec.commandLine(), out, "--out=<out>");
         ClientConnection connection = client.connect();
-        connection.loadPublishedSchemas();
+        // A newer service's schemas are loaded from the schemas topic when a record needs one (MergedVersionReader),
+        // not up front: against a broker that does not answer, that would cost a second --timeout.
         MergedVersionReader reader = new MergedVersionReader(connection);
         MergedVersionManifest manifest = reader.manifest(group, sequence);
         SortedMap<String, MergedLayer> layers = reader.layers(manifest);

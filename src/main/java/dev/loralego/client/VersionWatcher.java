@@ -186,7 +186,8 @@ public final class VersionWatcher {
         removeStaleTemporaries();
         installed = installedSequence();
         if (installed >= 0) LOG.info("group {}: version {} is installed at {}", settings.group(), installed, link);
-        connection.loadPublishedSchemas();
+        // Schemas this jar does not ship are loaded from the schemas topic when a record needs one (decode), not up
+        // front: against a broker that does not answer, that would cost a second timeout.
         String versionsTopic = connection.topics().mergedVersions();
         String layersTopic = connection.topics().mergedLayers();
         String groupKey = settings.group();

@@ -219,6 +219,31 @@ class ClientReviewTest {
         }
     }
 
+    // ------------------------------------------------------------------------------------ unreachable broker
+
+    /** A broker that does not answer is one --timeout, then a one-line error (as dead-letters promises), not two. */
+    @Test
+    void exportAndWatchGiveUpOnAnUnreachableBrokerAfterOneTimeout() throws Exception {
+        int port;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+            port = s.getLocalPort(); // closed again: nothing listens there
+        }
+        String bootstrap = "127.0.0.1:" + port;
+        int timeout = 6;
+        for (List<String> args : List.of(
+                List.of("export", "--group", "g", "--out", dir.resolve("export-unreachable").toString()),
+                List.of("watch", "--group", "g", "--out", dir.resolve("serving-unreachable").toString(), "--once"))) {
+            List<String> all = new ArrayList<>(args);
+            all.addAll(List.of("--bootstrap-servers", bootstrap, "--timeout", Integer.toString(timeout)));
+            StringWriter err = new StringWriter();
+            long start = System.nanoTime();
+            assertEquals(1, cli(new StringWriter(), err).execute(all.toArray(String[]::new)), err.toString());
+            double seconds = (System.nanoTime() - start) / 1e9;
+            assertTrue(err.toString().contains("error:"), err.toString());
+            assertTrue(seconds < 1.6 * timeout, args.get(0) + " took " + seconds + " s with --timeout " + timeout + ": " + err);
+        }
+    }
+
     // ------------------------------------------------------------------------------------ helpers
 
     /** A merged layer: F32 values, bytes little-endian, digest SHA-256 of A then B (computed here). */
