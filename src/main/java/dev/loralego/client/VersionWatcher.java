@@ -13,6 +13,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.DirectoryStream;
 import java.nio.file.FileVisitResult;
@@ -21,6 +24,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.SimpleFileVisitor;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -50,6 +54,9 @@ import java.util.regex.Pattern;
  * A version without any module (every adapter withdrawn) is written as a directory holding only
  * {@code manifest.json} (logged as a warning), so that the link does not keep serving withdrawn adapters and a
  * server hook can unload the adapter ({@code LORA_MODULES=0}).
+ *
+ * <p>One watcher per root and group: {@link #run} holds a lock on {@code ROOT/.<group>.watch.lock} and refuses
+ * to start while another process (or thread) holds it.
  *
  * <p>After each swap an optional command runs through {@code sh -c} with the environment variables
  * {@code LORA_GROUP}, {@code LORA_SEQUENCE}, {@code LORA_DIR} (the version directory, absolute and resolved),
@@ -183,6 +190,28 @@ public final class VersionWatcher {
      */
     public long run(boolean once, Duration maxWait) throws IOException {
         Files.createDirectories(versionsDir);
+        // One watcher per DIR and group: a second one would delete the first's version being written (as a stale
+        // temporary) and, applying the same version, delete the directory the link serves before replacing it.
+        Path lockFile = root.resolve("." + settings.group() + ".watch.lock");
+        try (FileChannel lockChannel = FileChannel.open(lockFile, StandardOpenOption.CREATE, StandardOpenOption.WRITE);
+             FileLock lock = tryLock(lockChannel)) {
+            if (lock == null) {
+                throw new IllegalStateException("another watch of group '" + settings.group() + "' is running on " + root
+                        + " (it holds " + lockFile + "); run one watch per directory and group");
+            }
+            return runLocked(once, maxWait);
+        }
+    }
+
+    private static FileLock tryLock(FileChannel channel) throws IOException {
+        try {
+            return channel.tryLock();
+        } catch (OverlappingFileLockException e) {
+            return null; // held by this JVM
+        }
+    }
+
+    private long runLocked(boolean once, Duration maxWait) throws IOException {
         removeStaleTemporaries();
         installed = installedSequence();
         if (installed >= 0) LOG.info("group {}: version {} is installed at {}", settings.group(), installed, link);

@@ -244,6 +244,55 @@ class ClientReviewTest {
         }
     }
 
+    // ------------------------------------------------------------------------------------ two watchers, one DIR
+
+    /**
+     * A second watch on the same DIR and group (an overlapping restart, a second replica on a shared volume) would
+     * delete the first one's version being written as a "stale temporary" and, applying the same version, delete the
+     * directory the link serves before replacing it. It must be refused while the first one runs.
+     */
+    @Test
+    void secondWatchOnTheSameDirectoryAndGroupIsRefused() throws Exception {
+        String group = "twin";
+        SplittableRandom rnd = new SplittableRandom(16);
+        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
+        publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
+        Path root = dir.resolve("serving-twin");
+        BlockingQueue<VersionWatcher.Swap> swaps = new LinkedBlockingQueue<>();
+        VersionWatcher first = new VersionWatcher(kafka.connection(),
+                new VersionWatcher.Settings(group, root, null, Duration.ofSeconds(30)), swaps::add);
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        Thread t = new Thread(() -> {
+            try {
+                first.run(false, null);
+            } catch (Throwable e) {
+                failure.set(e);
+            }
+        }, "watcher-twin");
+        t.start();
+        try {
+            assertNotNull(swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS), "version 1 installed by the first watch");
+            StringWriter err = new StringWriter();
+            assertEquals(1, cli(new StringWriter(), err).execute("watch", "--group", group, "--out", root.toString(), "--once",
+                    "--max-wait", "30", "--bootstrap-servers", kafka.broker.bootstrapServers()), err.toString());
+            assertTrue(err.toString().contains("another watch"), err.toString());
+            // Another group on the same DIR is independent.
+            Layer o1 = Layer.of("twin-other", "l.q", 2, 4, 4, 1, rnd);
+            publishVersion(manifest("twin-other", 1, List.of(o1)), List.of(o1));
+            StringWriter err2 = new StringWriter();
+            assertEquals(0, cli(new StringWriter(), err2).execute("watch", "--group", "twin-other", "--out", root.toString(),
+                    "--once", "--max-wait", "30", "--bootstrap-servers", kafka.broker.bootstrapServers()), err2.toString());
+        } finally {
+            first.stop();
+            t.join(TimeUnit.SECONDS.toMillis(30));
+        }
+        assertNull(failure.get());
+        // Once the first has stopped, a new watch may start.
+        StringWriter err3 = new StringWriter();
+        assertEquals(0, cli(new StringWriter(), err3).execute("watch", "--group", group, "--out", root.toString(), "--once",
+                "--max-wait", "30", "--bootstrap-servers", kafka.broker.bootstrapServers()), err3.toString());
+    }
+
     // ------------------------------------------------------------------------------------ helpers
 
     /** A merged layer: F32 values, bytes little-endian, digest SHA-256 of A then B (computed here). */
