@@ -47,8 +47,12 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Regression tests of the client package found in review; one in-JVM broker, one merge group per test. */
-class ClientReviewTest {
+/**
+ * What clients meet in operation: a service upgraded under a running {@code watch} (records with a newer schema), a
+ * watch that starts behind, two watches on one directory, {@code --exec-timeout 0}, an unreachable broker. One in-JVM
+ * broker, one merge group per test.
+ */
+class ClientOperationsTest {
     private static final Duration WAIT = Duration.ofSeconds(60);
 
     @TempDir
@@ -229,7 +233,7 @@ class ClientReviewTest {
             port = s.getLocalPort(); // closed again: nothing listens there
         }
         String bootstrap = "127.0.0.1:" + port;
-        int timeout = 6;
+        int timeout = 8; // one timeout ≈ 8 s, two ≈ 16 s: the bound below leaves 4 s either side for a loaded machine
         for (List<String> args : List.of(
                 List.of("export", "--group", "g", "--out", dir.resolve("export-unreachable").toString()),
                 List.of("watch", "--group", "g", "--out", dir.resolve("serving-unreachable").toString(), "--once"))) {
@@ -240,7 +244,7 @@ class ClientReviewTest {
             assertEquals(1, cli(new StringWriter(), err).execute(all.toArray(String[]::new)), err.toString());
             double seconds = (System.nanoTime() - start) / 1e9;
             assertTrue(err.toString().contains("error:"), err.toString());
-            assertTrue(seconds < 1.6 * timeout, args.get(0) + " took " + seconds + " s with --timeout " + timeout + ": " + err);
+            assertTrue(seconds < 1.5 * timeout, args.get(0) + " took " + seconds + " s with --timeout " + timeout + ": " + err);
         }
     }
 
