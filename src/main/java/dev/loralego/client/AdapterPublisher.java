@@ -50,7 +50,7 @@ import java.util.concurrent.TimeoutException;
  * <p>A publish writes one {@link AdapterLayer} per module to {@code lora.adapter.layers} (key
  * {@code group|module}) and then the {@link AdapterEvent} {@code PUBLISH} to {@code lora.adapter.events}
  * (key {@code group}), all in <b>one Kafka transaction</b> (transactional id
- * {@code lora-lego-publish-<group>-<adapterId>}). The service reads {@code read_committed}, so a publish
+ * {@link MergeGroups#publishTransactionalId}: {@code lora-lego-publish-<group>|<adapterId>}). The service reads {@code read_committed}, so a publish
  * interrupted half-way is never seen, and a new publish of the same adapter aborts a stale transaction of a
  * crashed earlier attempt when it initialises.
  *
@@ -228,7 +228,7 @@ public final class AdapterPublisher {
             long bytes = eventKey.length + eventValue.length;
 
             // Pass 2: the transaction.
-            String txId = "lora-lego-publish-" + group + "-" + id;
+            String txId = MergeGroups.publishTransactionalId(group, id);
             try (KafkaProducer<byte[], byte[]> producer = connection.newProducer("lora-lego-publish", txId)) {
                 producer.initTransactions();
                 producer.beginTransaction();

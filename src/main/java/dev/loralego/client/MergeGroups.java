@@ -38,6 +38,22 @@ public final class MergeGroups {
         return adapterId;
     }
 
+    /**
+     * The transactional id of the publishes of {@code adapterId} in {@code group}:
+     * {@code lora-lego-publish-<group>|<adapterId>}. Neither part may hold {@code |}, so the id names one pair only
+     * (with {@code -} as the separator, group {@code llama} with adapter {@code team-math} and group
+     * {@code llama-team} with adapter {@code math} shared one id and fenced each other's publishes), and a prefix ACL
+     * on {@link #publishTransactionalIdPrefix} covers one group's publishes and no other group's.
+     */
+    public static String publishTransactionalId(String group, String adapterId) {
+        return publishTransactionalIdPrefix(group) + checkAdapterId(adapterId);
+    }
+
+    /** {@code lora-lego-publish-<group>|}: the prefix of every transactional id of the group's publishes. */
+    public static String publishTransactionalIdPrefix(String group) {
+        return "lora-lego-publish-" + check(group) + "|";
+    }
+
     private static String printable(char c) {
         if (c == ' ') return "a space";
         if (c == '\t') return "a tab";

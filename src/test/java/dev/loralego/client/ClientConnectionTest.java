@@ -76,4 +76,26 @@ class ClientConnectionTest {
         assertThrows(IllegalArgumentException.class, () -> MergeGroups.checkAdapterId("a|b"));
         assertThrows(IllegalArgumentException.class, () -> MergeGroups.checkAdapterId(" "));
     }
+
+    /**
+     * Each (group, adapter) pair publishes under its own transactional id, and a group's prefix (what a publisher's
+     * prefix ACL names) covers its own ids only: with '-' as the separator, ("llama", "team-math") and
+     * ("llama-team", "math") shared an id, and the prefix of "llama" covered every id of "llama-team".
+     */
+    @Test
+    void publishTransactionalIdsNameOnePairAndAGroupsPrefixCoversThatGroupOnly() {
+        String[][] pairs = {{"llama", "team-math"}, {"llama-team", "math"}, {"llama", "team"}, {"llama-team", "x"},
+                {"a.b", "c"}, {"a", "b.c"}};
+        java.util.Set<String> ids = new java.util.HashSet<>();
+        for (String[] p : pairs) {
+            String id = MergeGroups.publishTransactionalId(p[0], p[1]);
+            assertTrue(ids.add(id), "shared id " + id);
+            for (String[] q : pairs) {
+                assertEquals(p[0].equals(q[0]), id.startsWith(MergeGroups.publishTransactionalIdPrefix(q[0])),
+                        id + " against the prefix of group " + q[0]);
+            }
+        }
+        assertEquals("lora-lego-publish-llama|team-math", MergeGroups.publishTransactionalId("llama", "team-math"));
+        assertThrows(IllegalArgumentException.class, () -> MergeGroups.publishTransactionalId("llama", "a|b"));
+    }
 }
