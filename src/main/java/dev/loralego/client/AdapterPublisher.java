@@ -296,8 +296,10 @@ public final class AdapterPublisher {
             throw new IllegalStateException("withdraw of " + adapterId + " from group " + group + " failed: "
                     + e.getCause().getMessage(), e.getCause());
         } catch (TimeoutException e) {
+            // the producer's close may still deliver it: say so, a retry of a withdrawal that went through is refused
             throw new IllegalStateException("withdraw of " + adapterId + " from group " + group + " not acknowledged within "
-                    + connection.timeout().toSeconds() + " s", e);
+                    + connection.timeout().toSeconds() + " s; it may still reach the service: check `versions --group "
+                    + group + "` before withdrawing again", e);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted while withdrawing " + adapterId, e);
