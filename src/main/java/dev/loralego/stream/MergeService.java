@@ -207,6 +207,12 @@ public final class MergeService implements AutoCloseable {
                 new AvroSerde<>(DeadLetter.class, resolver));
     }
 
+    /**
+     * Creates the two internal topics when missing. An existing module-tasks topic must have the layers topic's
+     * partition count ({@code config.partitions()}, which {@link TopicAdmin#ensureTopics} has just checked the layers
+     * topic against): the tasks and the layers are co-partitioned, and Kafka Streams does not check it for two sources
+     * of one processor (a task and its layer would land in different stream tasks, and the version wait for ever).
+     */
     private static List<String> ensureInternalTopics(Admin admin, ServiceTopics topics, Config config) {
         List<String> created = new ArrayList<>();
         try {
@@ -219,6 +225,16 @@ public final class MergeService implements AutoCloseable {
                     created.add(name);
                 } catch (ExecutionException e) {
                     if (!(e.getCause() instanceof TopicExistsException)) throw e;
+                }
+            }
+            if (!created.contains(topics.moduleTasks())) {
+                int actual = admin.describeTopics(List.of(topics.moduleTasks())).allTopicNames().get()
+                        .get(topics.moduleTasks()).partitions().size();
+                if (actual != config.partitions()) {
+                    throw new TopicAdmin.TopicLayoutException(List.of("topic " + topics.moduleTasks() + " has " + actual
+                            + " partitions but must have " + config.partitions() + ", as " + topics.adapterLayers()
+                            + " has: the per-module tasks are co-partitioned with the layers (recreate the topic while"
+                            + " no version is in flight: it is internal to the service)"));
                 }
             }
         } catch (ExecutionException e) {
