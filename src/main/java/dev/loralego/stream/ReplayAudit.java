@@ -34,6 +34,7 @@ import java.util.Properties;
 import java.util.SortedSet;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.function.Predicate;
 import java.util.stream.Stream;
 
 /**
@@ -95,9 +96,8 @@ public final class ReplayAudit {
     public Report audit(String group, long fromVersion) {
         TopologySerdes serdes = MergeService.serdes(SchemaResolver.fromConfig(config));
         TreeMap<Long, MergedVersionManifest> recorded = new TreeMap<>();
-        for (ConsumerRecord<byte[], byte[]> r : readAll(topics.mergedVersions())) {
-            String key = r.key() == null ? "" : new String(r.key(), StandardCharsets.UTF_8);
-            if (!key.startsWith(group + "@")) continue;
+        for (ConsumerRecord<byte[], byte[]> r : readAll(topics.mergedVersions(), keyStartsWith(group + "@"))) {
+            String key = new String(r.key(), StandardCharsets.UTF_8);
             if (r.value() == null) {
                 // a tombstone deletes that version from the log (compaction would drop it): it is not recorded
                 try {
@@ -116,6 +116,12 @@ public final class ReplayAudit {
             return new Report(group, 0, differences, new TreeSet<>());
         }
         TreeMap<Long, MergedVersionManifest> replayed = replay(group, recordedParameters(recorded), serdes);
+        if (recorded.tailMap(fromVersion).isEmpty() && replayed.tailMap(fromVersion).isEmpty()) {
+            differences.add(new Difference(fromVersion, "no version of group '" + group + "' from version " + fromVersion
+                    + " on in " + topics.mergedVersions() + " (it has versions " + recorded.firstKey() + ".."
+                    + recorded.lastKey() + ")"));
+            return new Report(group, 0, differences, new TreeSet<>());
+        }
         int compared = 0;
         SortedSet<String> recordedBy = new TreeSet<>();
         for (Map.Entry<Long, MergedVersionManifest> e : recorded.tailMap(fromVersion).entrySet()) {
@@ -214,14 +220,14 @@ public final class ReplayAudit {
             TestOutputTopic<String, byte[]> versions = driver.createOutputTopic(topics.mergedVersions(), new StringDeserializer(), new ByteArrayDeserializer());
             TestOutputTopic<String, byte[]> mergedLayers = driver.createOutputTopic(topics.mergedLayers(), new StringDeserializer(), new ByteArrayDeserializer());
             TestOutputTopic<String, byte[]> deadLetters = driver.createOutputTopic(topics.deadLetter(), new StringDeserializer(), new ByteArrayDeserializer());
-            String layerPrefix = group + "|";
-            for (ConsumerRecord<byte[], byte[]> r : readAll(topics.adapterLayers())) {
-                if (r.key() == null || !new String(r.key(), StandardCharsets.UTF_8).startsWith(layerPrefix)) continue;
+            // Piped as they are read, not collected: the group's layers can be gigabytes. The order across partitions
+            // does not matter (every record of one group|module key is in one partition, in offset order).
+            scan(topics.adapterLayers(), keyStartsWith(group + "|"), r -> {
                 layers.pipeInput(r.key(), r.value(), Instant.ofEpochMilli(r.timestamp()));
                 mergedLayers.readRecordsToList();
-            }
-            for (ConsumerRecord<byte[], byte[]> r : readAll(topics.adapterEvents())) {
-                if (r.key() == null || !new String(r.key(), StandardCharsets.UTF_8).equals(group)) continue;
+            });
+            byte[] groupKey = group.getBytes(StandardCharsets.UTF_8);
+            for (ConsumerRecord<byte[], byte[]> r : readAll(topics.adapterEvents(), k -> java.util.Arrays.equals(k, groupKey))) {
                 events.pipeInput(r.key(), r.value(), Instant.ofEpochMilli(r.timestamp()));
                 mergedLayers.readRecordsToList();
                 deadLetters.readRecordsToList();
@@ -237,22 +243,38 @@ public final class ReplayAudit {
         return out;
     }
 
-    /** Every committed record of {@code topic}, partition by partition in offset order. */
-    private List<ConsumerRecord<byte[], byte[]>> readAll(String topic) {
+    /** A filter on record keys (a record without a key never passes). */
+    private static Predicate<byte[]> keyStartsWith(String prefix) {
+        byte[] p = prefix.getBytes(StandardCharsets.UTF_8);
+        return k -> k.length >= p.length && java.util.Arrays.equals(k, 0, p.length, p, 0, p.length);
+    }
+
+    /**
+     * Every committed record of {@code topic} whose key passes {@code keys}, partition by partition in offset order;
+     * the others are dropped as they are read (the topics hold every group's records).
+     */
+    private List<ConsumerRecord<byte[], byte[]>> readAll(String topic, Predicate<byte[]> keys) {
+        List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
+        scan(topic, keys, out::add);
+        out.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition).thenComparingLong(ConsumerRecord::offset));
+        return out;
+    }
+
+    /** Visits every committed record of {@code topic} whose key passes {@code keys}, in offset order within a partition. */
+    private void scan(String topic, Predicate<byte[]> keys, TopicScan.Visitor visitor) {
         Map<String, Object> p = new HashMap<>(ClientSettings.kafkaClientEntries(config));
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         p.put(ConsumerConfig.MAX_PARTITION_FETCH_BYTES_CONFIG, maxRecordBytes);
         p.put(ConsumerConfig.FETCH_MAX_BYTES_CONFIG, Math.max(maxRecordBytes, 64 << 20));
-        List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
         try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
-            TopicScan.toEnd(c, topic, timeout, out::add);
+            TopicScan.toEnd(c, topic, timeout, r -> {
+                if (r.key() != null && keys.test(r.key())) visitor.visit(r);
+            });
         } catch (org.apache.kafka.common.errors.TimeoutException e) {
             throw TopicScan.noAnswer(bootstrap, timeout, topic, e);
         }
-        out.sort(Comparator.<ConsumerRecord<byte[], byte[]>>comparingInt(ConsumerRecord::partition).thenComparingLong(ConsumerRecord::offset));
-        return out;
     }
 
     private static void deleteRecursively(Path dir) {
