@@ -114,10 +114,18 @@ public final class RunCommand implements Callable<Integer> {
                 replication, maxRecordBytes, streamThreads, defaults, config);
         ServiceMetrics metrics = new ServiceMetrics();
         VersionLog log = new VersionLog();
-        MergeService service = MergeService.start(cfg, m -> {
-            log.versionEmitted(m);
-            metrics.versionEmitted(m);
-        }, metrics, Duration.ofMinutes(2));
+        MergeService service;
+        try {
+            service = MergeService.start(cfg, m -> {
+                log.versionEmitted(m);
+                metrics.versionEmitted(m);
+            }, metrics, Duration.ofMinutes(2));
+        } catch (Exception | Error e) {
+            // e.g. existing topics that do not fit: stop the broker this command started, cleanly, before reporting
+            metrics.close();
+            if (broker != null) broker.close();
+            throw e;
+        }
         metrics.bindStreams(service.streams());
         try {
             service.latestManifests(Duration.ofSeconds(60)).values().forEach(metrics::versionRecovered);
