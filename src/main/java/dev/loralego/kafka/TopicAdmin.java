@@ -315,9 +315,27 @@ public final class TopicAdmin {
             Config config = configs.get(new ConfigResource(ConfigResource.Type.TOPIC, spec.name()));
             if (spec.compacted()) {
                 String policy = value(config, TopicConfig.CLEANUP_POLICY_CONFIG);
-                if (policy == null || !List.of(policy.replace(" ", "").split(",")).contains("compact")) {
+                List<String> policies = policy == null ? List.of() : List.of(policy.replace(" ", "").split(","));
+                if (!policies.contains("compact")) {
                     problems.add("topic " + spec.name() + " has cleanup.policy=" + policy
                             + " but must be compacted (cleanup.policy=compact): it keeps the latest value per key");
+                } else if (policies.contains("delete")) {
+                    // compact,delete also deletes whole segments by age or size, the latest value of a key included
+                    String ms = value(config, TopicConfig.RETENTION_MS_CONFIG);
+                    String bytes = value(config, TopicConfig.RETENTION_BYTES_CONFIG);
+                    if ((ms != null && Long.parseLong(ms) >= 0) || (bytes != null && Long.parseLong(bytes) >= 0)) {
+                        problems.add("topic " + spec.name() + " has cleanup.policy=" + policy + " with retention.ms=" + ms
+                                + ", retention.bytes=" + bytes + ": older records are deleted, the latest value of a key"
+                                + " included, but it must keep the latest value per key (cleanup.policy=compact, or"
+                                + " retention.ms=-1 and retention.bytes=-1)");
+                    }
+                }
+            }
+            if (spec.configs().containsKey(TopicConfig.RETENTION_MS_CONFIG)) {
+                String ms = value(config, TopicConfig.RETENTION_MS_CONFIG);
+                if (ms != null && Long.parseLong(ms) >= 0) {
+                    LOG.warn("Topic {} has retention.ms={}: an audit (replay) needs every input record and will report"
+                            + " differences once older ones are deleted; set retention.ms=-1", spec.name(), ms);
                 }
             }
             if (spec.tensors()) {

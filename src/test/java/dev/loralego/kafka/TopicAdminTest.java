@@ -134,6 +134,27 @@ class TopicAdminTest {
         assertTrue(e.getMessage().contains(names.mergedLayers() + " has max.message.bytes=2097152"), e.getMessage());
     }
 
+    /**
+     * {@code cleanup.policy=compact,delete} (common in managed clusters' topic templates) deletes whole segments after
+     * {@code retention.ms}, the latest value of each key included: a group that has not changed for a week would lose
+     * its latest manifest and merged layers, which subscribers ({@code watch}, {@code export}) read. Only with
+     * {@code retention.ms=-1} does such a topic keep the latest value per key.
+     */
+    @Test
+    void compactAndDeleteWithATimeRetentionIsReportedButNotWithoutOne() throws Exception {
+        TopicNames names = TopicNames.defaults().withPrefix("compactdelete.");
+        admin.createTopics(List.of(
+                new NewTopic(names.mergedVersions(), PARTITIONS, RF).configs(Map.of("cleanup.policy", "compact,delete",
+                        "retention.ms", "604800000")),
+                new NewTopic(names.mergedLayers(), PARTITIONS, RF).configs(Map.of("cleanup.policy", "delete,compact",
+                        "retention.ms", "-1", "max.message.bytes", Integer.toString(MAX_BYTES))))).all().get(30, TimeUnit.SECONDS);
+        TopicAdmin.TopicLayoutException e = assertThrows(TopicAdmin.TopicLayoutException.class,
+                () -> TopicAdmin.ensureTopics(admin, names, PARTITIONS, RF, MAX_BYTES));
+        assertEquals(1, e.problems().size(), e.getMessage());
+        assertTrue(e.problems().get(0).startsWith("topic " + names.mergedVersions()
+                + " has cleanup.policy=compact,delete with retention.ms=604800000"), e.getMessage());
+    }
+
     @Test
     void concurrentCallsBothSucceedAndCreateEachTopicOnce() throws Exception {
         TopicNames names = TopicNames.defaults().withPrefix("race.");
