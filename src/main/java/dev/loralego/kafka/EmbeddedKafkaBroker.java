@@ -18,9 +18,13 @@ import java.io.PrintStream;
 import java.net.BindException;
 import java.net.InetAddress;
 import java.net.ServerSocket;
+import java.nio.channels.FileChannel;
+import java.nio.channels.FileLock;
+import java.nio.channels.OverlappingFileLockException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.Collection;
 import java.util.LinkedHashMap;
@@ -120,6 +124,7 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         }
         Path dir = dataDir.toAbsolutePath();
         Files.createDirectories(dir);
+        requireUnlocked(dir);
         if (port != 0) requireFree(port);
         long t0 = System.nanoTime();
         IOException last = null;
@@ -319,6 +324,27 @@ public final class EmbeddedKafkaBroker implements AutoCloseable {
         } catch (BindException e) {
             throw new BindException("port " + port + " on " + HOST + " is already in use (another Kafka broker, or a"
                     + " service started earlier?): choose a free port, or connect to the broker that runs there");
+        }
+    }
+
+    /**
+     * Fails with one clear line when another broker holds {@code dir} (Kafka's {@code .lock} file, taken by a broker in
+     * this JVM or another process): Kafka's own start fails there with a fatal error that exits the JVM, this one
+     * included, with the broker already running in it.
+     */
+    private static void requireUnlocked(Path dir) throws IOException {
+        try (FileChannel channel = FileChannel.open(dir.resolve(".lock"), StandardOpenOption.CREATE, StandardOpenOption.WRITE)) {
+            FileLock lock;
+            try {
+                lock = channel.tryLock();
+            } catch (OverlappingFileLockException e) {
+                lock = null; // held by a broker in this JVM
+            }
+            if (lock == null) {
+                throw new IOException("data directory " + dir + " is in use by another Kafka broker (another run or demo"
+                        + " with the same --data-dir?): stop it, or choose another data directory");
+            }
+            lock.release();
         }
     }
 

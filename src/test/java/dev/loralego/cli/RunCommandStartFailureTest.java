@@ -25,6 +25,31 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class RunCommandStartFailureTest {
 
+    /**
+     * A second {@code run} on the data directory of a running one (started twice by mistake, or restarted while the old
+     * process is still stopping) must fail before Kafka touches the directory: Kafka's own start fails only at the log
+     * directory lock, after its controller has opened the same metadata log, and the running broker could no longer
+     * create a topic afterwards (TimeoutException).
+     */
+    @Test
+    void aSecondRunOnADataDirectoryInUseFailsAndLeavesTheRunningBrokerWorking(@TempDir Path tmp) throws Exception {
+        try (EmbeddedKafkaBroker running = EmbeddedKafkaBroker.start(tmp.resolve("kafka"), 0);
+             Admin admin = Admin.create(Map.<String, Object>of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, running.bootstrapServers()))) {
+            String javaBin = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+            Path log = tmp.resolve("second-run.log");
+            Process second = new ProcessBuilder(javaBin, "-Xmx512m", "-cp", System.getProperty("java.class.path"),
+                    LoraLegoCommand.class.getName(), "run", "--data-dir", tmp.toString(), "--embedded-port", "0", "--http-port", "0")
+                    .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            boolean done = second.waitFor(120, java.util.concurrent.TimeUnit.SECONDS);
+            if (!done) second.destroyForcibly().waitFor();
+            String out = java.nio.file.Files.readString(log);
+            assertTrue(done, () -> "the second run did not stop:\n" + out);
+            assertEquals(1, second.exitValue(), out);
+            assertTrue(out.contains("error: data directory " + tmp.resolve("kafka").toAbsolutePath() + " is in use by another Kafka broker"), out);
+            admin.createTopics(List.of(new NewTopic("created-after", 1, (short) 1))).all().get(30, java.util.concurrent.TimeUnit.SECONDS);
+        }
+    }
+
     @Test
     void aServiceThatCannotStartStopsTheEmbeddedBrokerItStarted(@TempDir Path tmp) throws Exception {
         int port;

@@ -211,6 +211,21 @@ class EmbeddedKafkaBrokerTest {
         assertThrows(java.net.BindException.class, () -> EmbeddedKafkaBroker.start(tmp.resolve("taken2"), shared.port()));
     }
 
+    /**
+     * A second broker on a data directory in use (a second {@code run} or {@code demo} with the same {@code --data-dir})
+     * fails with one clear line before it starts; Kafka's own start fails on the directory lock with a fatal error that
+     * exits the JVM, which in-process takes the running broker (and service) down with it.
+     */
+    @Test
+    void aDataDirectoryInUseFailsWithOneClearMessageAndLeavesItsBrokerRunning() throws Exception {
+        java.io.IOException e = assertThrows(java.io.IOException.class, () -> EmbeddedKafkaBroker.start(shared.dataDir(), 0).close());
+        assertEquals("data directory " + shared.dataDir() + " is in use by another Kafka broker (another run or demo with"
+                + " the same --data-dir?): stop it, or choose another data directory", e.getMessage());
+        try (Admin admin = admin(shared)) {
+            assertEquals(1, admin.describeCluster().nodes().get(30, TimeUnit.SECONDS).size());
+        }
+    }
+
     @Test
     void rejectsInvalidPort(@TempDir Path tmp) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
