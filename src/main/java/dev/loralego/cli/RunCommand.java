@@ -52,7 +52,7 @@ public final class RunCommand implements Callable<Integer> {
             + "the most stream threads (over all instances) that can share the work; fixed once the topics exist (default: ${DEFAULT-VALUE})")
     int partitions;
 
-    @Option(names = "--replication", defaultValue = "1", description = "replication factor of the topics the service creates (default: ${DEFAULT-VALUE})")
+    @Option(names = "--replication", defaultValue = "1", description = "replication factor of the topics the service creates; from 3 on they also get min.insync.replicas=2 (default: ${DEFAULT-VALUE})")
     short replication;
 
     @Option(names = "--threads", defaultValue = "0", description = "stream threads; 0 = one per core, at most --partitions (default: ${DEFAULT-VALUE})")

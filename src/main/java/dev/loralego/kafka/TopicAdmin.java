@@ -136,7 +136,26 @@ public final class TopicAdmin {
                 configs(TopicConfig.CLEANUP_POLICY_DELETE, maxBytes, false), false, false, true));
         specs.add(new TopicSpec(names.schemas(), 1, replication,
                 configs(TopicConfig.CLEANUP_POLICY_COMPACT, null, false), false, true, false));
+        if (replication >= 3) {
+            List<TopicSpec> durable = new ArrayList<>(specs.size());
+            for (TopicSpec t : specs) {
+                Map<String, String> c = new LinkedHashMap<>(t.configs());
+                c.putAll(durability(replication));
+                durable.add(new TopicSpec(t.name(), t.partitions(), t.replication(), c, t.coPartitioned(), t.compacted(), t.tensors()));
+            }
+            return durable;
+        }
         return specs;
+    }
+
+    /**
+     * The configs a topic created with {@code replication} replicas gets for durability: {@code min.insync.replicas=2}
+     * from 3 replicas on, so that an {@code acks=all} write (every producer here, exactly-once included) is on two
+     * brokers before it is acknowledged, and one broker may be down without stopping writes. Fewer replicas keep the
+     * broker's default (1): with 2, a second in-sync replica would stop every write while one broker is down.
+     */
+    public static Map<String, String> durability(short replication) {
+        return replication >= 3 ? Map.of(TopicConfig.MIN_IN_SYNC_REPLICAS_CONFIG, "2") : Map.of();
     }
 
     /**

@@ -220,8 +220,10 @@ public final class MergeService implements AutoCloseable {
             for (String name : List.of(topics.moduleTasks(), topics.versionAssembly())) {
                 if (existing.contains(name)) continue;
                 try {
+                    Map<String, String> configs = new HashMap<>(TopicAdmin.durability(config.replication()));
+                    configs.put("retention.ms", "-1");
                     admin.createTopics(List.of(new NewTopic(name, config.partitions(), config.replication())
-                            .configs(Map.of("retention.ms", "-1")))).all().get();
+                            .configs(configs))).all().get();
                     created.add(name);
                 } catch (ExecutionException e) {
                     if (!(e.getCause() instanceof TopicExistsException)) throw e;

@@ -98,6 +98,22 @@ class TopicAdminTest {
         assertEquals(List.of(), TopicAdmin.ensureTopics(admin, names, PARTITIONS, RF, MAX_BYTES));
     }
 
+    /**
+     * From three replicas on, every topic the service creates requires two in-sync replicas for an acknowledged write
+     * (producers use acks=all); with one or two it keeps the broker's default, since two of two would stop every write
+     * while one broker is down. (A single test broker cannot create a topic with three replicas: the plan is checked.)
+     */
+    @Test
+    void topicsWithThreeReplicasOrMoreNeedTwoInSyncReplicas() {
+        for (short rf : new short[]{1, 2, 3, 5}) {
+            for (TopicAdmin.TopicSpec t : TopicAdmin.plan(TopicNames.defaults(), 4, rf, MAX_BYTES)) {
+                assertEquals(rf >= 3 ? "2" : null, t.configs().get("min.insync.replicas"), t.name() + " with " + rf + " replicas");
+                assertEquals(rf >= 3 ? "2" : null, t.newTopic().configs().get("min.insync.replicas"), t.name());
+                assertEquals(rf, t.replication());
+            }
+        }
+    }
+
     @Test
     void createsOnlyTheMissingTopics() throws Exception {
         TopicNames names = TopicNames.defaults().withPrefix("partial.");
