@@ -22,8 +22,8 @@ import java.util.regex.Pattern;
  * give the module's full name. A is {@code [r, in]}, B {@code [out, r]}. {@link #open} fails, naming the module,
  * on a missing half, non-2-D factors, A and B of different rank, a rank that differs from the config's
  * (pattern-resolved) {@code r}, two copies of one factor, and on LoRA variants this project cannot merge as
- * plain LoRA (DoRA magnitude vectors, LoRA bias, embedding LoRA, and unconverted PiSSA/OLoRA/CorDA/LoftQ adapters,
- * whose initialisation rewrote the base weights). Every other tensor (e.g. a
+ * plain LoRA (DoRA magnitude vectors, LoRA bias, embedding LoRA, unconverted PiSSA/OLoRA/CorDA/LoftQ adapters,
+ * whose initialisation rewrote the base weights, activated LoRA and layer replication). Every other tensor (e.g. a
  * {@code modules_to_save} head such as {@code base_model.model.score.weight}) is reported in
  * {@link #extraTensors()}, not as a module.
  */
@@ -84,6 +84,15 @@ public final class PeftAdapter implements AutoCloseable {
         if (config.useDora()) {
             throw new IllegalArgumentException(configFile + ": use_dora is true; DoRA adapters cannot be merged as plain LoRA");
         }
+        if (isSet(config, "alora_invocation_tokens")) {
+            throw new IllegalArgumentException(configFile + ": alora_invocation_tokens is set: an activated LoRA (aLoRA)"
+                    + " applies only from its invocation tokens on, and a merged LoRA would apply it to every token");
+        }
+        if (isSet(config, "layer_replication")) {
+            throw new IllegalArgumentException(configFile + ": layer_replication is set: its modules belong to the"
+                    + " stacked copies of layers PEFT builds at load, not to the base model's layers, so they cannot be"
+                    + " merged as plain LoRA modules of that model");
+        }
         String mutatingInit = baseMutatingInit(config);
         if (mutatingInit != null) {
             throw new IllegalArgumentException(configFile + ": init_lora_weights is '" + mutatingInit + "': this"
@@ -104,6 +113,12 @@ public final class PeftAdapter implements AutoCloseable {
                 weights.close();
             }
         }
+    }
+
+    /** Whether {@code config} holds {@code field} with a value other than {@code null} (or an empty list). */
+    private static boolean isSet(AdapterConfig config, String field) {
+        com.fasterxml.jackson.databind.JsonNode n = config.raw().get(field);
+        return n != null && !n.isNull() && !(n.isContainerNode() && n.isEmpty());
     }
 
     /**

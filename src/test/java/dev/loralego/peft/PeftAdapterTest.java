@@ -236,6 +236,17 @@ class PeftAdapterTest {
         assertTrue(rejected(adapter("ia3", "{\"peft_type\": \"IA3\"}", ok)).contains("IA3"));
         assertTrue(rejected(adapter("usedora", "{\"peft_type\": \"LORA\", \"r\": 4, \"use_dora\": true}", ok)).contains("use_dora"));
         assertTrue(rejected(adapter("badjson", "{\"r\": 4,", ok)).contains("adapter_config.json"));
+        assertTrue(rejected(adapter("alora", "{\"peft_type\": \"LORA\", \"r\": 4, \"alora_invocation_tokens\": [32, 7]}", ok))
+                .contains("alora_invocation_tokens"));
+        assertTrue(rejected(adapter("replicated", "{\"peft_type\": \"LORA\", \"r\": 4, \"layer_replication\": [[0, 4], [2, 6]]}", ok))
+                .contains("layer_replication"));
+        for (String unset : new String[]{"null", "[]"}) {   // what PEFT writes when neither is used
+            Path plain = adapter("unset" + unset.length(), "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 4,"
+                    + " \"alora_invocation_tokens\": " + unset + ", \"layer_replication\": " + unset + "}", ok);
+            try (PeftAdapter a = PeftAdapter.open(plain)) {
+                assertEquals(List.of("x.q"), List.copyOf(a.modules().keySet()));
+            }
+        }
         Path broken = adapter("brokenweights", CONFIG_R4, ok);
         Files.write(broken.resolve("adapter_model.safetensors"), new byte[]{1, 2, 3});
         assertThrows(SafetensorsFormatException.class, () -> PeftAdapter.open(broken));
