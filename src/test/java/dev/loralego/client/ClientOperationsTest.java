@@ -140,21 +140,8 @@ class ClientOperationsTest {
         SplittableRandom rnd = new SplittableRandom(12);
         Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
         publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
-        Path root = dir.resolve("serving-upgrade");
-        BlockingQueue<VersionWatcher.Swap> swaps = new LinkedBlockingQueue<>();
-        VersionWatcher watcher = new VersionWatcher(kafka.connection(),
-                new VersionWatcher.Settings(group, root, null, Duration.ofSeconds(30)), swaps::add);
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        Thread t = new Thread(() -> {
-            try {
-                watcher.run(false, null);
-            } catch (Throwable e) {
-                failure.set(e);
-            }
-        }, "watcher-upgrade");
-        t.start();
-        try {
-            VersionWatcher.Swap s1 = swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
+        try (BackgroundWatch watch = BackgroundWatch.start(group, dir.resolve("serving-upgrade"))) {
+            VersionWatcher.Swap s1 = watch.swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
             assertNotNull(s1, "version 1 installed");
             // The upgraded service: publishes its schemas, then writes version 2 with the new one.
             Schema evolved = evolvedManifestSchema("newFieldWatch");
@@ -163,15 +150,11 @@ class ClientOperationsTest {
             MergedVersionManifest v2 = manifest(group, 2, List.of(l2));
             publishLayers(List.of(l2));
             publishManifest(v2, encodeWith(evolved, v2, "newFieldWatch"));
-            VersionWatcher.Swap s2 = swaps.poll(30, TimeUnit.SECONDS);
+            VersionWatcher.Swap s2 = watch.swaps.poll(30, TimeUnit.SECONDS);
             assertNotNull(s2, "version 2 (newer schema, published on the schemas topic) was never installed");
             assertEquals(2, s2.sequence());
             assertEquals(v2.getDigest(), s2.digest());
-        } finally {
-            watcher.stop();
-            t.join(TimeUnit.SECONDS.toMillis(30));
         }
-        assertNull(failure.get());
     }
 
     /** versions (and publish's default version, which reads the latest manifest) decode a newer service's manifests. */
@@ -262,20 +245,8 @@ class ClientOperationsTest {
         Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
         publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
         Path root = dir.resolve("serving-twin");
-        BlockingQueue<VersionWatcher.Swap> swaps = new LinkedBlockingQueue<>();
-        VersionWatcher first = new VersionWatcher(kafka.connection(),
-                new VersionWatcher.Settings(group, root, null, Duration.ofSeconds(30)), swaps::add);
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        Thread t = new Thread(() -> {
-            try {
-                first.run(false, null);
-            } catch (Throwable e) {
-                failure.set(e);
-            }
-        }, "watcher-twin");
-        t.start();
-        try {
-            assertNotNull(swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS), "version 1 installed by the first watch");
+        try (BackgroundWatch first = BackgroundWatch.start(group, root)) {
+            assertNotNull(first.swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS), "version 1 installed by the first watch");
             StringWriter err = new StringWriter();
             assertEquals(1, cli(new StringWriter(), err).execute("watch", "--group", group, "--out", root.toString(), "--once",
                     "--max-wait", "30", "--bootstrap-servers", kafka.broker.bootstrapServers()), err.toString());
@@ -286,11 +257,7 @@ class ClientOperationsTest {
             StringWriter err2 = new StringWriter();
             assertEquals(0, cli(new StringWriter(), err2).execute("watch", "--group", "twin-other", "--out", root.toString(),
                     "--once", "--max-wait", "30", "--bootstrap-servers", kafka.broker.bootstrapServers()), err2.toString());
-        } finally {
-            first.stop();
-            t.join(TimeUnit.SECONDS.toMillis(30));
         }
-        assertNull(failure.get());
         // Once the first has stopped, a new watch may start.
         StringWriter err3 = new StringWriter();
         assertEquals(0, cli(new StringWriter(), err3).execute("watch", "--group", group, "--out", root.toString(), "--once",
@@ -298,6 +265,33 @@ class ClientOperationsTest {
     }
 
     // ------------------------------------------------------------------------------------ helpers
+
+    /** A watcher running in a thread of its own; closing it stops it and asserts that it ended without failing. */
+    private record BackgroundWatch(VersionWatcher watcher, Thread thread, BlockingQueue<VersionWatcher.Swap> swaps,
+                                   AtomicReference<Throwable> failure) implements AutoCloseable {
+        static BackgroundWatch start(String group, Path root) {
+            BlockingQueue<VersionWatcher.Swap> swaps = new LinkedBlockingQueue<>();
+            VersionWatcher watcher = new VersionWatcher(kafka.connection(),
+                    new VersionWatcher.Settings(group, root, null, Duration.ofSeconds(30)), swaps::add);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            Thread t = new Thread(() -> {
+                try {
+                    watcher.run(false, null);
+                } catch (Throwable e) {
+                    failure.set(e);
+                }
+            }, "watcher-" + group);
+            t.start();
+            return new BackgroundWatch(watcher, t, swaps, failure);
+        }
+
+        @Override
+        public void close() throws InterruptedException {
+            watcher.stop();
+            thread.join(TimeUnit.SECONDS.toMillis(30));
+            assertNull(failure.get());
+        }
+    }
 
     /** A merged layer: F32 values, bytes little-endian, digest SHA-256 of A then B (computed here). */
     record Layer(String group, String module, int rank, int dIn, int dOut, long sequence, byte[] a, byte[] b, String digest) {
