@@ -214,7 +214,7 @@ public final class RegistrySchemaResolver implements SchemaResolver {
         ObjectNode body = JSON.createObjectNode();
         body.put("schema", json);
         String path = "/subjects/" + encode(subject) + "/versions";
-        JsonNode answer = call("POST", path, body.toString(), "registering a schema under subject " + subject, -1);
+        JsonNode answer = call("POST", path, body.toString(), "registering a schema under subject " + subject, null);
         JsonNode id = answer.get("id");
         if (id == null || !id.canConvertToInt()) {
             throw new SchemaRegistryException("registry answered " + path + " without an id: " + answer, 200, -1, null);
@@ -260,9 +260,10 @@ public final class RegistrySchemaResolver implements SchemaResolver {
     // ---------------------------------------------------------------------------------------------
 
     /**
-     * One request with retries. {@code lookupId >= 0} marks an id lookup, whose 404 is an unknown id.
+     * One request with retries. A non-null {@code lookupId} marks an id lookup, whose 404 is an unknown id (any int,
+     * negative ones included: a corrupt header can carry an id with the top bit set).
      */
-    private JsonNode call(String method, String path, String body, String what, int lookupId) {
+    private JsonNode call(String method, String path, String body, String what, Integer lookupId) {
         List<URI> urls = settings.urls();
         Throwable lastCause = null;
         String lastProblem = null;
@@ -316,7 +317,7 @@ public final class RegistrySchemaResolver implements SchemaResolver {
             } catch (IOException ignored) {
                 // not JSON: keep the raw body as the message
             }
-            if (lookupId >= 0 && status == 404) {
+            if (lookupId != null && status == 404) {
                 throw new UnknownSchemaIdException(lookupId, "schema registry " + base + ": " + message);
             }
             if (status >= 500 || status == 429) {

@@ -170,6 +170,32 @@ class RegistrySchemaResolverTest {
         }
     }
 
+    /**
+     * A corrupt header can carry an id with the top bit set (bytes 1-4 = ff ff ff ff is id -1). The registry answers
+     * 404 for it as for any id it does not know: the record is bad, so it must become a dead letter
+     * (BadRecordException), not an outage (SchemaRegistryException, which the service retries for ever).
+     */
+    @Test
+    void headerWithTheTopBitOfTheIdSetIsABadRecordNotAnOutage() throws Exception {
+        try (FakeSchemaRegistry registry = FakeSchemaRegistry.http()) {
+            AdapterLayer layer = AvroSamples.adapterLayer(new SplittableRandom(12));
+            byte[] bytes = new AvroSerde<>(AdapterLayer.class, client(registry.url(), Map.of()))
+                    .serialize("lora.adapter.layers", layer);
+            byte[] corrupt = bytes.clone();
+            corrupt[1] = (byte) 0xff;
+            corrupt[2] = (byte) 0xff;
+            corrupt[3] = (byte) 0xff;
+            corrupt[4] = (byte) 0xff;
+            AvroSerde<AdapterLayer> reader = new AvroSerde<>(AdapterLayer.class, client(registry.url(), Map.of()));
+            BadRecordException e = assertThrows(BadRecordException.class,
+                    () -> reader.deserialize("lora.adapter.layers", corrupt));
+            assertTrue(e.reason().startsWith("unknown schema id -1"), e.reason());
+            assertEquals(-1, e.schemaId());
+            assertInstanceOf(UnknownSchemaIdException.class,
+                    assertThrows(RuntimeException.class, () -> client(registry.url(), Map.of()).byId(Integer.MIN_VALUE)));
+        }
+    }
+
     @Test
     void unreachableRegistryFailsAfterTheConfiguredAttempts() throws Exception {
         int port;
