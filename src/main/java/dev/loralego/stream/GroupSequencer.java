@@ -80,6 +80,10 @@ public final class GroupSequencer implements Processor<byte[], byte[], String, b
         } catch (RejectedInput e) {
             deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, keyGroup);
             return;
+        } catch (dev.loralego.registry.SchemaRegistryException e) {
+            // the registry is unreachable or refuses us: nothing is known about the record, which must not be
+            // dead-lettered (it would be lost); the replaced stream thread retries it from the last commit
+            throw e;
         } catch (RuntimeException e) {
             deadLetters.reject(context, record, record.key(), "undecodable adapter event: " + e.getMessage(), null, keyGroup);
             return;

@@ -179,6 +179,10 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
         } catch (GroupSequencer.RejectedInput e) {
             deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, groupOf(key));
             return;
+        } catch (dev.loralego.registry.SchemaRegistryException e) {
+            // the registry is unreachable or refuses us: nothing is known about the record, which must not be
+            // dead-lettered (it would be lost); the replaced stream thread retries it from the last commit
+            throw e;
         } catch (RuntimeException e) {
             deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
             return;
@@ -200,6 +204,10 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
                 drain(key, record.timestamp());
             }
             return;
+        } catch (dev.loralego.registry.SchemaRegistryException e) {
+            // the registry is unreachable or refuses us: nothing is known about the record, which must not be
+            // dead-lettered (it would be lost); the replaced stream thread retries it from the last commit
+            throw e;
         } catch (RuntimeException e) {
             deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
             return;
