@@ -17,6 +17,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.ExecutionException;
@@ -35,8 +36,8 @@ import java.util.concurrent.TimeoutException;
  * schemas that differ only there share an id; that is harmless for decoding (defaults come from the
  * reader schema).
  *
- * <p>It knows every schema this application ships (the generated classes of {@code dev.loralego.avro})
- * and any schema passed to {@link #register}. So that a reader holding only the Kafka log can decode
+ * <p>It knows every schema this application ships (the generated classes of {@code dev.loralego.avro}),
+ * the boundary schemas of earlier releases ({@link #EARLIER_SCHEMAS}) and any schema passed to {@link #register}. So that a reader holding only the Kafka log can decode
  * records written with schemas it does not ship (an older or newer writer), {@link #publishSchemas}
  * writes every known schema to a compacted topic (key = id as decimal string, value = schema JSON) and
  * {@link #loadFrom} reads them back. Thread-safe.
@@ -46,6 +47,20 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
     /** Schemas of the generated classes ({@link ShippedAvroClasses#SCHEMAS}). */
     public static final List<Schema> SHIPPED_SCHEMAS = ShippedAvroClasses.SCHEMAS;
 
+    /**
+     * Boundary schemas as earlier releases shipped them (the current one less the fields added since, each with a
+     * default), so that their records decode without a schemas topic: events of a publisher not yet upgraded,
+     * manifests an earlier service wrote (latest-version store, the history {@code audit} replays). A change to a
+     * boundary schema adds the schema it replaces here.
+     * <ul>
+     *   <li>{@code AdapterEvent} of 0.1.0 and 0.2.0: no {@code dtype} (0.3.0);</li>
+     *   <li>{@code MergedVersionManifest} of 0.1.0 and 0.2.0: no {@code withdrawnVersions}.</li>
+     * </ul>
+     */
+    public static final List<Schema> EARLIER_SCHEMAS = List.of(
+            withoutFields(dev.loralego.avro.AdapterEvent.getClassSchema(), Set.of("dtype")),
+            withoutFields(dev.loralego.avro.MergedVersionManifest.getClassSchema(), Set.of("withdrawnVersions")));
+
     private static final Logger LOG = LoggerFactory.getLogger(EmbeddedSchemaResolver.class);
     private static final long SEND_TIMEOUT_SECONDS = 60;
 
@@ -54,11 +69,30 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
     /** id -> parsing canonical form, to detect (astronomically unlikely) id collisions. */
     private final Map<Integer, String> canonical = new TreeMap<>();
 
-    /** A resolver that knows {@link #SHIPPED_SCHEMAS}. */
+    /** A resolver that knows {@link #SHIPPED_SCHEMAS} and {@link #EARLIER_SCHEMAS}. */
     public EmbeddedSchemaResolver() {
         for (Schema s : SHIPPED_SCHEMAS) {
             add(s);
         }
+        for (Schema s : EARLIER_SCHEMAS) {
+            add(s);
+        }
+    }
+
+    /** {@code record} without the named top-level fields (nested types shared). */
+    private static Schema withoutFields(Schema record, Set<String> names) {
+        Schema copy = Schema.createRecord(record.getName(), record.getDoc(), record.getNamespace(), record.isError());
+        List<Schema.Field> fields = new ArrayList<>();
+        for (Schema.Field f : record.getFields()) {
+            if (!names.contains(f.name())) {
+                fields.add(new Schema.Field(f, f.schema()));
+            }
+        }
+        if (fields.size() != record.getFields().size() - names.size()) {
+            throw new IllegalStateException(record.getFullName() + " lacks one of " + names);
+        }
+        copy.setFields(fields);
+        return copy;
     }
 
     /**
