@@ -43,7 +43,7 @@ import java.util.concurrent.TimeUnit;
         description = {"Runs the service end to end on an embedded broker with synthetic adapters, with a live view.",
                 "Example: demo --adapters 6 --shape tiny --rank 4 --k 4"})
 public final class DemoCommand implements Callable<Integer> {
-    @Option(names = "--dir", defaultValue = "lora-lego-demo", description = "working directory, recreated (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dir", defaultValue = "lora-lego-demo", description = "working directory, recreated; an existing one must be empty or made by lora-lego (default: ${DEFAULT-VALUE})")
     Path dir;
 
     @Option(names = "--adapters", defaultValue = "6", description = "adapters to publish (default: ${DEFAULT-VALUE})")

@@ -38,7 +38,7 @@ public final class SoakBenchCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "7", description = "seed (default: ${DEFAULT-VALUE})")
     long seed;
 
-    @Option(names = "--dir", defaultValue = "lora-lego-soak", description = "working directory, recreated (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dir", defaultValue = "lora-lego-soak", description = "working directory, recreated; an existing one must be empty or made by lora-lego (default: ${DEFAULT-VALUE})")
     Path dir;
 
     @Override

@@ -28,7 +28,7 @@ public final class StreamBenchCommand implements Callable<Integer> {
     @Option(names = "--dtype", defaultValue = "bf16", description = "dtype of the adapters (default: ${DEFAULT-VALUE})")
     String dtype;
 
-    @Option(names = "--dir", defaultValue = "lora-lego-bench", description = "working directory, recreated (default: ${DEFAULT-VALUE})")
+    @Option(names = "--dir", defaultValue = "lora-lego-bench", description = "working directory, recreated; an existing one must be empty or made by lora-lego (default: ${DEFAULT-VALUE})")
     Path dir;
 
     @Option(names = "--partitions", defaultValue = "4", description = "partitions of the service's topics (default: ${DEFAULT-VALUE}, as `run`)")
