@@ -68,6 +68,9 @@ public final class MergeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         // --k auto is the batch merge's default for lego (docs/results/quality.md); baselines default to max rank
+        if (method != MergeMethod.LEGO && !lego.kPerModule.isEmpty()) {
+            throw new IllegalArgumentException("--k-module is defined for --method lego only; the baselines take one --k");
+        }
         BaselineOptions baseline = new BaselineOptions(method == MergeMethod.LEGO ? 0 : lego.baselineK(), density, lambda, lego.seed);
         MergeSpec mergeSpec = new MergeSpec(method, lego.toOptions(LegoOptions.K_AUTO), baseline);
         int n = threads != null ? threads : Runtime.getRuntime().availableProcessors();

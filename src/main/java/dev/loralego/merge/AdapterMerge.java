@@ -1,6 +1,7 @@
 package dev.loralego.merge;
 
 import dev.loralego.lego.AdapterModule;
+import dev.loralego.lego.MergeMethod;
 import dev.loralego.lego.MergedModule;
 import dev.loralego.peft.DType;
 import dev.loralego.peft.LoraModuleInfo;
@@ -142,6 +143,14 @@ public final class AdapterMerge {
         }
         TreeSet<String> moduleNames = new TreeSet<>();
         for (PeftAdapter a : adapters) moduleNames.addAll(a.modules().keySet());
+        if (method.method() == MergeMethod.LEGO) {
+            for (String named : new TreeSet<>(method.lego().kPerModule().keySet())) {
+                if (!moduleNames.contains(named)) {
+                    throw new IllegalArgumentException("--k-module names '" + named + "', which no input adapter targets"
+                            + " (full module names, e.g. '" + moduleNames.first() + "')");
+                }
+            }
+        }
         int total = moduleNames.size();
         AtomicInteger done = new AtomicInteger();
         final double[] finalW = w;
@@ -211,7 +220,7 @@ public final class AdapterMerge {
         return MergedAdapterSpec.dtypeOf(dtypes);
     }
 
-    private static MergedModule get(String module, Future<MergedModule> f) throws IOException {
+    static MergedModule get(String module, Future<MergedModule> f) throws IOException {
         try {
             return f.get();
         } catch (InterruptedException e) {
@@ -221,7 +230,9 @@ public final class AdapterMerge {
             Throwable c = e.getCause();
             if (c instanceof IOException io) throw io;
             if (c instanceof RuntimeException re) throw re;
-            throw new IOException("merging " + module + " failed", c);
+            // an Error (OutOfMemoryError above all) has no other report: name it
+            throw new IOException("merging " + module + " failed: " + c
+                    + (c instanceof OutOfMemoryError ? " (raise the heap, e.g. java -Xmx8g, or use fewer --threads)" : ""), c);
         }
     }
 

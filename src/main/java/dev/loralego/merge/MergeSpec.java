@@ -62,10 +62,23 @@ public record MergeSpec(MergeMethod method, LegoOptions lego, BaselineOptions ba
             m.put("parameterReweighting", lego.parameterReweighting().name().toLowerCase(Locale.ROOT));
             m.put("outputReweighting", Boolean.toString(lego.outputReweighting()));
         } else {
-            m.put("k", baseline.k() == 0 ? "max source rank" : Integer.toString(baseline.k()));
-            m.put("density", Double.toString(baseline.density()));
-            m.put("lambda", Double.toString(baseline.lambda()));
-            m.put("seed", Long.toString(baseline.seed()));
+            // only what the method uses, with the density it resolves to (0 stands for the method's default)
+            String k = baseline.k() == 0 ? "max source rank" : Integer.toString(baseline.k());
+            switch (method) {
+                case SVD -> m.put("k", k);
+                case TIES -> {
+                    m.put("k", k);
+                    m.put("density", Double.toString(baseline.densityOr(BaselineOptions.TIES_DEFAULT_DENSITY)));
+                    m.put("lambda", Double.toString(baseline.lambda()));
+                }
+                case DARE -> {
+                    m.put("k", k);
+                    m.put("density", Double.toString(baseline.densityOr(BaselineOptions.DARE_DEFAULT_DENSITY)));
+                    m.put("seed", Long.toString(baseline.seed()));
+                }
+                case TASK_ARITHMETIC -> m.put("lambda", Double.toString(baseline.lambda()));
+                default -> { } // cat, linear: exact, no option
+            }
         }
         return m;
     }
