@@ -66,6 +66,11 @@ public final class DemoCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        // checked before the directory is recreated and the broker started: the demo withdraws its second adapter
+        if (adapters < 2) throw new IllegalArgumentException("--adapters must be >= 2 (the demo withdraws one), got " + adapters);
+        if (rank < 1) throw new IllegalArgumentException("--rank must be >= 1, got " + rank);
+        if (k < 1) throw new IllegalArgumentException("--k must be >= 1, got " + k);
+        BaseModelShape.byName(shape);
         PrintStream out = System.out;
         long t0 = System.nanoTime();
         // The live view below is the demo's output; the components' own INFO lines would bury it.

@@ -27,4 +27,14 @@ class DemoDirTest {
         assertEquals("precious", Files.readString(dir.resolve("thesis.txt")));
         assertFalse(Files.exists(dir.resolve("kafka")));
     }
+
+    /** With one adapter the demo started a broker and the service, published, then died on "Index 1 out of bounds". */
+    @Test
+    void demoRefusesFewerThanTwoAdaptersBeforeTouchingItsDirectory() {
+        Path dir = tmp.resolve("one");
+        CommandRun run = CommandRun.of("demo", "--adapters", "1", "--dir", dir.toString());
+        assertEquals(1, run.exit(), run::toString);
+        assertTrue(run.err().contains("--adapters must be >= 2"), run::toString);
+        assertFalse(Files.exists(dir));
+    }
 }
