@@ -17,7 +17,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code merge} options that used to be ignored without a word, and the summary's options line, which must state the
  * options the method actually used.
  */
-class MergeOptionsReviewTest {
+class MergeCommandOptionsTest {
     @TempDir
     static Path shared;
     static String a0, a1;
