@@ -61,7 +61,7 @@ import java.util.regex.Pattern;
  * <p>After each swap an optional command runs through {@code sh -c} with the environment variables
  * {@code LORA_GROUP}, {@code LORA_SEQUENCE}, {@code LORA_DIR} (the version directory, absolute and resolved),
  * {@code LORA_DIGEST} and {@code LORA_MODULES} (the number of modules; 0 for a version without any); its output goes to this process's output; a failing or timed-out command is logged
- * and watching goes on.
+ * and watching goes on. A watcher stopped between a swap and its command runs the command at its next start.
  *
  * <p>Input: {@code lora.merged.versions} (only key {@code group}, the latest manifest: intermediate versions
  * that arrive together are skipped, the directory always converges to the latest; nothing is installed before the
@@ -215,6 +215,7 @@ public final class VersionWatcher {
         removeStaleTemporaries();
         installed = installedSequence();
         if (installed >= 0) LOG.info("group {}: version {} is installed at {}", settings.group(), installed, link);
+        runPendingCommand();
         // Schemas this jar does not ship are loaded from the schemas topic when a record needs one (decode), not up
         // front: against a broker that does not answer, that would cost a second timeout.
         String versionsTopic = connection.topics().mergedVersions();
@@ -384,6 +385,8 @@ public final class VersionWatcher {
             if (Files.exists(temp, LinkOption.NOFOLLOW_LINKS)) deleteTree(temp);
         }
         String previous = Files.isSymbolicLink(link) ? Files.readSymbolicLink(link).getFileName().toString() : null;
+        // the command is owed from the swap on: a watch stopped before it ran runs it at its next start
+        if (settings.execCommand() != null) writePending(m.getSequence());
         Path tempLink = root.resolve("." + group + ".link-" + UUID.randomUUID());
         try {
             Files.createSymbolicLink(tempLink, Path.of(VERSIONS_DIR, name));
@@ -402,8 +405,47 @@ public final class VersionWatcher {
         }
         installed = m.getSequence();
         removeOldVersions(name, previous);
-        Integer exit = settings.execCommand() == null ? null : runCommand(m, finalDir.toRealPath());
+        Integer exit = null;
+        if (settings.execCommand() != null) {
+            exit = runCommand(m, finalDir.toRealPath());
+            Files.deleteIfExists(pendingFile());
+        }
         listener.swapped(new Swap(group, m.getSequence(), finalDir, m.getDigest(), m.getModules().size(), exit));
+    }
+
+    /**
+     * {@code ROOT/.<group>.exec-pending}: the sequence of a version whose {@code --exec} command is owed, written
+     * before its link is swapped in and deleted once the command has run (whatever its exit).
+     */
+    private Path pendingFile() {
+        return root.resolve("." + settings.group() + ".exec-pending");
+    }
+
+    private void writePending(long sequence) throws IOException {
+        Path temp = root.resolve("." + settings.group() + ".exec-pending-" + UUID.randomUUID());
+        try {
+            Files.writeString(temp, Long.toString(sequence), StandardCharsets.UTF_8);
+            Files.move(temp, pendingFile(), StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(temp);
+        }
+    }
+
+    /**
+     * At start: a watch stopped (killed) between a swap and its command leaves the command owed for the installed
+     * version; it runs now, so the server is not left on the version before. A pending mark for another sequence is
+     * a swap that never happened (its version is applied again, command included) and is dropped.
+     */
+    private void runPendingCommand() throws IOException {
+        Path pending = pendingFile();
+        if (!Files.isRegularFile(pending, LinkOption.NOFOLLOW_LINKS)) return;
+        String owed = Files.readString(pending, StandardCharsets.UTF_8).trim();
+        if (settings.execCommand() != null && installed >= 0 && owed.equals(Long.toString(installed))) {
+            LOG.warn("group {}: the --exec command of version {} did not run (watch stopped after the swap); running it now",
+                    settings.group(), installed);
+            runCommand(ManifestJson.read(link.resolve(ManifestJson.FILE_NAME)), link.toRealPath());
+        }
+        Files.deleteIfExists(pending);
     }
 
     private void removeOldVersions(String current, String previous) throws IOException {
@@ -427,9 +469,11 @@ public final class VersionWatcher {
             }
         }
         String tempLink = "." + settings.group() + ".link-";
+        String tempPending = "." + settings.group() + ".exec-pending-";
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(root)) {
             for (Path p : entries) {
-                if (p.getFileName().toString().startsWith(tempLink)) Files.deleteIfExists(p);
+                String n = p.getFileName().toString();
+                if (n.startsWith(tempLink) || n.startsWith(tempPending)) Files.deleteIfExists(p);
             }
         }
     }

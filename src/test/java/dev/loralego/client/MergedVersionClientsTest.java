@@ -486,6 +486,43 @@ class MergedVersionClientsTest {
         assertFalse(Files.readString(stderr).contains("error:"), Files.readString(stderr));
     }
 
+    /**
+     * A watch killed between a swap and its command (the server was never told) leaves the link on the new version
+     * and the command owed ({@code ROOT/.<group>.exec-pending} holds its sequence, written before the swap). The next
+     * start runs the command for the installed version, once; a mark naming a version that was never linked (a kill
+     * before the swap) is dropped, since that version is applied again, command included.
+     */
+    @Test
+    void aWatchStoppedBetweenASwapAndItsCommandRunsTheCommandAtItsNextStart() throws Exception {
+        String group = "owed";
+        Path root = dir.resolve("serving-owed");
+        Path envFile = dir.resolve("owed-env.txt");
+        String exec = "printf '%s %s\\n' \"$LORA_SEQUENCE\" \"$LORA_DIR\" >> '" + envFile + "'";
+        SplittableRandom rnd = new SplittableRandom(8);
+        Planted q1 = Planted.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
+        publishVersion(manifest(group, 1, List.of(q1), List.of(new AdapterRef("a", 1L, 1.0, null, "d"))), List.of(q1));
+        StringWriter err = new StringWriter();
+        assertEquals(0, watchOnce(group, root, exec, new StringWriter(), err), err.toString());
+        Path pending = root.resolve("." + group + ".exec-pending");
+        assertFalse(Files.exists(pending), "the command ran: nothing is owed");
+        String ran = root.resolve(".versions").resolve(group + "-1").toRealPath().toString();
+        assertEquals(List.of("1 " + ran), Files.readAllLines(envFile));
+
+        // the state a kill after the swap and before the command leaves
+        Files.writeString(pending, "1");
+        assertEquals(0, watchOnce(group, root, exec, new StringWriter(), err), err.toString());
+        assertEquals(List.of("1 " + ran, "1 " + ran), Files.readAllLines(envFile), "the owed command ran at the next start");
+        assertFalse(Files.exists(pending));
+        assertEquals(0, watchOnce(group, root, exec, new StringWriter(), err), err.toString());
+        assertEquals(2, Files.readAllLines(envFile).size(), "once");
+
+        // a kill before the swap: the mark names a version that was never linked
+        Files.writeString(pending, "2");
+        assertEquals(0, watchOnce(group, root, exec, new StringWriter(), err), err.toString());
+        assertEquals(2, Files.readAllLines(envFile).size(), "version 1's command is not owed");
+        assertFalse(Files.exists(pending));
+    }
+
     // ------------------------------------------------------------------------------------ helpers
 
     private static int watchOnce(String group, Path root, String exec, StringWriter out, StringWriter err) {
