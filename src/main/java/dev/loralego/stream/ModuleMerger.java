@@ -187,32 +187,27 @@ public final class ModuleMerger implements Processor<byte[], byte[], String, byt
             deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
             return;
         }
+        String bufferKey = bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest());
         try {
             LayerValidation.check(layer, key);
         } catch (GroupSequencer.RejectedInput e) {
             deadLetters.reject(context, record, record.key(), e.getMessage(), e.field, groupOf(key));
-            String rejectedKey = bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest());
             if (key != null && key.equals(layer.getGroup() + "|" + layer.getModule()) && !layer.getAdapterId().contains("|")
-                    && buffer.get(rejectedKey) == null) {
+                    && buffer.get(bufferKey) == null) {
                 // The publish event that names this layer must still become a version: mark the layer rejected. Never
                 // over a layer already received under the same identity (first record wins, see below).
                 byte[] reason = e.getMessage().getBytes(StandardCharsets.UTF_8);
                 byte[] marker = new byte[REJECTED_MARKER.length + reason.length];
                 System.arraycopy(REJECTED_MARKER, 0, marker, 0, REJECTED_MARKER.length);
                 System.arraycopy(reason, 0, marker, REJECTED_MARKER.length, reason.length);
-                buffered(rejectedKey, marker);
+                buffered(bufferKey, marker);
                 drain(key, record.timestamp());
             }
             return;
-        } catch (dev.loralego.registry.SchemaRegistryException e) {
-            // the registry is unreachable or refuses us: nothing is known about the record, which must not be
-            // dead-lettered (it would be lost); the replaced stream thread retries it from the last commit
-            throw e;
         } catch (RuntimeException e) {
             deadLetters.reject(context, record, record.key(), "undecodable adapter layer: " + e.getMessage(), null, groupOf(key));
             return;
         }
-        String bufferKey = bufferKey(key, layer.getAdapterId(), layer.getAdapterVersion(), layer.getDigest());
         // The first record under a layer's identity (module, adapter, version, digest) counts; a later one never replaces
         // it. It may be the layer a live adapter's units are re-derived from (a replaced layer would fail the units
         // digest check, a rejection marker would leave no layer at all), and which record a task saw must not depend on
