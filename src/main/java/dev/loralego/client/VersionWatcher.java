@@ -5,6 +5,7 @@ import dev.loralego.kafka.TopicScan;
 import dev.loralego.avro.MergedLayer;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.ModuleRef;
+import dev.loralego.peft.AtomicFiles;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.common.TopicPartition;
@@ -386,7 +387,9 @@ public final class VersionWatcher {
         }
         String previous = Files.isSymbolicLink(link) ? Files.readSymbolicLink(link).getFileName().toString() : null;
         // the command is owed from the swap on: a watch stopped before it ran runs it at its next start
-        if (settings.execCommand() != null) writePending(m.getSequence());
+        if (settings.execCommand() != null) {
+            AtomicFiles.write(pendingFile(), Long.toString(m.getSequence()).getBytes(StandardCharsets.UTF_8));
+        }
         Path tempLink = root.resolve("." + group + ".link-" + UUID.randomUUID());
         try {
             Files.createSymbolicLink(tempLink, Path.of(VERSIONS_DIR, name));
@@ -419,16 +422,6 @@ public final class VersionWatcher {
      */
     private Path pendingFile() {
         return root.resolve("." + settings.group() + ".exec-pending");
-    }
-
-    private void writePending(long sequence) throws IOException {
-        Path temp = root.resolve("." + settings.group() + ".exec-pending-" + UUID.randomUUID());
-        try {
-            Files.writeString(temp, Long.toString(sequence), StandardCharsets.UTF_8);
-            Files.move(temp, pendingFile(), StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(temp);
-        }
     }
 
     /**
@@ -469,11 +462,11 @@ public final class VersionWatcher {
             }
         }
         String tempLink = "." + settings.group() + ".link-";
-        String tempPending = "." + settings.group() + ".exec-pending-";
+        String tempPending = "." + pendingFile().getFileName() + "."; // AtomicFiles' temporaries of the pending mark
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(root)) {
             for (Path p : entries) {
                 String n = p.getFileName().toString();
-                if (n.startsWith(tempLink) || n.startsWith(tempPending)) Files.deleteIfExists(p);
+                if (n.startsWith(tempLink) || (n.startsWith(tempPending) && n.endsWith(".tmp"))) Files.deleteIfExists(p);
             }
         }
     }
