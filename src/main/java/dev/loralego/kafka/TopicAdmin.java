@@ -125,26 +125,17 @@ public final class TopicAdmin {
         String maxBytes = Integer.toString(maxMessageBytes);
         List<TopicSpec> specs = new ArrayList<>();
         specs.add(new TopicSpec(names.adapterLayers(), partitions, replication,
-                configs(TopicConfig.CLEANUP_POLICY_DELETE, maxBytes, true), true, false, true));
+                configs(TopicConfig.CLEANUP_POLICY_DELETE, maxBytes, true, replication), true, false, true));
         specs.add(new TopicSpec(names.adapterEvents(), partitions, replication,
-                configs(TopicConfig.CLEANUP_POLICY_DELETE, null, true), false, false, false));
+                configs(TopicConfig.CLEANUP_POLICY_DELETE, null, true, replication), false, false, false));
         specs.add(new TopicSpec(names.mergedLayers(), partitions, replication,
-                configs(TopicConfig.CLEANUP_POLICY_COMPACT, maxBytes, false), false, true, true));
+                configs(TopicConfig.CLEANUP_POLICY_COMPACT, maxBytes, false, replication), false, true, true));
         specs.add(new TopicSpec(names.mergedVersions(), partitions, replication,
-                configs(TopicConfig.CLEANUP_POLICY_COMPACT, null, false), false, true, false));
+                configs(TopicConfig.CLEANUP_POLICY_COMPACT, null, false, replication), false, true, false));
         specs.add(new TopicSpec(names.deadLetter(), partitions, replication,
-                configs(TopicConfig.CLEANUP_POLICY_DELETE, maxBytes, false), false, false, true));
+                configs(TopicConfig.CLEANUP_POLICY_DELETE, maxBytes, false, replication), false, false, true));
         specs.add(new TopicSpec(names.schemas(), 1, replication,
-                configs(TopicConfig.CLEANUP_POLICY_COMPACT, null, false), false, true, false));
-        if (replication >= 3) {
-            List<TopicSpec> durable = new ArrayList<>(specs.size());
-            for (TopicSpec t : specs) {
-                Map<String, String> c = new LinkedHashMap<>(t.configs());
-                c.putAll(durability(replication));
-                durable.add(new TopicSpec(t.name(), t.partitions(), t.replication(), c, t.coPartitioned(), t.compacted(), t.tensors()));
-            }
-            return durable;
-        }
+                configs(TopicConfig.CLEANUP_POLICY_COMPACT, null, false, replication), false, true, false));
         return specs;
     }
 
@@ -275,7 +266,8 @@ public final class TopicAdmin {
 
     // ---------------------------------------------------------------------------------------------
 
-    private static Map<String, String> configs(String cleanupPolicy, String maxMessageBytes, boolean keepForever) {
+    private static Map<String, String> configs(String cleanupPolicy, String maxMessageBytes, boolean keepForever,
+                                               short replication) {
         Map<String, String> c = new LinkedHashMap<>();
         c.put(TopicConfig.CLEANUP_POLICY_CONFIG, cleanupPolicy);
         c.put(TopicConfig.COMPRESSION_TYPE_CONFIG, "producer");
@@ -285,6 +277,7 @@ public final class TopicAdmin {
         if (keepForever) {
             c.put(TopicConfig.RETENTION_MS_CONFIG, "-1");
         }
+        c.putAll(durability(replication));
         return c;
     }
 
