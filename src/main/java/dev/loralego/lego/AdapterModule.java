@@ -89,18 +89,25 @@ public record AdapterModule(String adapterId, double weight, double scaling, int
      */
     public static void requireFinite(String module, List<AdapterModule> adapters) {
         for (AdapterModule m : adapters) {
-            requireFinite(module, m.adapterId(), "A", m.a());
-            requireFinite(module, m.adapterId(), "B", m.b());
+            String bad = m.firstNonFinite();
+            if (bad != null) throw new IllegalArgumentException("module " + module + ": " + bad);
         }
     }
 
-    private static void requireFinite(String module, String adapterId, String tensor, double[] v) {
+    /**
+     * The first non-finite factor entry of this adapter, as {@code "adapter ID: A[i] is NaN"} (A before B), or null
+     * when every entry is finite.
+     */
+    String firstNonFinite() {
+        String bad = firstNonFinite(a, "A");
+        return bad != null ? bad : firstNonFinite(b, "B");
+    }
+
+    private String firstNonFinite(double[] v, String tensor) {
         for (int i = 0; i < v.length; i++) {
-            if (!Double.isFinite(v[i])) {
-                throw new IllegalArgumentException("module " + module + ": adapter " + adapterId + ": " + tensor + "["
-                        + i + "] is " + v[i]);
-            }
+            if (!Double.isFinite(v[i])) return "adapter " + adapterId + ": " + tensor + "[" + i + "] is " + v[i];
         }
+        return null;
     }
 
     /** The same factors with another merge weight. */

@@ -110,8 +110,8 @@ public final class MinimalSemanticUnits {
                                                LowRankFactorisation.Replay replay) {
         Objects.requireNonNull(m, "adapter");
         Objects.requireNonNull(canonical, "canonical");
-        requireFinite(m.a(), "A", m.adapterId());
-        requireFinite(m.b(), "B", m.adapterId());
+        String nonFinite = m.firstNonFinite();
+        if (nonFinite != null) throw new IllegalArgumentException(nonFinite);
         return switch (canonical) {
             case NONE -> {
                 int[] idx = new int[m.rank()];
@@ -238,14 +238,6 @@ public final class MinimalSemanticUnits {
      */
     LowRankFactorisation.Replay replay() {
         return replay;
-    }
-
-    private static void requireFinite(double[] v, String tensor, String adapterId) {
-        for (int i = 0; i < v.length; i++) {
-            if (!Double.isFinite(v[i])) {
-                throw new IllegalArgumentException("adapter " + adapterId + ": " + tensor + "[" + i + "] is " + v[i]);
-            }
-        }
     }
 
     /** Provenance: the source adapter's id. */
