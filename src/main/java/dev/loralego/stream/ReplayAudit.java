@@ -213,11 +213,7 @@ public final class ReplayAudit {
         TreeMap<Long, MergedVersionManifest> out = new TreeMap<>();
         MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes, params, maxRecordBytes,
                 ServiceVersion.get(), null);
-        Properties props = new Properties();
-        props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-audit");
-        props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "audit:0");
-        props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
-        try (TopologyTestDriver driver = new TopologyTestDriver(MergeTopology.build(settings), props)) {
+        try (TopologyTestDriver driver = privateTopology(settings, "lora-lego-audit", stateDir)) {
             ByteArraySerializer bytes = new ByteArraySerializer();
             TestInputTopic<byte[], byte[]> layers = driver.createInputTopic(topics.adapterLayers(), bytes, bytes);
             TestInputTopic<byte[], byte[]> events = driver.createInputTopic(topics.adapterEvents(), bytes, bytes);
@@ -245,6 +241,18 @@ public final class ReplayAudit {
             deleteRecursively(stateDir);
         }
         return out;
+    }
+
+    /**
+     * The topology of {@code settings} running in this thread, on no broker, with its stores under {@code stateDir}:
+     * what a replay (and a test of the topology) feeds records through.
+     */
+    static TopologyTestDriver privateTopology(MergeTopology.Settings settings, String applicationId, Path stateDir) {
+        Properties props = new Properties();
+        props.put(StreamsConfig.APPLICATION_ID_CONFIG, applicationId);
+        props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
+        props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
+        return new TopologyTestDriver(MergeTopology.build(settings), props);
     }
 
     /** A filter on record keys (a record without a key never passes). */

@@ -18,7 +18,6 @@ import dev.loralego.registry.EmbeddedSchemaResolver;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.TestInputTopic;
 import org.apache.kafka.streams.TestOutputTopic;
 import org.apache.kafka.streams.TopologyTestDriver;
@@ -36,7 +35,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
@@ -95,11 +93,7 @@ class MergeTopologyTest {
                 serdes.mergedVersion(), serdes.deadLetter());
         MergeTopology.Settings settings = new MergeTopology.Settings(topics, topologySerdes,
                 parametersOf != null ? parametersOf : (g, s) -> params, 64 << 20, "test", emitted::add);
-        Properties props = new Properties();
-        props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-test");
-        props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
-        props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
-        driver = new TopologyTestDriver(MergeTopology.build(settings), props);
+        driver = ReplayAudit.privateTopology(settings, "lora-lego-test", stateDir);
         ByteArraySerializer bytes = new ByteArraySerializer();
         events = driver.createInputTopic(topics.adapterEvents(), bytes, bytes);
         layers = driver.createInputTopic(topics.adapterLayers(), bytes, bytes);

@@ -10,7 +10,6 @@ import org.apache.avro.Schema;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
-import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.TestInputTopic;
 import org.apache.kafka.streams.TestOutputTopic;
 import org.apache.kafka.streams.TopologyTestDriver;
@@ -24,7 +23,6 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Properties;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -76,11 +74,7 @@ class RegistryOutageTest {
         List<dev.loralego.avro.MergedVersionManifest> emitted = new ArrayList<>();
         MergeTopology.Settings settings = new MergeTopology.Settings(topics, MergeService.serdes(resolver),
                 (g, s) -> params, 64 << 20, "test", emitted::add);
-        Properties props = new Properties();
-        props.put(StreamsConfig.APPLICATION_ID_CONFIG, "lora-lego-outage");
-        props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, "unused:9092");
-        props.put(StreamsConfig.STATE_DIR_CONFIG, stateDir.toString());
-        driver = new TopologyTestDriver(MergeTopology.build(settings), props);
+        driver = ReplayAudit.privateTopology(settings, "lora-lego-outage", stateDir);
         ByteArraySerializer bytes = new ByteArraySerializer();
         events = driver.createInputTopic(topics.adapterEvents(), bytes, bytes);
         layers = driver.createInputTopic(topics.adapterLayers(), bytes, bytes);
