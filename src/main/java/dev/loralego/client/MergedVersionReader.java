@@ -121,7 +121,8 @@ public final class MergedVersionReader {
                 if (r.value() == null) latest.remove(key);
                 else latest.put(key, r.value());
             } else if (r.value() == null) {
-                versionKeys.getOrDefault(key.substring(0, at), new HashSet<>()).remove(key);
+                Set<String> keys = versionKeys.get(key.substring(0, at));
+                if (keys != null) keys.remove(key);
             } else {
                 versionKeys.computeIfAbsent(key.substring(0, at), g -> new HashSet<>()).add(key);
             }
