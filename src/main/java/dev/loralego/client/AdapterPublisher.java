@@ -60,6 +60,10 @@ import java.util.concurrent.TimeoutException;
  * (the producer's {@code max.request.size}). A second pass inside the transaction reads the module again and
  * sends it, so memory holds one module at a time; a file changed between the passes aborts the publish.
  *
+ * <p>With the embedded schema source, the schemas the records are written with are put on the schemas topic first
+ * when it lacks them ({@link PublishedSchemas#ensureOnTopic}): a service older than this publisher then looks them up
+ * there instead of dead-lettering the records.
+ *
  * <p>Tensors travel as stored when A and B are both F32, F16 or BF16 (raw bytes, no rounding); F64, and a
  * module whose A and B have different dtypes, are sent as F32. Digest of a layer: {@link Digests#layer}; of
  * the adapter: {@link Digests#ofModules} over the modules in name order.
@@ -79,6 +83,8 @@ public final class AdapterPublisher {
     static final int RECORD_OVERHEAD_BYTES = 128;
 
     private final ClientConnection connection;
+    /** Schemas known to be on the schemas topic (or needing no check). */
+    private final java.util.Set<org.apache.avro.Schema> schemasOnTopic = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
     /**
      * What to publish.
@@ -227,6 +233,7 @@ public final class AdapterPublisher {
             checkSize(eventKey, eventValue, "publish event");
             long bytes = eventKey.length + eventValue.length;
 
+            ensureSchemasOnTopic(List.of(AdapterLayer.getClassSchema(), AdapterEvent.getClassSchema()));
             // Pass 2: the transaction.
             String txId = MergeGroups.publishTransactionalId(group, id);
             try (KafkaProducer<byte[], byte[]> producer = connection.newProducer("lora-lego-publish", txId)) {
@@ -289,6 +296,7 @@ public final class AdapterPublisher {
                 .setModules(new ArrayList<>())
                 .build();
         byte[] value = connection.serdes().adapterEvent().serializer().serialize(eventsTopic, event);
+        ensureSchemasOnTopic(List.of(AdapterEvent.getClassSchema()));
         try (KafkaProducer<byte[], byte[]> producer = connection.newProducer("lora-lego-withdraw", null)) {
             producer.send(new ProducerRecord<>(eventsTopic, group.getBytes(StandardCharsets.UTF_8), value))
                     .get(connection.timeout().toMillis(), TimeUnit.MILLISECONDS);
@@ -414,6 +422,17 @@ public final class AdapterPublisher {
                     + connection.maxRecordBytes() + " bytes, --max-record-bytes); nothing was published. Raise"
                     + " --max-record-bytes together with the service's and the topic's max.message.bytes");
         }
+    }
+
+    /**
+     * Puts the schemas this publisher writes with on the schemas topic when it lacks them (a publisher newer than every
+     * service that ran), so that such a service decodes the records instead of dead-lettering them; checked once per
+     * publisher and schema set.
+     */
+    private void ensureSchemasOnTopic(List<org.apache.avro.Schema> schemas) {
+        if (schemasOnTopic.containsAll(schemas)) return;
+        PublishedSchemas.ensureOnTopic(connection, schemas);
+        schemasOnTopic.addAll(schemas);
     }
 
     private void checkTopicsExist(String... topics) {

@@ -105,6 +105,11 @@ public final class ClientConnection {
         return serdes;
     }
 
+    /** The schema source the serdes use. */
+    SchemaResolver resolver() {
+        return resolver;
+    }
+
     /** The largest record this client writes or reads. */
     public int maxRecordBytes() {
         return maxRecordBytes;

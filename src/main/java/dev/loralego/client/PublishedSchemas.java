@@ -1,19 +1,46 @@
 package dev.loralego.client;
 
+import dev.loralego.kafka.TopicScan;
+import dev.loralego.registry.EmbeddedSchemaResolver;
 import dev.loralego.registry.UnknownSchemaIdException;
+import org.apache.avro.Schema;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.errors.AuthorizationException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 
 /**
- * Decoding that survives a newer service: a record whose schema id this jar does not ship (a service build with an
- * evolved schema) makes the client load the schemas published on the schemas topic
- * ({@link ClientConnection#loadPublishedSchemas}) and decode again, once per unknown id. Long-running readers
- * ({@code watch}) thereby keep decoding after the service is upgraded under them.
+ * The schemas topic from a client's side, with the embedded schema source (no {@code schema.registry.url}).
+ * <ul>
+ *   <li>Decoding that survives a newer service: a record whose schema id this jar does not ship (a service build with
+ *   an evolved schema) makes the client load the schemas published on the schemas topic
+ *   ({@link ClientConnection#loadPublishedSchemas}) and decode again, once per unknown id. Long-running readers
+ *   ({@code watch}) thereby keep decoding after the service is upgraded under them.</li>
+ *   <li>Writing that an older service can read: before a publisher writes, {@link #ensureOnTopic} puts the schemas it
+ *   writes with on the topic if they are not there yet (a publisher newer than every service that ran). The service
+ *   looks an unknown id up there before it calls a record undecodable.</li>
+ * </ul>
  */
 final class PublishedSchemas {
+    private static final Logger LOG = LoggerFactory.getLogger(PublishedSchemas.class);
+
     private final ClientConnection connection;
     private final Set<Integer> looked = ConcurrentHashMap.newKeySet();
 
@@ -38,5 +65,74 @@ final class PublishedSchemas {
             if (c instanceof UnknownSchemaIdException u) return u.id();
         }
         return null;
+    }
+
+    /**
+     * With the embedded schema source, makes sure the schemas topic holds {@code schemas}: reads it, and writes those
+     * it lacks (acks=all), waiting for them, so that they are on the topic before any record written with them. Does
+     * nothing with a schema registry (the serializers register there), and only warns when the topic does not exist
+     * (a service creates it at its first start and writes its own schemas).
+     *
+     * @return the ids written (none when the topic had them all)
+     * @throws IllegalStateException if the topic cannot be read, or a missing schema cannot be written (e.g. this
+     *                               principal may not write the topic); nothing else has been written then
+     */
+    static List<Integer> ensureOnTopic(ClientConnection connection, List<Schema> schemas) {
+        if (!(connection.resolver() instanceof EmbeddedSchemaResolver)) return List.of();
+        String topic = connection.topics().schemas();
+        TreeMap<Integer, Schema> missing = new TreeMap<>();
+        for (Schema s : schemas) missing.put(EmbeddedSchemaResolver.idOf(s), s);
+        try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-schemas")) {
+            var infos = consumer.partitionsFor(topic, connection.timeout());
+            if (infos == null || infos.isEmpty()) {
+                LOG.warn("schemas topic {} does not exist: a service older than this client may not decode what it writes"
+                        + " (schema ids {})", topic, missing.keySet());
+                return List.of();
+            }
+            Set<String> present = new TreeSet<>();
+            TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
+                if (r.key() == null) return;
+                String key = new String(r.key(), StandardCharsets.UTF_8);
+                if (holdsSchemaOfId(key, r.value())) present.add(key);
+                else present.remove(key); // a tombstone, or something unusable, replaces what the key held
+            });
+            missing.keySet().removeIf(id -> present.contains(Integer.toString(id)));
+        } catch (org.apache.kafka.common.errors.TimeoutException e) {
+            throw TopicScan.noAnswer(connection.bootstrap(), connection.timeout(), topic, e);
+        }
+        if (missing.isEmpty()) return List.of();
+        List<Future<RecordMetadata>> sends = new ArrayList<>();
+        try (KafkaProducer<byte[], byte[]> producer = connection.newProducer("lora-lego-schemas", null)) {
+            missing.forEach((id, schema) -> sends.add(producer.send(new ProducerRecord<>(topic,
+                    Integer.toString(id).getBytes(StandardCharsets.UTF_8), schema.toString().getBytes(StandardCharsets.UTF_8)))));
+            for (Future<RecordMetadata> f : sends) f.get(connection.timeout().toMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            String advice = cause instanceof AuthorizationException
+                    ? ": grant this principal WRITE on " + topic + ", or start a service of this release first (it writes them)"
+                    : "";
+            throw new IllegalStateException("the schemas topic " + topic + " lacks the schemas this client writes with (ids "
+                    + missing.keySet() + "), and writing them failed (" + cause.getMessage() + ")" + advice
+                    + "; nothing else was written", cause);
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("writing schemas " + missing.keySet() + " to " + topic + " was not acknowledged"
+                    + " within " + connection.timeout().toSeconds() + " s; nothing else was written", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while writing schemas to " + topic, e);
+        }
+        LOG.info("wrote schema(s) {} to {}: a service older than this client now decodes its records", missing.keySet(), topic);
+        return List.copyOf(new TreeSet<>(missing.keySet()));
+    }
+
+    /** Whether a schemas-topic entry is one a reader takes: a schema whose id is the entry's key. */
+    private static boolean holdsSchemaOfId(String key, byte[] value) {
+        if (value == null) return false;
+        try {
+            Schema s = new Schema.Parser().parse(new String(value, StandardCharsets.UTF_8));
+            return Integer.toString(EmbeddedSchemaResolver.idOf(s)).equals(key);
+        } catch (RuntimeException e) {
+            return false;
+        }
     }
 }

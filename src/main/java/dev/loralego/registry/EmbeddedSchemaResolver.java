@@ -40,7 +40,8 @@ import java.util.concurrent.TimeoutException;
  * the boundary schemas of earlier releases ({@link #EARLIER_SCHEMAS}) and any schema passed to {@link #register}. So that a reader holding only the Kafka log can decode
  * records written with schemas it does not ship (an older or newer writer), {@link #publishSchemas}
  * writes every known schema to a compacted topic (key = id as decimal string, value = schema JSON) and
- * {@link #loadFrom} reads them back. Thread-safe.
+ * {@link #loadFrom} reads them back; a resolver made with a {@link SchemaSource} also fetches them itself when a
+ * lookup meets an id it does not know ({@link SchemasTopicFollower}). Thread-safe.
  */
 public final class EmbeddedSchemaResolver implements SchemaResolver {
 
@@ -69,14 +70,40 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
     /** id -> parsing canonical form, to detect (astronomically unlikely) id collisions. */
     private final Map<Integer, String> canonical = new TreeMap<>();
 
+    /** Where schemas published after start come from, or null. */
+    private final SchemaSource onUnknownId;
+
+    /**
+     * Schemas published since the last call, fetched when a lookup meets an id the resolver does not know (a record
+     * written by a newer build). Called on the looking-up thread, with the lookup's id still unknown.
+     */
+    @FunctionalInterface
+    public interface SchemaSource {
+        /**
+         * Adds every schema published since the last call to {@code into} ({@link #addPublished}).
+         *
+         * @throws SchemaRegistryException if the source cannot be read: that says nothing about the record looked up
+         */
+        void catchUp(EmbeddedSchemaResolver into);
+    }
+
     /** A resolver that knows {@link #SHIPPED_SCHEMAS} and {@link #EARLIER_SCHEMAS}. */
     public EmbeddedSchemaResolver() {
+        this(null);
+    }
+
+    /**
+     * A resolver that knows {@link #SHIPPED_SCHEMAS} and {@link #EARLIER_SCHEMAS}, and that asks {@code onUnknownId}
+     * (null: nobody) for newly published schemas before it reports an id as unknown.
+     */
+    public EmbeddedSchemaResolver(SchemaSource onUnknownId) {
         for (Schema s : SHIPPED_SCHEMAS) {
             add(s);
         }
         for (Schema s : EARLIER_SCHEMAS) {
             add(s);
         }
+        this.onUnknownId = onUnknownId;
     }
 
     /** {@code record} without the named top-level fields (nested types shared). */
@@ -118,14 +145,28 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
         return add(schema);
     }
 
+    /**
+     * {@inheritDoc} An id not known yet is first looked for among the schemas published since
+     * ({@link SchemaSource#catchUp}), when the resolver has a source.
+     *
+     * @throws SchemaRegistryException if the source cannot be read (the record may be fine)
+     */
     @Override
-    public synchronized Schema byId(int id) {
-        Schema s = schemas.get(id);
+    public Schema byId(int id) {
+        Schema s = known(id);
+        if (s == null && onUnknownId != null) {
+            onUnknownId.catchUp(this);
+            s = known(id);
+        }
         if (s == null) {
             throw new UnknownSchemaIdException(id, "not shipped with this application and not loaded from the "
                     + "schemas topic");
         }
         return s;
+    }
+
+    private synchronized Schema known(int id) {
+        return schemas.get(id);
     }
 
     /** Ids of every known schema, ascending. */
@@ -186,13 +227,30 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
         Objects.requireNonNull(consumer, "consumer");
         Objects.requireNonNull(topic, "topic");
         long deadline = System.nanoTime() + timeout.toNanos();
-        List<PartitionInfo> infos = consumer.partitionsFor(topic, timeout);
-        if (infos == null || infos.isEmpty()) {
+        List<TopicPartition> parts = partitionsOf(consumer, topic, timeout);
+        if (parts.isEmpty()) {
             throw new SerializationException("schemas topic " + topic + " does not exist");
         }
-        List<TopicPartition> parts = infos.stream().map(i -> new TopicPartition(topic, i.partition())).toList();
         consumer.assign(parts);
         consumer.seekToBeginning(parts);
+        return readToEnd(consumer, parts, topic, deadline, timeout);
+    }
+
+    /** The partitions of {@code topic}, none if it does not exist. */
+    static List<TopicPartition> partitionsOf(Consumer<String, String> consumer, String topic, Duration timeout) {
+        List<PartitionInfo> infos = consumer.partitionsFor(topic, timeout);
+        if (infos == null) return List.of();
+        return infos.stream().map(i -> new TopicPartition(topic, i.partition())).toList();
+    }
+
+    /**
+     * Adds the schemas of the entries from {@code consumer}'s positions in {@code parts} up to their current end.
+     *
+     * @return the number of schemas that were not known before
+     * @throws SerializationException if the end is not reached by {@code deadline} ({@link System#nanoTime})
+     */
+    int readToEnd(Consumer<String, String> consumer, List<TopicPartition> parts, String topic, long deadline,
+                  Duration timeout) {
         Map<TopicPartition, Long> endOffsets = consumer.endOffsets(parts, timeout);
         int added = 0;
         while (!reachedEnd(consumer, parts, endOffsets)) {
@@ -201,32 +259,42 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
                         + " within " + timeout.toMillis() + " ms");
             }
             for (ConsumerRecord<String, String> r : consumer.poll(Duration.ofMillis(100))) {
-                if (r.value() == null) {
-                    continue;
-                }
-                Schema schema;
-                try {
-                    schema = new Schema.Parser().parse(r.value());
-                } catch (RuntimeException e) {
-                    LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: not a schema ({})", r.key(), r.topic(),
-                            r.partition(), r.offset(), e.getMessage());
-                    continue;
-                }
-                int id = idOf(schema);
-                if (!Integer.toString(id).equals(r.key())) {
-                    LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: the schema's id is {}", r.key(),
-                            r.topic(), r.partition(), r.offset(), id);
-                    continue;
-                }
-                synchronized (this) {
-                    if (!schemas.containsKey(id)) {
-                        add(schema);
-                        added++;
-                    }
-                }
+                if (addPublished(r)) added++;
             }
         }
         return added;
+    }
+
+    /**
+     * Adds the schema of one schemas-topic entry, unless it is known already. Tombstones are ignored; an entry whose
+     * value does not parse, or whose key is not the id of the schema in its value, is skipped with a warning (a
+     * schema under another schema's id must never be taken).
+     *
+     * @return true if the entry added a schema
+     */
+    public boolean addPublished(ConsumerRecord<String, String> r) {
+        if (r.value() == null) {
+            return false;
+        }
+        Schema schema;
+        try {
+            schema = new Schema.Parser().parse(r.value());
+        } catch (RuntimeException e) {
+            LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: not a schema ({})", r.key(), r.topic(),
+                    r.partition(), r.offset(), e.getMessage());
+            return false;
+        }
+        int id = idOf(schema);
+        if (!Integer.toString(id).equals(r.key())) {
+            LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: the schema's id is {}", r.key(),
+                    r.topic(), r.partition(), r.offset(), id);
+            return false;
+        }
+        synchronized (this) {
+            if (schemas.containsKey(id)) return false;
+            add(schema);
+            return true;
+        }
     }
 
     private static boolean reachedEnd(Consumer<String, String> consumer, List<TopicPartition> parts,

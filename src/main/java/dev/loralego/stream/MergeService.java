@@ -146,10 +146,13 @@ public final class MergeService implements AutoCloseable {
     private final Config config;
     private final KafkaStreams streams;
     private final ServiceTopics topics;
+    /** The stream threads' schema source; closed after them. */
+    private final FollowedSchemas schemas;
     private final CountDownLatch running = new CountDownLatch(1);
 
-    private MergeService(Config config, KafkaStreams streams, ServiceTopics topics) {
+    private MergeService(Config config, KafkaStreams streams, ServiceTopics topics, FollowedSchemas schemas) {
         this.config = config;
+        this.schemas = schemas;
         this.streams = streams;
         this.topics = topics;
     }
@@ -175,16 +178,17 @@ public final class MergeService implements AutoCloseable {
             created.addAll(ensureInternalTopics(admin, topics, config));
             if (!created.isEmpty()) LOG.info("created topics {}", created);
         }
-        SchemaResolver resolver = SchemaResolver.fromConfig(config.config());
-        if (resolver instanceof EmbeddedSchemaResolver embedded) publishSchemas(embedded, config, topics);
-        TopologySerdes serdes = serdes(resolver);
+        FollowedSchemas schemas = FollowedSchemas.of(config.config(), config.bootstrap(), topics.boundary().schemas(),
+                Duration.ofSeconds(60));
+        if (schemas.resolver() instanceof EmbeddedSchemaResolver embedded) publishSchemas(embedded, config, topics);
+        TopologySerdes serdes = serdes(schemas.resolver());
         CachedParameters parametersOf = new CachedParameters(config);
         Topology topology = MergeTopology.build(new MergeTopology.Settings(topics, serdes, (group, sequence) -> parametersOf.apply(group),
                 config.maxRecordBytes(), ServiceVersion.get(), listener, deadLetters));
         Properties props = StreamsSettings.streamsConfig(config.appId(), config.bootstrap(), config.stateDir(),
                 config.maxRecordBytes(), config.threads(), config.clientOverrides());
         KafkaStreams streams = new KafkaStreams(topology, props);
-        MergeService service = new MergeService(config, streams, topics);
+        MergeService service = new MergeService(config, streams, topics, schemas);
         streams.setStateListener((now, before) -> {
             LOG.debug("streams state {} -> {}", before, now);
             if (now == KafkaStreams.State.RUNNING) service.running.countDown();
@@ -322,6 +326,7 @@ public final class MergeService implements AutoCloseable {
                         ? CloseOptions.GroupMembershipOperation.REMAIN_IN_GROUP
                         : CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
                 .withTimeout(Duration.ofSeconds(30)));
+        schemas.close();
     }
 
     /** Parameters per group, resolved once per group (the config does not change while running). */

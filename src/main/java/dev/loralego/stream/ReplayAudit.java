@@ -4,7 +4,6 @@ import dev.loralego.avro.AdapterEventType;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.VersionTrigger;
 import dev.loralego.kafka.TopicScan;
-import dev.loralego.registry.SchemaResolver;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -94,7 +93,12 @@ public final class ReplayAudit {
 
     /** Audits {@code group} from version {@code fromVersion} on. */
     public Report audit(String group, long fromVersion) {
-        TopologySerdes serdes = MergeService.serdes(SchemaResolver.fromConfig(config));
+        try (FollowedSchemas schemas = FollowedSchemas.of(config, bootstrap, topics.boundary().schemas(), timeout)) {
+            return audit(group, fromVersion, MergeService.serdes(schemas.resolver()));
+        }
+    }
+
+    private Report audit(String group, long fromVersion, TopologySerdes serdes) {
         TreeMap<Long, MergedVersionManifest> recorded = new TreeMap<>();
         for (ConsumerRecord<byte[], byte[]> r : readAll(topics.mergedVersions(), keyStartsWith(group + "@"))) {
             String key = new String(r.key(), StandardCharsets.UTF_8);

@@ -145,6 +145,52 @@ class AdapterPublisherTest {
                 "read_uncommitted sees the same records: nothing was aborted");
     }
 
+    /**
+     * A publisher newer than every service that ran (here: a schemas topic no service wrote to) puts the schemas it
+     * writes with on the schemas topic, so an older service can look them up; when they are there, it writes nothing.
+     */
+    @Test
+    void aPublisherPutsItsSchemasOnTheSchemasTopicOnlyWhenTheTopicLacksThem() throws Exception {
+        String schemasTopic = "schemas-fresh";
+        kafka.createTopic(schemasTopic, Map.of("cleanup.policy", "compact"));
+        ClientConnection c = ClientConnection.of(kafka.broker.bootstrapServers(), Map.of("topic.schemas", schemasTopic),
+                ClientConnection.DEFAULT_MAX_RECORD_BYTES, ClientTestKafka.TIMEOUT);
+        Path fixture = NaiveReference.fixture(TIGRINYA);
+        String group = "pub-schemas";
+        new AdapterPublisher(c).publish(new AdapterPublisher.PublishRequest(group, null, 1L, 1.0, null, fixture));
+        String layerId = Integer.toString(dev.loralego.registry.EmbeddedSchemaResolver.idOf(AdapterLayer.getClassSchema()));
+        String eventId = Integer.toString(dev.loralego.registry.EmbeddedSchemaResolver.idOf(AdapterEvent.getClassSchema()));
+        List<ConsumerRecord<byte[], byte[]>> layerEntries = kafka.read(schemasTopic, layerId, true);
+        List<ConsumerRecord<byte[], byte[]>> eventEntries = kafka.read(schemasTopic, eventId, true);
+        assertEquals(1, layerEntries.size());
+        assertEquals(1, eventEntries.size());
+        assertEquals(AdapterLayer.getClassSchema(), new org.apache.avro.Schema.Parser()
+                .parse(new String(layerEntries.get(0).value(), StandardCharsets.UTF_8)));
+        assertEquals(AdapterEvent.getClassSchema(), new org.apache.avro.Schema.Parser()
+                .parse(new String(eventEntries.get(0).value(), StandardCharsets.UTF_8)));
+
+        // another publisher, and a withdrawal, find them there
+        new AdapterPublisher(c).publish(new AdapterPublisher.PublishRequest(group, null, 2L, 1.0, null, fixture));
+        new AdapterPublisher(c).withdraw(group, TIGRINYA, -1);
+        assertEquals(2, kafka.count(schemasTopic), "nothing written twice");
+    }
+
+    @Test
+    void aPublishWhoseSchemasCannotBeWrittenWritesNothing() throws Exception {
+        String schemasTopic = "schemas-too-small";
+        kafka.createTopic(schemasTopic, Map.of("cleanup.policy", "compact", "max.message.bytes", "200"));
+        ClientConnection c = ClientConnection.of(kafka.broker.bootstrapServers(), Map.of("topic.schemas", schemasTopic),
+                ClientConnection.DEFAULT_MAX_RECORD_BYTES, ClientTestKafka.TIMEOUT);
+        String group = "pub-schemas-refused";
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> new AdapterPublisher(c).publish(
+                new AdapterPublisher.PublishRequest(group, null, 1L, 1.0, null, NaiveReference.fixture(TIGRINYA))));
+        assertTrue(e.getMessage().startsWith("the schemas topic " + schemasTopic + " lacks the schemas this client writes with"),
+                e.getMessage());
+        assertTrue(e.getMessage().endsWith("nothing else was written"), e.getMessage());
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterLayers(), group, false));
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false));
+    }
+
     @Test
     void defaultVersionFollowsTheLatestManifest() throws Exception {
         String group = "pub-version";

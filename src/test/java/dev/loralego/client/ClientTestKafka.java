@@ -79,6 +79,28 @@ final class ClientTestKafka implements AutoCloseable {
         }
     }
 
+    /** Creates {@code topic} (one partition) with {@code configs}. */
+    void createTopic(String topic, Map<String, String> configs) throws Exception {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        try (Admin admin = Admin.create(p)) {
+            admin.createTopics(List.of(new org.apache.kafka.clients.admin.NewTopic(topic, 1, (short) 1).configs(configs)))
+                    .all().get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        }
+    }
+
+    /** How many records {@code topic} holds (log end less log start, over its partitions). */
+    long count(String topic) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        try (KafkaConsumer<byte[], byte[]> c = new KafkaConsumer<>(p, new ByteArrayDeserializer(), new ByteArrayDeserializer())) {
+            List<TopicPartition> parts = new ArrayList<>();
+            for (PartitionInfo i : c.partitionsFor(topic)) parts.add(new TopicPartition(topic, i.partition()));
+            Map<TopicPartition, Long> start = c.beginningOffsets(parts);
+            return c.endOffsets(parts).entrySet().stream().mapToLong(e -> e.getValue() - start.get(e.getKey())).sum();
+        }
+    }
+
     /**
      * Every record of {@code topic} whose key equals {@code key} or starts with {@code key + "|"}, read from
      * the beginning to the end offsets with the given isolation level.

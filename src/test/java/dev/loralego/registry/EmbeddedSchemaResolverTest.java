@@ -141,6 +141,66 @@ class EmbeddedSchemaResolverTest {
         }
     }
 
+    @Test
+    void aFollowingResolverLooksUnknownIdsUpOnTheSchemasTopicAsTheyArePublished(@TempDir Path tmp) throws Exception {
+        String topic = "lora.schemas";
+        Schema newer = AvroSerdeTest.variant(DeadLetter.getClassSchema(), Set.of(),
+                new Schema.Field("attempts", Schema.create(Schema.Type.INT), null, null));
+        int newerId = EmbeddedSchemaResolver.idOf(newer);
+        Schema later = AvroSerdeTest.variant(DeadLetter.getClassSchema(), Set.of(),
+                new Schema.Field("shard", Schema.create(Schema.Type.INT), null, null));
+        try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start(tmp.resolve("kafka"), 0)) {
+            Properties cp = new Properties();
+            cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+            cp.put(ConsumerConfig.ALLOW_AUTO_CREATE_TOPICS_CONFIG, "false");
+            int[] consumers = {0};
+            try (SchemasTopicFollower follower = new SchemasTopicFollower(() -> {
+                consumers[0]++;
+                return new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer());
+            }, topic, Duration.ofSeconds(5))) {
+                EmbeddedSchemaResolver resolver = new EmbeddedSchemaResolver(follower);
+                assertEquals(DeadLetter.getClassSchema(), resolver.byId(EmbeddedSchemaResolver.idOf(DeadLetter.getClassSchema())));
+                assertEquals(0, consumers[0], "a shipped id needs no look-up");
+                // no schemas topic yet: the id is unknown, not a failure
+                assertThrows(UnknownSchemaIdException.class, () -> resolver.byId(newerId));
+
+                Properties ap = new Properties();
+                ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+                try (Admin admin = Admin.create(ap)) {
+                    admin.createTopics(List.of(new NewTopic(topic, 2, (short) 1)
+                            .configs(Map.of("cleanup.policy", "compact")))).all().get(30, TimeUnit.SECONDS);
+                }
+                Properties pp = new Properties();
+                pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+                try (KafkaProducer<String, String> producer = new KafkaProducer<>(pp, new StringSerializer(), new StringSerializer())) {
+                    producer.send(new ProducerRecord<>(topic, Integer.toString(newerId), newer.toString())).get(30, TimeUnit.SECONDS);
+                    assertEquals(newer, resolver.byId(newerId), "published after the resolver was made, found at the look-up");
+                    int laterId = EmbeddedSchemaResolver.idOf(later);
+                    assertThrows(UnknownSchemaIdException.class, () -> resolver.byId(laterId));
+                    // a schema under another schema's id is never taken
+                    producer.send(new ProducerRecord<>(topic, Integer.toString(laterId), newer.toString())).get(30, TimeUnit.SECONDS);
+                    assertThrows(UnknownSchemaIdException.class, () -> resolver.byId(laterId));
+                    producer.send(new ProducerRecord<>(topic, Integer.toString(laterId), later.toString())).get(30, TimeUnit.SECONDS);
+                    assertEquals(later, resolver.byId(laterId), "each look-up reads what was written since the last");
+                }
+                assertEquals(1, consumers[0], "one consumer for the resolver's life");
+            }
+        }
+    }
+
+    @Test
+    void aSchemasTopicThatCannotBeReadIsARegistryFailureNotAnUnknownId() {
+        Properties cp = new Properties();
+        cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, "localhost:1"); // nothing listens there
+        try (SchemasTopicFollower follower = new SchemasTopicFollower(
+                () -> new KafkaConsumer<>(cp, new StringDeserializer(), new StringDeserializer()), "lora.schemas",
+                Duration.ofSeconds(2))) {
+            EmbeddedSchemaResolver resolver = new EmbeddedSchemaResolver(follower);
+            SchemaRegistryException e = assertThrows(SchemaRegistryException.class, () -> resolver.byId(5));
+            assertTrue(e.getMessage().startsWith("reading the schemas topic lora.schemas failed"), e.getMessage());
+        }
+    }
+
     private static byte[] encode(Schema writer, int id, DeadLetter letter, int attempts) throws Exception {
         GenericData.Record r = new GenericData.Record(writer);
         for (Schema.Field f : writer.getFields()) {

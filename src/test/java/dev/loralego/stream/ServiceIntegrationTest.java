@@ -1,6 +1,8 @@
 package dev.loralego.stream;
 
 import dev.loralego.avro.AdapterEvent;
+import dev.loralego.avro.AdapterLayer;
+import dev.loralego.avro.DeadLetter;
 import dev.loralego.avro.MergedLayer;
 import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.avro.TensorDType;
@@ -9,6 +11,15 @@ import dev.loralego.lego.AdapterModule;
 import dev.loralego.lego.LegoMerger;
 import dev.loralego.lego.LegoOptions;
 import dev.loralego.lego.MergedModule;
+import dev.loralego.registry.ConfluentWireFormat;
+import dev.loralego.registry.EmbeddedSchemaResolver;
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericDatumWriter;
+import org.apache.avro.io.BinaryEncoder;
+import org.apache.avro.io.EncoderFactory;
+import org.apache.avro.specific.SpecificData;
+import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -25,12 +36,15 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.UUID;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -175,5 +189,104 @@ class ServiceIntegrationTest {
         assertEquals(new ReplayAudit.Difference(3, "the replay produced this version, the log has none"),
                 audit.audit(group, 3).differences().get(0));
         assertEquals(2, deleted.compared(), "versions 3 and 4 are still recorded");
+    }
+
+    /**
+     * Rolling upgrades in either order: a publisher newer than the service, whose boundary schemas gained a field,
+     * writes those schemas to the schemas topic before its records (as {@code publish} does when the topic lacks them).
+     * The service looks the unknown ids up there and merges the adapter; the audit replays it the same way. A record
+     * whose schema is on neither side stays a dead letter.
+     */
+    @Test
+    void aNewerPublishersRecordsDecodeThroughTheSchemasTopic() throws Exception {
+        String group = "it-newer";
+        StreamFixtures.Adapter first = StreamFixtures.adapter(group, "adapter-0", 1, 2, 60);
+        publish(group, List.of(first), List.of(first.publishEvent()));
+
+        Schema newerLayer = withExtraField(AdapterLayer.getClassSchema(), "shard");
+        Schema newerEvent = withExtraField(AdapterEvent.getClassSchema(), "priority");
+        String schemasTopic = service.topics().boundary().schemas();
+        java.util.Properties p = new java.util.Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+            for (Schema s : List.of(newerLayer, newerEvent)) {
+                producer.send(new ProducerRecord<>(schemasTopic, Integer.toString(EmbeddedSchemaResolver.idOf(s)), s.toString()))
+                        .get(30, java.util.concurrent.TimeUnit.SECONDS);
+            }
+        }
+        StreamFixtures.Adapter newer = StreamFixtures.adapter(group, "adapter-1", 1, 2, 61);
+        Map<String, byte[]> layers = new TreeMap<>();
+        for (Map.Entry<String, AdapterLayer> e : newer.layers().entrySet()) layers.put(e.getKey(), encode(newerLayer, e.getValue()));
+        publishRaw(group, layers, encode(newerEvent, newer.publishEvent()));
+
+        List<MergedVersionManifest> versions = awaitVersions(group, 2, new ArrayList<>());
+        assertEquals(2, versions.size(), "the newer publisher's adapter made version 2");
+        assertEquals(List.of("adapter-0", "adapter-1"), versions.get(1).getAdapters().stream().map(r -> r.getAdapterId()).toList());
+        assertEqualsOffline(latestLayers(group), List.of(first, newer));
+
+        // an event whose schema nobody published is refused, naming the id
+        Schema unpublished = withExtraField(AdapterEvent.getClassSchema(), "colour");
+        StreamFixtures.Adapter orphan = StreamFixtures.adapter(group, "adapter-2", 1, 2, 62);
+        Map<String, byte[]> plain = new TreeMap<>();
+        orphan.layers().forEach((m, l) -> plain.put(m, SERDES.adapterLayer().serializer().serialize(service.topics().adapterLayers(), l)));
+        String eventId = UUID.randomUUID().toString();
+        publishRaw(group, plain, encode(unpublished, AdapterEvent.newBuilder(orphan.publishEvent()).setEventId(eventId).build()));
+        String expected = "unknown schema id " + EmbeddedSchemaResolver.idOf(unpublished);
+        long deadline = System.currentTimeMillis() + 60_000;
+        List<String> reasons = new ArrayList<>();
+        while (reasons.stream().noneMatch(r -> r.contains(expected)) && System.currentTimeMillis() < deadline) {
+            reasons.clear();
+            for (ConsumerRecord<String, byte[]> r : ServiceTestSupport.readAll(broker.bootstrapServers(), service.topics().deadLetter())) {
+                DeadLetter d = SERDES.deadLetter().deserializer().deserialize(r.topic(), r.value());
+                if (group.equals(d.getGroup())) reasons.add(d.getReason());
+            }
+            Thread.sleep(200);
+        }
+        assertTrue(reasons.stream().anyMatch(r -> r.contains(expected)), () -> "dead letters of " + group + ": " + reasons);
+        assertEquals(1, reasons.size(), () -> "only the orphan's event is refused: " + reasons);
+
+        ReplayAudit.Report report = new ReplayAudit(broker.bootstrapServers(), Map.of(), service.topics(), 16 << 20).audit(group, 1);
+        assertTrue(report.ok(), () -> "audit: " + report.differences());
+        assertEquals(2, report.compared());
+    }
+
+    /** {@code base} with one more int field at the end (a newer build's schema: an old reader skips the field). */
+    private static Schema withExtraField(Schema base, String name) {
+        List<Schema.Field> fields = new ArrayList<>();
+        for (Schema.Field f : base.getFields()) fields.add(new Schema.Field(f, f.schema()));
+        fields.add(new Schema.Field(name, Schema.create(Schema.Type.INT), null, 0));
+        return Schema.createRecord(base.getName(), base.getDoc(), base.getNamespace(), false, fields);
+    }
+
+    /** {@code record}'s values written with {@code writer} (the extra field: 7), in the wire format under the schema's fingerprint id. */
+    private static byte[] encode(Schema writer, SpecificRecord record) throws IOException {
+        GenericData.Record r = new GenericData.Record(writer);
+        for (Schema.Field f : writer.getFields()) {
+            Schema.Field mine = record.getSchema().getField(f.name());
+            r.put(f.name(), mine == null ? Integer.valueOf(7) : record.get(mine.pos()));
+        }
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        byte[] header = new byte[ConfluentWireFormat.HEADER_SIZE];
+        ConfluentWireFormat.writeHeader(header, EmbeddedSchemaResolver.idOf(writer));
+        out.writeBytes(header);
+        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
+        new GenericDatumWriter<Object>(writer, SpecificData.get()).write(r, enc);
+        enc.flush();
+        return out.toByteArray();
+    }
+
+    /** Already encoded layers (by module) then the event, in one transaction, as {@code publish} writes them. */
+    private static void publishRaw(String group, Map<String, byte[]> layers, byte[] event) {
+        java.util.Properties p = new java.util.Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "test-newer-publisher-" + UUID.randomUUID());
+        p.put(ProducerConfig.MAX_REQUEST_SIZE_CONFIG, 16 << 20);
+        try (KafkaProducer<String, byte[]> producer = new KafkaProducer<>(p, new StringSerializer(), new ByteArraySerializer())) {
+            producer.initTransactions();
+            producer.beginTransaction();
+            layers.forEach((m, v) -> producer.send(new ProducerRecord<>(service.topics().adapterLayers(), group + "|" + m, v)));
+            producer.send(new ProducerRecord<>(service.topics().adapterEvents(), group, event));
+            producer.commitTransaction();
+        }
     }
 }

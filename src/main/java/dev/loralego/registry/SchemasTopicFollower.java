@@ -1,0 +1,86 @@
+package dev.loralego.registry;
+
+import org.apache.kafka.clients.consumer.Consumer;
+import org.apache.kafka.common.KafkaException;
+import org.apache.kafka.common.TopicPartition;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Objects;
+import java.util.function.Supplier;
+
+/**
+ * The schemas topic as an {@link EmbeddedSchemaResolver.SchemaSource}: when a lookup meets an unknown id, reads the
+ * entries written since its last read (one consumer kept for the resolver's life, so a catch-up costs an end-offsets
+ * request when nothing is new). This is how a service decodes records of a newer publisher: the publisher writes its
+ * schemas to the topic before its records ({@code AdapterPublisher}), so the catch-up that the first such record
+ * triggers finds them, whenever and however often the log is replayed.
+ *
+ * <p>A topic that does not exist holds no schema: the id stays unknown (the record is dead-lettered, as it would be
+ * without a follower). A topic that cannot be read (broker unreachable, not authorised, no end within the timeout) is
+ * a {@link SchemaRegistryException}, which says nothing about the record: the stream thread fails and retries from its
+ * last commit instead of dead-lettering a record that may be fine. Thread-safe; close it after the resolver's last use.
+ */
+public final class SchemasTopicFollower implements EmbeddedSchemaResolver.SchemaSource, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(SchemasTopicFollower.class);
+
+    private final Supplier<? extends Consumer<String, String>> consumers;
+    private final String topic;
+    private final Duration timeout;
+    /** Created at the first catch-up. Guarded by {@code this}. */
+    private Consumer<String, String> consumer;
+    /** The topic's partitions once it exists and is assigned. Guarded by {@code this}. */
+    private List<TopicPartition> parts;
+    private boolean closed;
+
+    /**
+     * @param consumers makes the consumer (strings, no group, read_committed), once
+     * @param topic     the schemas topic, e.g. {@code lora.schemas}
+     * @param timeout   how long one catch-up may wait for the topic's metadata and its end
+     */
+    public SchemasTopicFollower(Supplier<? extends Consumer<String, String>> consumers, String topic, Duration timeout) {
+        this.consumers = Objects.requireNonNull(consumers, "consumers");
+        this.topic = Objects.requireNonNull(topic, "topic");
+        this.timeout = Objects.requireNonNull(timeout, "timeout");
+    }
+
+    /**
+     * Adds the schemas written to the topic since the last catch-up.
+     *
+     * @throws SchemaRegistryException if the topic cannot be read to its end within the timeout
+     */
+    @Override
+    public synchronized void catchUp(EmbeddedSchemaResolver into) {
+        if (closed) return;
+        long deadline = System.nanoTime() + timeout.toNanos();
+        try {
+            if (consumer == null) consumer = consumers.get();
+            if (parts == null) {
+                List<TopicPartition> found = EmbeddedSchemaResolver.partitionsOf(consumer, topic, timeout);
+                if (found.isEmpty()) {
+                    LOG.debug("schemas topic {} does not exist: no published schema to look up", topic);
+                    return;
+                }
+                consumer.assign(found);
+                consumer.seekToBeginning(found);
+                parts = found;
+            }
+            int added = into.readToEnd(consumer, parts, topic, deadline, timeout);
+            if (added > 0) LOG.info("loaded {} schema(s) published on {}", added, topic);
+        } catch (KafkaException e) {
+            throw new SchemaRegistryException("reading the schemas topic " + topic + " failed: " + e.getMessage(), -1, -1, e);
+        }
+    }
+
+    /** Closes the consumer; later catch-ups load nothing. */
+    @Override
+    public synchronized void close() {
+        closed = true;
+        if (consumer != null) {
+            consumer.close();
+            consumer = null;
+        }
+    }
+}
