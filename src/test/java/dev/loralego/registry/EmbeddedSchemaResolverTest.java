@@ -102,7 +102,7 @@ class EmbeddedSchemaResolverTest {
                     new Schema.Field("attempts", Schema.create(Schema.Type.INT), null, null));
             int newerId = writer.register("lora.deadletter-value", newer);
             DeadLetter letter = AvroSamples.deadLetter(new SplittableRandom(3));
-            byte[] record = encode(newer, newerId, letter, 4);
+            byte[] record = NewerSchemas.encode(newer, letter, 4);
 
             Properties pp = new Properties();
             pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
@@ -144,11 +144,9 @@ class EmbeddedSchemaResolverTest {
     @Test
     void aFollowingResolverLooksUnknownIdsUpOnTheSchemasTopicAsTheyArePublished(@TempDir Path tmp) throws Exception {
         String topic = "lora.schemas";
-        Schema newer = AvroSerdeTest.variant(DeadLetter.getClassSchema(), Set.of(),
-                new Schema.Field("attempts", Schema.create(Schema.Type.INT), null, null));
+        Schema newer = NewerSchemas.withExtraIntField(DeadLetter.getClassSchema(), "attempts");
         int newerId = EmbeddedSchemaResolver.idOf(newer);
-        Schema later = AvroSerdeTest.variant(DeadLetter.getClassSchema(), Set.of(),
-                new Schema.Field("shard", Schema.create(Schema.Type.INT), null, null));
+        Schema later = NewerSchemas.withExtraIntField(DeadLetter.getClassSchema(), "shard");
         try (EmbeddedKafkaBroker broker = EmbeddedKafkaBroker.start(tmp.resolve("kafka"), 0)) {
             Properties cp = new Properties();
             cp.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
@@ -199,21 +197,5 @@ class EmbeddedSchemaResolverTest {
             SchemaRegistryException e = assertThrows(SchemaRegistryException.class, () -> resolver.byId(5));
             assertTrue(e.getMessage().startsWith("reading the schemas topic lora.schemas failed"), e.getMessage());
         }
-    }
-
-    private static byte[] encode(Schema writer, int id, DeadLetter letter, int attempts) throws Exception {
-        GenericData.Record r = new GenericData.Record(writer);
-        for (Schema.Field f : writer.getFields()) {
-            Schema.Field mine = letter.getSchema().getField(f.name());
-            r.put(f.name(), mine == null ? Integer.valueOf(attempts) : letter.get(mine.pos()));
-        }
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        byte[] header = new byte[5];
-        ConfluentWireFormat.writeHeader(header, id);
-        out.writeBytes(header);
-        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
-        new GenericDatumWriter<Object>(writer, SpecificData.get()).write(r, enc);
-        enc.flush();
-        return out.toByteArray();
     }
 }

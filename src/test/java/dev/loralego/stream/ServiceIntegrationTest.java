@@ -11,15 +11,9 @@ import dev.loralego.lego.AdapterModule;
 import dev.loralego.lego.LegoMerger;
 import dev.loralego.lego.LegoOptions;
 import dev.loralego.lego.MergedModule;
-import dev.loralego.registry.ConfluentWireFormat;
 import dev.loralego.registry.EmbeddedSchemaResolver;
+import dev.loralego.registry.NewerSchemas;
 import org.apache.avro.Schema;
-import org.apache.avro.generic.GenericData;
-import org.apache.avro.generic.GenericDatumWriter;
-import org.apache.avro.io.BinaryEncoder;
-import org.apache.avro.io.EncoderFactory;
-import org.apache.avro.specific.SpecificData;
-import org.apache.avro.specific.SpecificRecord;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -36,8 +30,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -203,8 +195,8 @@ class ServiceIntegrationTest {
         StreamFixtures.Adapter first = StreamFixtures.adapter(group, "adapter-0", 1, 2, 60);
         publish(group, List.of(first), List.of(first.publishEvent()));
 
-        Schema newerLayer = withExtraField(AdapterLayer.getClassSchema(), "shard");
-        Schema newerEvent = withExtraField(AdapterEvent.getClassSchema(), "priority");
+        Schema newerLayer = NewerSchemas.withExtraIntField(AdapterLayer.getClassSchema(), "shard");
+        Schema newerEvent = NewerSchemas.withExtraIntField(AdapterEvent.getClassSchema(), "priority");
         String schemasTopic = service.topics().boundary().schemas();
         java.util.Properties p = new java.util.Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, broker.bootstrapServers());
@@ -216,8 +208,8 @@ class ServiceIntegrationTest {
         }
         StreamFixtures.Adapter newer = StreamFixtures.adapter(group, "adapter-1", 1, 2, 61);
         Map<String, byte[]> layers = new TreeMap<>();
-        for (Map.Entry<String, AdapterLayer> e : newer.layers().entrySet()) layers.put(e.getKey(), encode(newerLayer, e.getValue()));
-        publishRaw(group, layers, encode(newerEvent, newer.publishEvent()));
+        for (Map.Entry<String, AdapterLayer> e : newer.layers().entrySet()) layers.put(e.getKey(), NewerSchemas.encode(newerLayer, e.getValue(), 7));
+        publishRaw(group, layers, NewerSchemas.encode(newerEvent, newer.publishEvent(), 7));
 
         List<MergedVersionManifest> versions = awaitVersions(group, 2, new ArrayList<>());
         assertEquals(2, versions.size(), "the newer publisher's adapter made version 2");
@@ -225,12 +217,12 @@ class ServiceIntegrationTest {
         assertEqualsOffline(latestLayers(group), List.of(first, newer));
 
         // an event whose schema nobody published is refused, naming the id
-        Schema unpublished = withExtraField(AdapterEvent.getClassSchema(), "colour");
+        Schema unpublished = NewerSchemas.withExtraIntField(AdapterEvent.getClassSchema(), "colour");
         StreamFixtures.Adapter orphan = StreamFixtures.adapter(group, "adapter-2", 1, 2, 62);
         Map<String, byte[]> plain = new TreeMap<>();
         orphan.layers().forEach((m, l) -> plain.put(m, SERDES.adapterLayer().serializer().serialize(service.topics().adapterLayers(), l)));
         String eventId = UUID.randomUUID().toString();
-        publishRaw(group, plain, encode(unpublished, AdapterEvent.newBuilder(orphan.publishEvent()).setEventId(eventId).build()));
+        publishRaw(group, plain, NewerSchemas.encode(unpublished, AdapterEvent.newBuilder(orphan.publishEvent()).setEventId(eventId).build(), 7));
         String expected = "unknown schema id " + EmbeddedSchemaResolver.idOf(unpublished);
         long deadline = System.currentTimeMillis() + 60_000;
         List<String> reasons = new ArrayList<>();
@@ -248,31 +240,6 @@ class ServiceIntegrationTest {
         ReplayAudit.Report report = new ReplayAudit(broker.bootstrapServers(), Map.of(), service.topics(), 16 << 20).audit(group, 1);
         assertTrue(report.ok(), () -> "audit: " + report.differences());
         assertEquals(2, report.compared());
-    }
-
-    /** {@code base} with one more int field at the end (a newer build's schema: an old reader skips the field). */
-    private static Schema withExtraField(Schema base, String name) {
-        List<Schema.Field> fields = new ArrayList<>();
-        for (Schema.Field f : base.getFields()) fields.add(new Schema.Field(f, f.schema()));
-        fields.add(new Schema.Field(name, Schema.create(Schema.Type.INT), null, 0));
-        return Schema.createRecord(base.getName(), base.getDoc(), base.getNamespace(), false, fields);
-    }
-
-    /** {@code record}'s values written with {@code writer} (the extra field: 7), in the wire format under the schema's fingerprint id. */
-    private static byte[] encode(Schema writer, SpecificRecord record) throws IOException {
-        GenericData.Record r = new GenericData.Record(writer);
-        for (Schema.Field f : writer.getFields()) {
-            Schema.Field mine = record.getSchema().getField(f.name());
-            r.put(f.name(), mine == null ? Integer.valueOf(7) : record.get(mine.pos()));
-        }
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        byte[] header = new byte[ConfluentWireFormat.HEADER_SIZE];
-        ConfluentWireFormat.writeHeader(header, EmbeddedSchemaResolver.idOf(writer));
-        out.writeBytes(header);
-        BinaryEncoder enc = EncoderFactory.get().binaryEncoder(out, null);
-        new GenericDatumWriter<Object>(writer, SpecificData.get()).write(r, enc);
-        enc.flush();
-        return out.toByteArray();
     }
 
     /** Already encoded layers (by module) then the event, in one transaction, as {@code publish} writes them. */
