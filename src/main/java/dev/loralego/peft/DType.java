@@ -5,7 +5,8 @@ import java.util.Locale;
 /**
  * The floating-point element types this project reads and writes in safetensors files, named as in the
  * safetensors header ({@code "dtype": "BF16"}). All are little-endian IEEE 754 (BF16: the top 16 bits of an
- * IEEE binary32).
+ * IEEE binary32). A file may hold tensors of other types too ({@link ElementType}: every type the format defines);
+ * those are read as raw bytes only, never decoded or written.
  */
 public enum DType {
     /** IEEE 754 binary32. */

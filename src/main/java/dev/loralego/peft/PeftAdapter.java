@@ -20,11 +20,13 @@ import java.util.regex.Pattern;
  * <p>Tensor names: {@code base_model.model.<module>.lora_A.weight} and {@code ...lora_B.weight}, also with an
  * adapter-name infix ({@code ...lora_A.default.weight}); the {@code base_model.model.} prefix is stripped to
  * give the module's full name. A is {@code [r, in]}, B {@code [out, r]}. {@link #open} fails, naming the module,
- * on a missing half, non-2-D factors, A and B of different rank, a rank that differs from the config's
- * (pattern-resolved) {@code r}, two copies of one factor, and on LoRA variants this project cannot merge as
+ * on a missing half, a factor that is not F32, F16, BF16 or F64 (named with its dtype), non-2-D factors, A and B
+ * of different rank, a rank that differs from the config's (pattern-resolved) {@code r}, two copies of one
+ * factor, and on LoRA variants this project cannot merge as
  * plain LoRA (DoRA magnitude vectors, LoRA bias, embedding LoRA, unconverted PiSSA/OLoRA/CorDA/LoftQ adapters,
  * whose initialisation rewrote the base weights, activated LoRA and layer replication). Every other tensor (e.g. a
- * {@code modules_to_save} head such as {@code base_model.model.score.weight}) is reported in
+ * {@code modules_to_save} head such as {@code base_model.model.score.weight}, or a BatchNorm's I64
+ * {@code num_batches_tracked}: extras may have any dtype the format defines) is reported in
  * {@link #extraTensors()}, not as a module.
  */
 public final class PeftAdapter implements AutoCloseable {
@@ -159,6 +161,11 @@ public final class PeftAdapter implements AutoCloseable {
                 continue;
             }
             String module = m.group(1);
+            if (!t.decodable()) {
+                throw new IllegalArgumentException(source + ": module '" + module + "': LoRA factor '" + name
+                        + "' has dtype " + t.elementType().safetensorsName() + "; LoRA factors must be F32, F16, BF16"
+                        + " or F64");
+            }
             SortedMap<String, TensorInfo> side = m.group(2).equals("A") ? aTensors : bTensors;
             TensorInfo previous = side.put(module, t);
             if (previous != null) {
@@ -235,7 +242,10 @@ public final class PeftAdapter implements AutoCloseable {
         return modules;
     }
 
-    /** Tensors that are not LoRA factors (e.g. {@code modules_to_save} heads), by tensor name; unmodifiable. */
+    /**
+     * Tensors that are not LoRA factors (e.g. {@code modules_to_save} heads), of any dtype, by tensor name;
+     * unmodifiable.
+     */
     public SortedMap<String, TensorInfo> extraTensors() {
         return extraTensors;
     }

@@ -43,8 +43,13 @@ import java.util.TreeMap;
  *
  * <p>{@link #open} rejects, with a {@link SafetensorsFormatException} naming the file and tensor: a truncated
  * file, a header over 100 MB ({@value #MAX_HEADER_BYTES} bytes, the reference implementation's limit), a header
- * that is not one JSON object, duplicate names, unknown dtypes, a shape whose byte count disagrees with its
- * offsets, offsets outside the file, overlapping or gapped offsets.
+ * that is not one JSON object, duplicate names, a dtype the format does not define, a shape whose byte count
+ * disagrees with its offsets (for the sub-byte F4/F6 types also one whose bits are not a whole number of bytes),
+ * offsets outside the file, overlapping or gapped offsets.
+ *
+ * <p>Every dtype of the format is accepted ({@link ElementType}), so a file that carries integer or boolean tensors
+ * beside its floats opens; only F32, F16, BF16 and F64 tensors can be read as numbers ({@link #readFloats},
+ * {@link #readDoubles}), any tensor as raw bytes ({@link #readRawBytes}).
  *
  * <p>Reading maps the file in chunks smaller than 2 GiB (a {@link MappedByteBuffer} is int-indexed), lazily,
  * and copies a tensor piecewise across chunk boundaries, so any tensor at any {@code long} offset can be read.
@@ -244,9 +249,9 @@ public final class SafetensorsFile implements AutoCloseable {
         if (dtypeNode == null || !dtypeNode.isTextual()) {
             throw new SafetensorsFormatException(where + ": missing or non-string 'dtype'");
         }
-        DType dtype;
+        ElementType type;
         try {
-            dtype = DType.parse(dtypeNode.textValue());
+            type = ElementType.parse(dtypeNode.textValue());
         } catch (IllegalArgumentException e) {
             throw new SafetensorsFormatException(where + ": " + e.getMessage());
         }
@@ -271,12 +276,21 @@ public final class SafetensorsFile implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new SafetensorsFormatException(where + ": " + e.getMessage());
         }
-        if (count > Long.MAX_VALUE / dtype.byteSize() || count * dtype.byteSize() != end - begin) {
+        long needed;
+        try {
+            needed = type.byteLength(count);
+        } catch (ArithmeticException e) {
+            needed = -1;
+        } catch (IllegalArgumentException e) {
             throw new SafetensorsFormatException(where + ": shape/byte-count mismatch: shape " + TensorShapes.format(shape)
-                    + " of " + dtype.safetensorsName() + " needs " + count + " x " + dtype.byteSize()
-                    + " bytes but data_offsets [" + begin + ", " + end + "] span " + (end - begin));
+                    + ": " + e.getMessage() + ", which the format does not allow");
         }
-        return new TensorInfo(name, dtype, shape, begin, end);
+        if (needed != end - begin) {
+            throw new SafetensorsFormatException(where + ": shape/byte-count mismatch: shape " + TensorShapes.format(shape)
+                    + " of " + type.safetensorsName() + " needs " + count + " x " + type.sizeText()
+                    + " but data_offsets [" + begin + ", " + end + "] span " + (end - begin));
+        }
+        return new TensorInfo(name, type, shape, begin, end);
     }
 
     private static long nonNegativeLong(String where, String field, JsonNode n) throws SafetensorsFormatException {
@@ -363,61 +377,74 @@ public final class SafetensorsFile implements AutoCloseable {
     /**
      * All elements of {@code name} as floats (row-major); F64 is rounded to nearest even.
      *
-     * @throws IllegalArgumentException if the tensor has more than {@code Integer.MAX_VALUE - 8} elements
+     * @throws IllegalArgumentException if the tensor has more than {@code Integer.MAX_VALUE - 8} elements, or is not
+     *                                  F32, F16, BF16 or F64 (an integer tensor, say: read its raw bytes)
      */
     public float[] readFloats(String name) throws IOException {
         TensorInfo t = tensor(name);
+        decodableType(t);
         float[] out = new float[arrayLength(t)];
         readFloats(name, 0, out, 0, out.length);
         return out;
     }
 
-    /** All elements of {@code name} as doubles (row-major, exact). Same size limit as {@link #readFloats(String)}. */
+    /** All elements of {@code name} as doubles (row-major, exact). Same limits as {@link #readFloats(String)}. */
     public double[] readDoubles(String name) throws IOException {
         TensorInfo t = tensor(name);
+        decodableType(t);
         double[] out = new double[arrayLength(t)];
         readDoubles(name, 0, out, 0, out.length);
         return out;
     }
 
-    /** Elements {@code [first, first + n)} of {@code name} into {@code dst[off..]}: streams tensors of any size. */
+    /**
+     * Elements {@code [first, first + n)} of {@code name} into {@code dst[off..]}: streams tensors of any size.
+     *
+     * @throws IllegalArgumentException if the tensor is not F32, F16, BF16 or F64
+     */
     public void readFloats(String name, long first, float[] dst, int off, int n) throws IOException {
         TensorInfo t = tensor(name);
+        DType dtype = decodableType(t);
         checkElementRange(t, first, n);
         Objects.checkFromIndexSize(off, n, dst.length);
-        int size = t.dtype().byteSize();
+        int size = dtype.byteSize();
         byte[] scratch = new byte[(int) Math.min(COPY_BLOCK_BYTES, Math.max(size, (long) n * size))];
         int perBlock = scratch.length / size;
         long pos = dataSectionOffset + t.dataStart() + first * size;
         for (int done = 0; done < n; ) {
             int k = Math.min(perBlock, n - done);
             copyBytes(pos, scratch, k * size);
-            DTypeCodec.decode(t.dtype(), scratch, 0, dst, off + done, k);
-            pos += (long) k * size;
-            done += k;
-        }
-    }
-
-    /** Elements {@code [first, first + n)} of {@code name} into {@code dst[off..]} as doubles. */
-    public void readDoubles(String name, long first, double[] dst, int off, int n) throws IOException {
-        TensorInfo t = tensor(name);
-        checkElementRange(t, first, n);
-        Objects.checkFromIndexSize(off, n, dst.length);
-        int size = t.dtype().byteSize();
-        byte[] scratch = new byte[(int) Math.min(COPY_BLOCK_BYTES, Math.max(size, (long) n * size))];
-        int perBlock = scratch.length / size;
-        long pos = dataSectionOffset + t.dataStart() + first * size;
-        for (int done = 0; done < n; ) {
-            int k = Math.min(perBlock, n - done);
-            copyBytes(pos, scratch, k * size);
-            DTypeCodec.decode(t.dtype(), scratch, 0, dst, off + done, k);
+            DTypeCodec.decode(dtype, scratch, 0, dst, off + done, k);
             pos += (long) k * size;
             done += k;
         }
     }
 
     /**
-     * The stored bytes of {@code name}, little-endian as in the file.
+     * Elements {@code [first, first + n)} of {@code name} into {@code dst[off..]} as doubles.
+     *
+     * @throws IllegalArgumentException if the tensor is not F32, F16, BF16 or F64
+     */
+    public void readDoubles(String name, long first, double[] dst, int off, int n) throws IOException {
+        TensorInfo t = tensor(name);
+        DType dtype = decodableType(t);
+        checkElementRange(t, first, n);
+        Objects.checkFromIndexSize(off, n, dst.length);
+        int size = dtype.byteSize();
+        byte[] scratch = new byte[(int) Math.min(COPY_BLOCK_BYTES, Math.max(size, (long) n * size))];
+        int perBlock = scratch.length / size;
+        long pos = dataSectionOffset + t.dataStart() + first * size;
+        for (int done = 0; done < n; ) {
+            int k = Math.min(perBlock, n - done);
+            copyBytes(pos, scratch, k * size);
+            DTypeCodec.decode(dtype, scratch, 0, dst, off + done, k);
+            pos += (long) k * size;
+            done += k;
+        }
+    }
+
+    /**
+     * The stored bytes of {@code name}, little-endian as in the file; works for every dtype.
      *
      * @throws IllegalArgumentException if the tensor is larger than a Java array can hold
      */
@@ -430,6 +457,16 @@ public final class SafetensorsFile implements AutoCloseable {
         byte[] out = new byte[(int) t.byteLength()];
         copyBytes(dataSectionOffset + t.dataStart(), out, out.length);
         return out;
+    }
+
+    /** The dtype to decode {@code t} with, or an exception naming the file, the tensor and its dtype. */
+    private DType decodableType(TensorInfo t) {
+        if (!t.decodable()) {
+            throw new IllegalArgumentException(file + ": tensor '" + t.name() + "' has dtype "
+                    + t.elementType().safetensorsName() + ", which cannot be read as numbers (only F32, F16, BF16 and"
+                    + " F64 can); read its raw bytes instead");
+        }
+        return t.dtype();
     }
 
     private int arrayLength(TensorInfo t) {

@@ -330,4 +330,26 @@ class DTypeCodecTest {
                 () -> DType.parse("I8"));
         assertTrue(e.getMessage().contains("I8"));
     }
+
+    /** The reader knows every dtype of the format; the user-facing and stream-facing DType stays the four floats. */
+    @Test
+    void elementTypesMapToDTypesOnlyForTheFourFloats() {
+        for (DType t : DType.values()) {
+            assertEquals(t, ElementType.of(t).floatType());
+            assertEquals(t.byteSize() * 8, ElementType.of(t).bits());
+            assertTrue(ElementType.of(t).decodable());
+        }
+        int decodable = 0;
+        for (ElementType t : ElementType.values()) {
+            assertEquals(t, ElementType.parse(t.safetensorsName()));
+            if (t.decodable()) {
+                decodable++;
+                continue;
+            }
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> DType.parse(t.safetensorsName()));
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> DType.fromUserName(t.safetensorsName()), t.name());
+        }
+        assertEquals(DType.values().length, decodable);
+    }
 }

@@ -198,6 +198,70 @@ class PeftAdapterTest {
         assertTrue(m8.contains("no LoRA tensors"), m8);
     }
 
+    /** F32 A {@code [4, 10]} and B {@code [6, 4]} of module {@code x.q}, with distinct values. */
+    private static HandBuiltSafetensors f32Factors() {
+        float[] a = new float[40];
+        float[] b = new float[24];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = i * 0.25f - 3;
+        }
+        for (int i = 0; i < b.length; i++) {
+            b[i] = 2 - i * 0.125f;
+        }
+        return new HandBuiltSafetensors().f32(P + "x.q.lora_A.weight", new long[]{4, 10}, a)
+                .f32(P + "x.q.lora_B.weight", new long[]{6, 4}, b);
+    }
+
+    private Path rawAdapter(String name, HandBuiltSafetensors weights) throws IOException {
+        Path d = dir.resolve(name);
+        Files.createDirectories(d);
+        Files.writeString(d.resolve("adapter_config.json"), CONFIG_R4);
+        weights.write(d.resolve("adapter_model.safetensors"));
+        return d;
+    }
+
+    /**
+     * A {@code modules_to_save} BatchNorm saves an I64 {@code num_batches_tracked} (a scalar) beside the LoRA factors;
+     * the adapter opens and lists it as an extra tensor, like a float head, and the factors read as before.
+     */
+    @Test
+    void nonFloatExtraTensorsAreListedAsExtras() throws IOException {
+        String counter = P + "classifier.bn.num_batches_tracked";
+        String mask = P + "classifier.mask";
+        Path d = rawAdapter("bn", f32Factors().i64(counter, new long[]{}, 1234)
+                .tensor(mask, "BOOL", new long[]{3}, new byte[]{1, 0, 1})
+                .f32(P + "classifier.bn.weight", new long[]{2}, 1f, 1f));
+        try (PeftAdapter a = PeftAdapter.open(d)) {
+            assertEquals(List.of("x.q"), List.copyOf(a.modules().keySet()));
+            assertEquals(List.of(P + "classifier.bn.num_batches_tracked", P + "classifier.bn.weight", mask),
+                    List.copyOf(a.extraTensors().keySet()));
+            TensorInfo t = a.extraTensors().get(counter);
+            assertEquals(ElementType.I64, t.elementType());
+            assertArrayEquals(new long[]{}, t.shape());
+            assertEquals(1234, ByteBuffer.wrap(a.weights().readRawBytes(counter)).order(ByteOrder.LITTLE_ENDIAN).getLong());
+            assertEquals(DType.F32, a.dominantDType());
+            assertEquals(-3, a.readA("x.q")[0], EXACT);
+            assertEquals(2 - 23 * 0.125, a.readB("x.q")[23], EXACT);
+        }
+    }
+
+    /** A LoRA factor must be F32, F16, BF16 or F64: an I32 (or F8) one is refused at open, named with its dtype. */
+    @Test
+    void aLoraFactorThatIsNotFloatIsRefusedNamingItAndItsDtype() throws IOException {
+        String aName = P + "x.q.lora_A.weight";
+        Path i32 = rawAdapter("i32", new HandBuiltSafetensors().tensor(aName, "I32", new long[]{4, 10}, new byte[160])
+                .f32(P + "x.q.lora_B.weight", new long[]{6, 4}, new float[24]));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PeftAdapter.open(i32).close());
+        assertTrue(e.getMessage().contains("'" + aName + "'") && e.getMessage().contains("I32")
+                && e.getMessage().contains("'x.q'"), e.getMessage());
+
+        String bName = P + "x.q.lora_B.default.weight";
+        Path f8 = rawAdapter("f8", new HandBuiltSafetensors().f32(P + "x.q.lora_A.default.weight", new long[]{4, 10},
+                new float[40]).tensor(bName, "F8_E4M3", new long[]{6, 4}, new byte[24]));
+        e = assertThrows(IllegalArgumentException.class, () -> PeftAdapter.open(f8).close());
+        assertTrue(e.getMessage().contains("'" + bName + "'") && e.getMessage().contains("F8_E4M3"), e.getMessage());
+    }
+
     /**
      * PEFT's PiSSA, OLoRA, CorDA and LoftQ initialisations subtract the initial {@code s·B0·A0} from (or quantise) the
      * base weight ({@code peft/tuners/lora/layer.py} {@code pissa_init}/{@code olora_init}/{@code loftq_init}), and

@@ -17,6 +17,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
@@ -177,9 +178,131 @@ class SafetensorsFileTest {
 
     @Test
     void rejectsUnknownDtype() throws IOException {
-        String header = "{\"a\":{\"dtype\":\"I8\",\"shape\":[4],\"data_offsets\":[0,4]}}";
-        String m = rejected(assemble(header, true, new byte[4]));
-        assertTrue(m.contains("'a'") && m.contains("unknown") && m.contains("I8"), m);
+        // names the format does not define, including a lower-case spelling of a valid one (names are exact)
+        for (String dtype : new String[]{"Q4_0", "F128", "i8", "f32"}) {
+            String header = "{\"a\":{\"dtype\":\"" + dtype + "\",\"shape\":[4],\"data_offsets\":[0,4]}}";
+            String m = rejected(assemble(header, true, new byte[4]));
+            assertTrue(m.contains("'a'") && m.contains("unknown") && m.contains("'" + dtype + "'"), m);
+        }
+    }
+
+    // ------------------------------------------------------------ dtypes that are not F32/F16/BF16/F64
+
+    /**
+     * A {@code modules_to_save} BatchNorm saves an I64 {@code num_batches_tracked}, and other extras can be BOOL or U8:
+     * such a file opens, with every offset checked as for floats, and its non-float tensors read as raw bytes only.
+     */
+    @Test
+    void readsIntegerAndBooleanTensorsBesideFloatsAsRawBytes() throws IOException {
+        byte[] i64 = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(3).putLong(-1L << 40).array();
+        byte[] bool = bytes(1, 0, 1);
+        byte[] u8 = bytes(0, 127, 128, 255);
+        byte[] file = new HandBuiltSafetensors()
+                .f32("a", new long[]{2}, 1.5f, -2f)                         // [0, 8)
+                .tensor("steps", "I64", new long[]{2}, i64)                 // [8, 24)
+                .tensor("mask", "BOOL", new long[]{3}, bool)                // [24, 27)
+                .tensor("pixels", "U8", new long[]{2, 2}, u8)               // [27, 31)
+                .f32("z", new long[]{}, 0.25f)                              // [31, 35): unaligned, as the format allows
+                .bytes();
+        Path p = writeFile("mixed.safetensors", file);
+        try (SafetensorsFile f = SafetensorsFile.open(p)) {
+            assertEquals(List.of("a", "mask", "pixels", "steps", "z"), List.copyOf(f.tensors().keySet()));
+            TensorInfo steps = f.tensor("steps");
+            assertEquals(ElementType.I64, steps.elementType());
+            assertArrayEquals(new long[]{2}, steps.shape());
+            assertEquals(8, steps.dataStart());
+            assertEquals(24, steps.dataEnd());
+            assertEquals(ElementType.BOOL, f.tensor("mask").elementType());
+            assertEquals(24, f.tensor("mask").dataStart());
+            assertEquals(27, f.tensor("mask").dataEnd());
+            assertEquals(ElementType.U8, f.tensor("pixels").elementType());
+            assertArrayEquals(new long[]{2, 2}, f.tensor("pixels").shape());
+            assertEquals(27, f.tensor("pixels").dataStart());
+            assertEquals(31, f.tensor("pixels").dataEnd());
+            assertEquals(31, f.tensor("z").dataStart());
+            assertEquals(f.fileSize() - 35, f.dataSectionOffset());
+
+            assertArrayEquals(i64, f.readRawBytes("steps"));
+            assertArrayEquals(bool, f.readRawBytes("mask"));
+            assertArrayEquals(u8, f.readRawBytes("pixels"));
+            assertArrayEquals(new float[]{1.5f, -2f}, f.readFloats("a"));
+            assertArrayEquals(new double[]{0.25}, f.readDoubles("z"));
+            assertEquals(DType.F32, f.tensor("z").dtype());
+
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> f.readDoubles("steps"));
+            assertTrue(e.getMessage().contains("'steps'") && e.getMessage().contains("I64")
+                    && e.getMessage().contains(p.toString()), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> f.readFloats("mask"));
+            assertTrue(e.getMessage().contains("'mask'") && e.getMessage().contains("BOOL"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> f.readFloats("pixels", 1, new float[2], 0, 2));
+            assertTrue(e.getMessage().contains("'pixels'") && e.getMessage().contains("U8"), e.getMessage());
+            e = assertThrows(IllegalArgumentException.class, () -> f.readDoubles("steps", 0, new double[1], 0, 1));
+            assertTrue(e.getMessage().contains("'steps'") && e.getMessage().contains("I64"), e.getMessage());
+            assertFalse(steps.decodable());
+            e = assertThrows(IllegalArgumentException.class, steps::dtype);
+            assertTrue(e.getMessage().contains("'steps'") && e.getMessage().contains("I64"), e.getMessage());
+        }
+    }
+
+    @Test
+    void rejectsANonFloatShapeByteCountMismatch() throws IOException {
+        // I64 [3] needs 24 bytes; the range holds 16 (and they cover the data section, so only the count is wrong)
+        String m = rejected(new HandBuiltSafetensors().tensor("n", "I64", new long[]{3}, new byte[16]).bytes());
+        assertTrue(m.contains("'n'") && m.contains("shape/byte-count mismatch") && m.contains("[3]") && m.contains("I64")
+                && m.contains("3 x 8 bytes") && m.contains("16"), m);
+        String b = rejected(new HandBuiltSafetensors().tensor("m", "BOOL", new long[]{2, 2}, new byte[3]).bytes());
+        assertTrue(b.contains("'m'") && b.contains("shape/byte-count mismatch") && b.contains("BOOL"), b);
+        // and the layout checks hold for them too: a gap after a U8 tensor
+        String g = rejected(assemble("{\"u\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]}}", true,
+                new byte[3]));
+        assertTrue(g.contains("gap"), g);
+    }
+
+    /** Bytes per element of every dtype the format defines (huggingface/safetensors {@code Dtype::bitsize} / 8). */
+    private static final Map<String, Double> BYTES_PER_ELEMENT = Map.ofEntries(
+            Map.entry("BOOL", 1.0), Map.entry("U8", 1.0), Map.entry("I8", 1.0), Map.entry("F8_E5M2", 1.0),
+            Map.entry("F8_E4M3", 1.0), Map.entry("F8_E8M0", 1.0), Map.entry("F8_E4M3FNUZ", 1.0),
+            Map.entry("F8_E5M2FNUZ", 1.0), Map.entry("I16", 2.0), Map.entry("U16", 2.0),
+            Map.entry("F16", 2.0), Map.entry("BF16", 2.0), Map.entry("I32", 4.0), Map.entry("U32", 4.0),
+            Map.entry("F32", 4.0), Map.entry("I64", 8.0), Map.entry("U64", 8.0), Map.entry("F64", 8.0),
+            Map.entry("C64", 8.0), Map.entry("F4", 0.5), Map.entry("F6_E2M3", 0.75), Map.entry("F6_E3M2", 0.75));
+
+    @Test
+    void acceptsEveryDtypeOfTheFormatWithExactlyItsByteLength() throws IOException {
+        assertEquals(BYTES_PER_ELEMENT.size(), ElementType.values().length);
+        for (Map.Entry<String, Double> e : BYTES_PER_ELEMENT.entrySet()) {
+            String dtype = e.getKey();
+            int bytes = (int) (8 * e.getValue());   // 8 elements
+            Path p = writeFile(dtype + ".safetensors",
+                    new HandBuiltSafetensors().tensor("t", dtype, new long[]{2, 4}, new byte[bytes]).bytes());
+            try (SafetensorsFile f = SafetensorsFile.open(p)) {
+                TensorInfo t = f.tensor("t");
+                assertEquals(dtype, t.elementType().safetensorsName());
+                assertEquals(bytes, t.byteLength(), dtype);
+                assertEquals(bytes, f.readRawBytes("t").length, dtype);
+                boolean isFloat = dtype.equals("F32") || dtype.equals("F16") || dtype.equals("BF16") || dtype.equals("F64");
+                assertEquals(isFloat, t.decodable(), dtype);
+                if (isFloat) {
+                    assertArrayEquals(new double[8], f.readDoubles("t"), dtype);
+                } else {
+                    assertThrows(IllegalArgumentException.class, () -> f.readDoubles("t"), dtype);
+                }
+            }
+            for (int off : new int[]{-1, 1}) {
+                String m = rejected(new HandBuiltSafetensors().tensor("t", dtype, new long[]{2, 4}, new byte[bytes + off])
+                        .bytes());
+                assertTrue(m.contains("shape/byte-count mismatch") && m.contains(dtype), m);
+            }
+        }
+        // sub-byte types: the bits of all elements must fill whole bytes (the reference's MisalignedSlice)
+        String f4 = rejected(new HandBuiltSafetensors().tensor("t", "F4", new long[]{3}, new byte[2]).bytes());
+        assertTrue(f4.contains("'t'") && f4.contains("whole number of bytes") && f4.contains("F4"), f4);
+        String f6 = rejected(new HandBuiltSafetensors().tensor("t", "F6_E3M2", new long[]{2}, new byte[2]).bytes());
+        assertTrue(f6.contains("whole number of bytes"), f6);
+        try (SafetensorsFile f = SafetensorsFile.open(writeFile("f6.safetensors",
+                new HandBuiltSafetensors().tensor("t", "F6_E2M3", new long[]{4}, new byte[3]).bytes()))) {
+            assertEquals(3, f.tensor("t").byteLength());
+        }
     }
 
     @Test
