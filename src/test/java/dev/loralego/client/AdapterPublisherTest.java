@@ -12,10 +12,13 @@ import dev.loralego.avro.TensorDType;
 import dev.loralego.avro.VersionTrigger;
 import dev.loralego.cli.LoraLegoCommand;
 import dev.loralego.peft.DType;
+import dev.loralego.peft.HandBuiltSafetensors;
 import dev.loralego.peft.LoraModuleInfo;
 import dev.loralego.peft.PeftAdapter;
+import dev.loralego.peft.SafetensorsFile;
 import dev.loralego.peft.SafetensorsWriter;
 import dev.loralego.peft.TensorData;
+import dev.loralego.peft.TensorInfo;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -333,6 +336,35 @@ class AdapterPublisherTest {
             assertEquals("BF16", NaiveReference.dtype(weights, "base_model.model." + module + ".lora_A.weight"));
             assertArrayEquals(NaiveReference.rawTensor(weights, "base_model.model." + module + ".lora_B.weight"), bytes(l.getB()));
         }
+    }
+
+    /**
+     * A non-float extra tensor (a {@code modules_to_save} BatchNorm's I64 {@code num_batches_tracked}) is left out of
+     * the publish like a float head: the layers and digests are those of the same adapter without it.
+     */
+    @Test
+    void nonFloatExtraTensorsAreLeftOutOfThePublish() throws Exception {
+        Path plain = tinyAdapter(dir.resolve("plain-for-extra"), DType.F32, -1);
+        Path extra = dir.resolve("with-i64-extra");
+        Files.createDirectories(extra);
+        Files.copy(plain.resolve(PeftAdapter.CONFIG_FILE), extra.resolve(PeftAdapter.CONFIG_FILE));
+        HandBuiltSafetensors weights = new HandBuiltSafetensors();
+        try (SafetensorsFile f = SafetensorsFile.open(plain.resolve(FIXTURE_WEIGHTS))) {
+            for (TensorInfo t : f.tensors().values()) weights.tensor(t.name(), "F32", t.shape(), f.readRawBytes(t.name()));
+        }
+        String counter = "base_model.model.classifier.bn.num_batches_tracked";
+        weights.i64(counter, new long[]{}, 42).write(extra.resolve(FIXTURE_WEIGHTS));
+
+        AdapterPublisher publisher = new AdapterPublisher(kafka.connection());
+        AdapterPublisher.Published withExtra = publisher.publish(
+                new AdapterPublisher.PublishRequest("pub-i64-extra", "a", 1L, 1, null, extra));
+        AdapterPublisher.Published without = publisher.publish(
+                new AdapterPublisher.PublishRequest("pub-i64-plain", "a", 1L, 1, null, plain));
+        assertEquals(List.of(counter), withExtra.leftOut());
+        assertEquals(List.of(), without.leftOut());
+        assertEquals(without.modules(), withExtra.modules());
+        assertEquals(without.adapterDigest(), withExtra.adapterDigest());
+        assertEquals(2, kafka.read(kafka.topics.adapterLayers(), "pub-i64-extra", true).size());
     }
 
     @Test

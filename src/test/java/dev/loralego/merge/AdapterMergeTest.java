@@ -12,6 +12,7 @@ import dev.loralego.lego.MergeMethod;
 import dev.loralego.lego.MergedModule;
 import dev.loralego.lego.ParameterReweighting;
 import dev.loralego.peft.DType;
+import dev.loralego.peft.HandBuiltSafetensors;
 import dev.loralego.peft.LoraModuleInfo;
 import dev.loralego.peft.PeftAdapter;
 import org.junit.jupiter.api.BeforeAll;
@@ -291,6 +292,61 @@ class AdapterMergeTest {
         try (PeftAdapter merged = PeftAdapter.open(out)) {
             assertTrue(merged.extraTensors().isEmpty());
         }
+    }
+
+    /**
+     * A non-float extra tensor, such as the I64 {@code num_batches_tracked} a {@code modules_to_save} BatchNorm saves,
+     * is left out and reported like a float head: the merge equals, byte for byte, the merge of the same adapters
+     * without it.
+     */
+    @Test
+    void nonFloatExtraTensorsAreLeftOutLikeFloatOnes() throws IOException {
+        String counter = "base_model.model.classifier.bn.num_batches_tracked";
+        List<Path> with = new ArrayList<>();
+        List<Path> without = new ArrayList<>();
+        for (int t = 0; t < 2; t++) {
+            with.add(handBuilt(tmp.resolve("with").resolve("adapter-" + t), factors(t).i64(counter, new long[]{}, 100 + t)));
+            without.add(handBuilt(tmp.resolve("without").resolve("adapter-" + t), factors(t)));
+        }
+        MergeSpec spec = MergeSpec.lego(LegoOptions.defaults());
+        Path outWith = tmp.resolve("merged-with");
+        Path outWithout = tmp.resolve("merged-without");
+        AdapterMerge.Result withResult = new AdapterMerge(spec, 1).mergeTo(with, null, null, outWith, null);
+        AdapterMerge.Result withoutResult = new AdapterMerge(spec, 1).mergeTo(without, null, null, outWithout, null);
+
+        assertEquals(List.of("adapter-0:" + counter, "adapter-1:" + counter), withResult.skippedExtra());
+        assertEquals(List.of(), withoutResult.skippedExtra());
+        for (String f : List.of(PeftAdapter.WEIGHTS_FILE, PeftAdapter.CONFIG_FILE)) {
+            assertArrayEquals(Files.readAllBytes(outWithout.resolve(f)), Files.readAllBytes(outWith.resolve(f)), f);
+        }
+        try (PeftAdapter merged = PeftAdapter.open(outWith)) {
+            assertTrue(merged.extraTensors().isEmpty());
+            assertEquals(Set.of("model.layers.0.q_proj", "model.layers.0.v_proj"), merged.modules().keySet());
+        }
+    }
+
+    /** Adapter {@code t}'s F32 factors of two modules, rank 4: A {@code [4, 12]}, B {@code [8, 4]}. */
+    private static HandBuiltSafetensors factors(int t) {
+        SplittableRandom random = new SplittableRandom(17 + t);
+        HandBuiltSafetensors file = new HandBuiltSafetensors();
+        for (String module : List.of("model.layers.0.q_proj", "model.layers.0.v_proj")) {
+            float[] a = new float[4 * 12];
+            float[] b = new float[8 * 4];
+            for (int i = 0; i < a.length; i++) a[i] = (float) random.nextGaussian();
+            for (int i = 0; i < b.length; i++) b[i] = (float) random.nextGaussian();
+            file.f32(RawPeftAdapter.PREFIX + module + RawPeftAdapter.A_SUFFIX, new long[]{4, 12}, a)
+                    .f32(RawPeftAdapter.PREFIX + module + RawPeftAdapter.B_SUFFIX, new long[]{8, 4}, b);
+        }
+        return file;
+    }
+
+    private static Path handBuilt(Path dir, HandBuiltSafetensors weights) throws IOException {
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve(PeftAdapter.CONFIG_FILE), "{\"peft_type\": \"LORA\", \"r\": 4, \"lora_alpha\": 8,"
+                + " \"base_model_name_or_path\": \"tiny\", \"target_modules\": [\"q_proj\", \"v_proj\"],"
+                + " \"modules_to_save\": [\"classifier\"]}");
+        weights.write(dir.resolve(PeftAdapter.WEIGHTS_FILE));
+        return dir;
     }
 
     @Test
