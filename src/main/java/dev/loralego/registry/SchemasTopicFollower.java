@@ -49,11 +49,16 @@ public final class SchemasTopicFollower implements EmbeddedSchemaResolver.Schema
     /**
      * Adds the schemas written to the topic since the last catch-up.
      *
-     * @throws SchemaRegistryException if the topic cannot be read to its end within the timeout
+     * @throws SchemaRegistryException if the topic cannot be read to its end within the timeout, or the follower is
+     *                                 closed
      */
     @Override
     public synchronized void catchUp(EmbeddedSchemaResolver into) {
-        if (closed) return;
+        if (closed) {
+            // A stream thread still running after KafkaStreams.close timed out: its record may well be fine, and must
+            // fail (and be retried after the restart) rather than be dead-lettered because the service is stopping.
+            throw new SchemaRegistryException("the schemas topic " + topic + " is no longer followed (closed)", -1, -1, null);
+        }
         long deadline = System.nanoTime() + timeout.toNanos();
         try {
             if (consumer == null) consumer = consumers.get();
@@ -74,7 +79,7 @@ public final class SchemasTopicFollower implements EmbeddedSchemaResolver.Schema
         }
     }
 
-    /** Closes the consumer; later catch-ups load nothing. */
+    /** Closes the consumer; a later catch-up fails ({@link SchemaRegistryException}), it never reports an id unknown. */
     @Override
     public synchronized void close() {
         closed = true;

@@ -186,6 +186,27 @@ class EmbeddedSchemaResolverTest {
         }
     }
 
+    /**
+     * {@code MergeService.close} closes the follower once {@code KafkaStreams.close} returns, which it does after 30 s
+     * even if a stream thread is still processing: a lookup of that thread must fail (the record is retried after the
+     * restart), not find the id unknown (the record would be dead-lettered, and the audit would decode it).
+     */
+    @Test
+    void aLookupAfterTheFollowerIsClosedIsARegistryFailureNotAnUnknownId() {
+        int[] consumers = {0};
+        SchemasTopicFollower follower = new SchemasTopicFollower(() -> {
+            consumers[0]++;
+            throw new AssertionError("no consumer after close");
+        }, "lora.schemas", Duration.ofSeconds(2));
+        EmbeddedSchemaResolver resolver = new EmbeddedSchemaResolver(follower);
+        follower.close();
+        int shipped = EmbeddedSchemaResolver.idOf(DeadLetter.getClassSchema());
+        assertEquals(DeadLetter.getClassSchema(), resolver.byId(shipped), "a shipped id needs no look-up");
+        SchemaRegistryException e = assertThrows(SchemaRegistryException.class, () -> resolver.byId(5));
+        assertTrue(e.getMessage().contains("lora.schemas is no longer followed"), e.getMessage());
+        assertEquals(0, consumers[0]);
+    }
+
     @Test
     void aSchemasTopicThatCannotBeReadIsARegistryFailureNotAnUnknownId() {
         Properties cp = new Properties();
