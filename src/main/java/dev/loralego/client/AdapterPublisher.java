@@ -165,7 +165,9 @@ public final class AdapterPublisher {
      * Publishes {@code request} (see the class comment).
      *
      * @throws IllegalArgumentException for a bad directory, a non-finite factor or an oversized record, naming it
-     * @throws IllegalStateException    if Kafka refuses the transaction (nothing becomes visible)
+     * @throws IllegalStateException    if Kafka refuses the transaction (nothing becomes visible), or the schemas
+     *                                  topic cannot take this client's schemas ({@link PublishedSchemas#ensureOnTopic};
+     *                                  nothing is written)
      */
     public Published publish(PublishRequest request) throws IOException {
         return publish(request, (i, n, m, p) -> { });

@@ -8,6 +8,7 @@ import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.errors.AuthorizationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -70,12 +71,16 @@ final class PublishedSchemas {
     /**
      * With the embedded schema source, makes sure the schemas topic holds {@code schemas}: reads it, and writes those
      * it lacks (acks=all), waiting for them, so that they are on the topic before any record written with them. Does
-     * nothing with a schema registry (the serializers register there), and only warns when the topic does not exist
-     * (a service creates it at its first start and writes its own schemas).
+     * nothing with a schema registry (the serializers register there).
+     *
+     * <p>Refuses, writing nothing, when the topic does not exist: a service that starts later (it creates the topic)
+     * would dead-letter the records if it is older than this client, and an audit run after the schemas reach the
+     * topic would decode them, so the log would no longer replay as it was processed.
      *
      * @return the ids written (none when the topic had them all)
-     * @throws IllegalStateException if the topic cannot be read, or a missing schema cannot be written (e.g. this
-     *                               principal may not write the topic); nothing else has been written then
+     * @throws IllegalStateException if the topic does not exist or cannot be read, or a missing schema cannot be
+     *                               written (e.g. this principal may not write the topic); nothing else has been
+     *                               written then
      */
     static List<Integer> ensureOnTopic(ClientConnection connection, List<Schema> schemas) {
         if (!(connection.resolver() instanceof EmbeddedSchemaResolver)) return List.of();
@@ -85,20 +90,25 @@ final class PublishedSchemas {
         try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-schemas")) {
             var infos = consumer.partitionsFor(topic, connection.timeout());
             if (infos == null || infos.isEmpty()) {
-                LOG.warn("schemas topic {} does not exist: a service older than this client may not decode what it writes"
-                        + " (schema ids {})", topic, missing.keySet());
-                return List.of();
+                throw new IllegalStateException("the schemas topic " + topic + " does not exist, so a service older than"
+                        + " this client could not look up the schemas it writes with (ids " + missing.keySet() + "): start"
+                        + " the merge service once (it creates its topics), or check topic.schemas in --config; nothing"
+                        + " was written");
             }
             Set<String> present = new TreeSet<>();
             TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
                 if (r.key() == null) return;
                 String key = new String(r.key(), StandardCharsets.UTF_8);
-                if (holdsSchemaOfId(key, r.value())) present.add(key);
+                if (schemaOfId(key, r.value()) != null) present.add(key);
                 else present.remove(key); // a tombstone, or something unusable, replaces what the key held
             });
             missing.keySet().removeIf(id -> present.contains(Integer.toString(id)));
         } catch (org.apache.kafka.common.errors.TimeoutException e) {
             throw TopicScan.noAnswer(connection.bootstrap(), connection.timeout(), topic, e);
+        } catch (KafkaException e) {
+            String advice = e instanceof AuthorizationException ? ": grant this principal READ and DESCRIBE on " + topic : "";
+            throw new IllegalStateException("reading the schemas topic " + topic + " failed (" + e.getMessage() + ")"
+                    + advice + "; nothing was written", e);
         }
         if (missing.isEmpty()) return List.of();
         List<Future<RecordMetadata>> sends = new ArrayList<>();
@@ -125,14 +135,14 @@ final class PublishedSchemas {
         return List.copyOf(new TreeSet<>(missing.keySet()));
     }
 
-    /** Whether a schemas-topic entry is one a reader takes: a schema whose id is the entry's key. */
-    private static boolean holdsSchemaOfId(String key, byte[] value) {
-        if (value == null) return false;
+    /** The schema of a schemas-topic entry that a reader takes (a schema whose id is the entry's key), or null. */
+    private static Schema schemaOfId(String key, byte[] value) {
+        if (value == null) return null;
         try {
             Schema s = new Schema.Parser().parse(new String(value, StandardCharsets.UTF_8));
-            return Integer.toString(EmbeddedSchemaResolver.idOf(s)).equals(key);
+            return Integer.toString(EmbeddedSchemaResolver.idOf(s)).equals(key) ? s : null;
         } catch (RuntimeException e) {
-            return false;
+            return null;
         }
     }
 }

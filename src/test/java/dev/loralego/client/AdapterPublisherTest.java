@@ -194,6 +194,26 @@ class AdapterPublisherTest {
         assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false));
     }
 
+    /**
+     * Without a schemas topic, a publish would write records that a service starting later, older than this client,
+     * dead-letters as "unknown schema id", while an audit run once the schemas reach the topic decodes them: refused.
+     */
+    @Test
+    void aPublishWithoutASchemasTopicWritesNothing() throws Exception {
+        String schemasTopic = "schemas-missing";
+        ClientConnection c = ClientConnection.of(kafka.broker.bootstrapServers(), Map.of("topic.schemas", schemasTopic),
+                ClientConnection.DEFAULT_MAX_RECORD_BYTES, ClientTestKafka.TIMEOUT);
+        String group = "pub-schemas-missing";
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> new AdapterPublisher(c).publish(
+                new AdapterPublisher.PublishRequest(group, null, 1L, 1.0, null, NaiveReference.fixture(TIGRINYA))));
+        assertTrue(e.getMessage().startsWith("the schemas topic " + schemasTopic + " does not exist"), e.getMessage());
+        assertTrue(e.getMessage().endsWith("nothing was written"), e.getMessage());
+        IllegalStateException w = assertThrows(IllegalStateException.class, () -> new AdapterPublisher(c).withdraw(group, TIGRINYA, -1));
+        assertTrue(w.getMessage().startsWith("the schemas topic " + schemasTopic + " does not exist"), w.getMessage());
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterLayers(), group, false));
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false));
+    }
+
     @Test
     void defaultVersionFollowsTheLatestManifest() throws Exception {
         String group = "pub-version";
