@@ -4,6 +4,7 @@ import dev.loralego.kafka.TopicScan;
 import dev.loralego.registry.EmbeddedSchemaResolver;
 import dev.loralego.registry.UnknownSchemaIdException;
 import org.apache.avro.Schema;
+import org.apache.avro.SchemaNormalization;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -75,18 +76,21 @@ final class PublishedSchemas {
      *
      * <p>Refuses, writing nothing, when the topic does not exist: a service that starts later (it creates the topic)
      * would dead-letter the records if it is older than this client, and an audit run after the schemas reach the
-     * topic would decode them, so the log would no longer replay as it was processed.
+     * topic would decode them, so the log would no longer replay as it was processed. Refuses too when the topic holds
+     * another schema under the id of one of {@code schemas} (a fingerprint collision, or an entry written to take that
+     * id): a service takes the first entry it reads for an id, and would decode this client's records with it.
      *
      * @return the ids written (none when the topic had them all)
-     * @throws IllegalStateException if the topic does not exist or cannot be read, or a missing schema cannot be
-     *                               written (e.g. this principal may not write the topic); nothing else has been
-     *                               written then
+     * @throws IllegalStateException if the topic does not exist, cannot be read, holds another schema under one of the
+     *                               ids, or a missing schema cannot be written (e.g. this principal may not write the
+     *                               topic); nothing else has been written then
      */
     static List<Integer> ensureOnTopic(ClientConnection connection, List<Schema> schemas) {
         if (!(connection.resolver() instanceof EmbeddedSchemaResolver)) return List.of();
         String topic = connection.topics().schemas();
         TreeMap<Integer, Schema> missing = new TreeMap<>();
         for (Schema s : schemas) missing.put(EmbeddedSchemaResolver.idOf(s), s);
+        TreeMap<Integer, String> taken = new TreeMap<>();
         try (KafkaConsumer<byte[], byte[]> consumer = connection.newConsumer("lora-lego-schemas")) {
             var infos = consumer.partitionsFor(topic, connection.timeout());
             if (infos == null || infos.isEmpty()) {
@@ -99,7 +103,13 @@ final class PublishedSchemas {
             TopicScan.toEnd(consumer, topic, connection.timeout(), r -> {
                 if (r.key() == null) return;
                 String key = new String(r.key(), StandardCharsets.UTF_8);
-                if (schemaOfId(key, r.value()) != null) present.add(key);
+                Schema published = schemaOfId(key, r.value());
+                Schema mine = published == null ? null : missing.get(EmbeddedSchemaResolver.idOf(published));
+                if (mine != null && !SchemaNormalization.toParsingForm(mine).equals(SchemaNormalization.toParsingForm(published))) {
+                    taken.put(EmbeddedSchemaResolver.idOf(published), published.getFullName());
+                    published = null;
+                }
+                if (published != null) present.add(key);
                 else present.remove(key); // a tombstone, or something unusable, replaces what the key held
             });
             missing.keySet().removeIf(id -> present.contains(Integer.toString(id)));
@@ -109,6 +119,12 @@ final class PublishedSchemas {
             String advice = e instanceof AuthorizationException ? ": grant this principal READ and DESCRIBE on " + topic : "";
             throw new IllegalStateException("reading the schemas topic " + topic + " failed (" + e.getMessage() + ")"
                     + advice + "; nothing was written", e);
+        }
+        if (!taken.isEmpty()) {
+            throw new IllegalStateException("the schemas topic " + topic + " holds another schema under the id of one this"
+                    + " client writes with (" + taken + "): a fingerprint collision, or an entry written to take the id;"
+                    + " a service would decode this client's records with it, so nothing was written (whoever may write "
+                    + topic + " should remove it)");
         }
         if (missing.isEmpty()) return List.of();
         List<Future<RecordMetadata>> sends = new ArrayList<>();

@@ -214,6 +214,30 @@ class AdapterPublisherTest {
         assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false));
     }
 
+    /**
+     * The schema id is 31 bits of a CRC, which anyone who may write the schemas topic can hit with a schema of their
+     * choosing; a service takes the first entry under an id. A publisher that finds another schema under the id of
+     * its own does not write records the service would decode with it.
+     */
+    @Test
+    void aPublishWhoseSchemaIdIsTakenByAnotherSchemaWritesNothing() throws Exception {
+        String schemasTopic = "schemas-taken";
+        kafka.createTopic(schemasTopic, Map.of("cleanup.policy", "compact"));
+        org.apache.avro.Schema crafted = dev.loralego.registry.NewerSchemas.collidingWith(AdapterEvent.getClassSchema());
+        int id = dev.loralego.registry.EmbeddedSchemaResolver.idOf(AdapterEvent.getClassSchema());
+        kafka.produce(schemasTopic, List.of(Map.entry(Integer.toString(id), crafted.toString().getBytes(StandardCharsets.UTF_8))));
+        ClientConnection c = ClientConnection.of(kafka.broker.bootstrapServers(), Map.of("topic.schemas", schemasTopic),
+                ClientConnection.DEFAULT_MAX_RECORD_BYTES, ClientTestKafka.TIMEOUT);
+        String group = "pub-schemas-taken";
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> new AdapterPublisher(c).publish(
+                new AdapterPublisher.PublishRequest(group, null, 1L, 1.0, null, NaiveReference.fixture(TIGRINYA))));
+        assertTrue(e.getMessage().startsWith("the schemas topic " + schemasTopic + " holds another schema under the id of one"
+                + " this client writes with ({" + id + "=dev.loralego.avro.AdapterEvent})"), e.getMessage());
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterLayers(), group, false));
+        assertEquals(List.of(), kafka.read(kafka.topics.adapterEvents(), group, false));
+        assertEquals(1, kafka.count(schemasTopic), "not even the layer's schema was written");
+    }
+
     @Test
     void defaultVersionFollowsTheLatestManifest() throws Exception {
         String group = "pub-version";
