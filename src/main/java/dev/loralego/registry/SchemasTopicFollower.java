@@ -3,6 +3,7 @@ package dev.loralego.registry;
 import org.apache.kafka.clients.consumer.Consumer;
 import org.apache.kafka.common.KafkaException;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.AuthorizationException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -75,7 +76,9 @@ public final class SchemasTopicFollower implements EmbeddedSchemaResolver.Schema
             int added = into.readToEnd(consumer, parts, topic, deadline, timeout);
             if (added > 0) LOG.info("loaded {} schema(s) published on {}", added, topic);
         } catch (KafkaException e) {
-            throw new SchemaRegistryException("reading the schemas topic " + topic + " failed: " + e.getMessage(), -1, -1, e);
+            String advice = e instanceof AuthorizationException ? " (grant this principal READ on " + topic + ")" : "";
+            throw new SchemaRegistryException("reading the schemas topic " + topic + " failed: " + e.getMessage() + advice,
+                    -1, -1, e);
         }
     }
 

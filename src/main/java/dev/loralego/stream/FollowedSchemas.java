@@ -45,6 +45,17 @@ record FollowedSchemas(SchemaResolver resolver, SchemasTopicFollower follower) i
         return new FollowedSchemas(new EmbeddedSchemaResolver(follower), follower);
     }
 
+    /**
+     * With the embedded resolver, reads the schemas topic now, so that a process that may not read it fails at start
+     * rather than at the first record whose id it does not ship: a stream thread could only fail on that record, again
+     * and again, holding its partition.
+     *
+     * @throws dev.loralego.registry.SchemaRegistryException if the topic cannot be read
+     */
+    void readNow() {
+        if (follower != null) follower.catchUp((EmbeddedSchemaResolver) resolver);
+    }
+
     @Override
     public void close() {
         if (follower != null) follower.close();

@@ -157,7 +157,11 @@ public final class MergeService implements AutoCloseable {
         this.topics = topics;
     }
 
-    /** Creates the topics, starts the topology and waits until it is processing (or {@code timeout} passes). */
+    /**
+     * Creates the topics, starts the topology and waits until it is processing (or {@code timeout} passes).
+     *
+     * @throws dev.loralego.registry.SchemaRegistryException if the schemas topic cannot be read (embedded schema source)
+     */
     public static MergeService start(Config config, VersionAssembler.VersionListener listener, Duration timeout)
             throws InterruptedException {
         return start(config, listener, null, timeout);
@@ -181,6 +185,12 @@ public final class MergeService implements AutoCloseable {
         FollowedSchemas schemas = FollowedSchemas.of(config.config(), config.bootstrap(), topics.boundary().schemas(),
                 Duration.ofSeconds(60));
         if (schemas.resolver() instanceof EmbeddedSchemaResolver embedded) publishSchemas(embedded, config, topics);
+        try {
+            schemas.readNow();
+        } catch (RuntimeException e) {
+            schemas.close();
+            throw e;
+        }
         TopologySerdes serdes = serdes(schemas.resolver());
         CachedParameters parametersOf = new CachedParameters(config);
         Topology topology = MergeTopology.build(new MergeTopology.Settings(topics, serdes, (group, sequence) -> parametersOf.apply(group),
