@@ -17,7 +17,12 @@ import java.util.function.Supplier;
  * entries written since its last read (one consumer kept for the resolver's life, so a catch-up costs an end-offsets
  * request when nothing is new). This is how a service decodes records of a newer publisher: the publisher writes its
  * schemas to the topic before its records ({@code AdapterPublisher}), so the catch-up that the first such record
- * triggers finds them, whenever and however often the log is replayed.
+ * triggers finds them, live and on every replay, as long as the entry stays the one under its key (only a later entry
+ * under the same key, which compaction keeps instead, takes it away). The other way round, a record written before
+ * its schema reached the topic (by a writer that does not put it there first) is dead-lettered when processed, and
+ * decodes on a replay after the schema arrived: the audit reports the versions that then differ.
+ *
+ * <p>The topic's partitions are those it has at the first catch-up that finds it; partitions added later are not read.
  *
  * <p>A topic that does not exist holds no schema: the id stays unknown (the record is dead-lettered, as it would be
  * without a follower). A topic that cannot be read (broker unreachable, not authorised, no end within the timeout) is
