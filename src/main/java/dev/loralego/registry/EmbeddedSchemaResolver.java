@@ -291,9 +291,18 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
             return false;
         }
         synchronized (this) {
-            if (schemas.containsKey(id)) return false;
-            add(schema);
-            return true;
+            String known = canonical.get(id);
+            if (known == null) {
+                add(schema);
+                return true;
+            }
+            if (!known.equals(SchemaNormalization.toParsingForm(schema))) {
+                // the id is taken (shipped, or read first): a collision, or an entry written to take it; never replaced
+                LOG.warn("Ignoring schemas-topic entry {} at {}-{}@{}: another schema ({}) has that id already; whoever may"
+                        + " write {} should remove it", r.key(), r.topic(), r.partition(), r.offset(), schema.getFullName(),
+                        r.topic());
+            }
+            return false;
         }
     }
 

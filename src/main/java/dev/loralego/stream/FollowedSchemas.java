@@ -40,6 +40,8 @@ record FollowedSchemas(SchemaResolver resolver, SchemasTopicFollower follower) i
         p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         p.put(ConsumerConfig.ALLOW_AUTO_CREATE_TOPICS_CONFIG, false);
+        // a position lost to deleted records (or a recreated topic) restarts from the first entry, never skips any
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         SchemasTopicFollower follower = new SchemasTopicFollower(
                 () -> new KafkaConsumer<>(p, new StringDeserializer(), new StringDeserializer()), schemasTopic, timeout);
         return new FollowedSchemas(new EmbeddedSchemaResolver(follower), follower);
