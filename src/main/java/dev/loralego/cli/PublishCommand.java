@@ -31,7 +31,8 @@ public final class PublishCommand implements Callable<Integer> {
 
     @Option(names = "--version", arity = "0..1", fallbackValue = HelpOptions.NO_VALUE, paramLabel = "V",
             description = "adapter version (default: 1 + this adapter's version in the group's latest"
-            + " merged version, or 1 if it is not in it); without a value: print the program version")
+            + " merged version, else 1 + its version last withdrawn from the group, else 1: versions only go up);"
+            + " without a value: print the program version")
     String version;
 
     @Option(names = "--weight", defaultValue = "1", description = "merge weight, > 0 (default: ${DEFAULT-VALUE})")

@@ -97,6 +97,19 @@ class CliTest {
         assertTrue(run.err().startsWith("--version takes an adapter version, got 'adapters/tigrinya'"), run::toString);
     }
 
+    /**
+     * {@code publish --help} states the default version as {@code AdapterPublisher} picks it: after a withdrawal it is
+     * one more than the withdrawn version (the service refuses a re-publish at or below it), not 1.
+     */
+    @Test
+    void publishHelpGivesTheDefaultVersionAfterAWithdrawal() {
+        CommandRun help = CommandRun.of("publish", "--help");
+        assertEquals(0, help.exit(), help::toString);
+        String text = help.out().replaceAll("\\s+", " ");
+        assertTrue(text.contains("else 1 + its version last withdrawn from the group, else 1"), help::toString);
+        assertTrue(!text.contains("or 1 if it is not in it"), help::toString);
+    }
+
     /** The command list of {@code --help} shows the first description line only: it must be a sentence of its own. */
     @Test
     void everySubcommandSummaryIsACompleteSentence() {
