@@ -13,9 +13,9 @@ import org.apache.logging.log4j.core.config.builder.impl.BuiltConfiguration;
  * (our warnings and errors only) and {@code --json} (one JSON object per line, for log shippers). Applied by
  * replacing the log4j2 configuration programmatically ({@link Configurator#reconfigure}).
  *
- * <p>Every mode keeps Kafka's and the embedded broker's internals at WARN (the controller and the network
- * client at ERROR, whose warnings during start-up and rebalances are routine), so the CLI never dumps broker
- * internals at INFO. Logs go to stderr; stdout stays for the command's own output.
+ * <p>Every mode keeps Kafka's and the embedded broker's internals at WARN (the controller, the network
+ * client and {@code StreamsConfig} at ERROR, whose warnings during start-up and rebalances are routine), as the
+ * default configuration ({@code log4j2.xml}) does, so the CLI never dumps broker internals at INFO. Logs go to stderr; stdout stays for the command's own output.
  *
  * <p>JSON lines come from a {@code PatternLayout} whose fields go through its {@code %enc{...}{JSON}}
  * escaping: {@code time} (ISO-8601 with offset), {@code level}, {@code logger}, {@code thread},
@@ -63,6 +63,9 @@ public final class ServiceLogging {
         b.add(b.newLogger("dev.loralego", quiet ? Level.WARN : Level.INFO).addAttribute("additivity", true));
         b.add(b.newLogger("org.apache.kafka.controller", Level.ERROR));
         b.add(b.newLogger("org.apache.kafka.clients.NetworkClient", Level.ERROR));
+        // as log4j2.xml: its warning about the global thread's exception handler comes at every start and asks
+        // for nothing this service uses (no global stores)
+        b.add(b.newLogger("org.apache.kafka.streams.StreamsConfig", Level.ERROR));
         b.add(b.newRootLogger(Level.WARN).add(b.newAppenderRef(APPENDER)));
         return b.build(false);
     }

@@ -74,6 +74,36 @@ class ServiceLoggingTest {
         assertTrue(line.matches("\\d\\d:\\d\\d:\\d\\d\\.\\d{3} WARN  VersionLog - hello\\R"), line);
     }
 
+    /**
+     * {@code run --quiet} and {@code --json} show no more of Kafka than {@code run} without them: every logger the
+     * shipped {@code log4j2.xml} raises keeps at least that level in every mode ({@code --quiet} printed
+     * {@code StreamsConfig}'s start-up warnings that the default hides).
+     */
+    @Test
+    void noModeShowsKafkaLoggersTheDefaultConfigurationSilences() throws Exception {
+        org.w3c.dom.Document xml;
+        try (java.io.InputStream in = ServiceLogging.class.getResourceAsStream("/log4j2.xml")) {
+            xml = javax.xml.parsers.DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(in);
+        }
+        org.w3c.dom.NodeList loggers = xml.getElementsByTagName("Logger");
+        int checked = 0;
+        for (int i = 0; i < loggers.getLength(); i++) {
+            org.w3c.dom.Element logger = (org.w3c.dom.Element) loggers.item(i);
+            String name = logger.getAttribute("name");
+            if (name.startsWith("dev.loralego")) continue; // ours: the modes choose
+            Level level = Level.valueOf(logger.getAttribute("level"));
+            for (boolean[] mode : new boolean[][] {{true, false}, {false, true}, {true, true}}) {
+                BuiltConfiguration config = ServiceLogging.build(mode[0], mode[1]);
+                config.initialize(); // before it, every name resolves to a default root at ERROR
+                Level inMode = config.getLoggerConfig(name).getLevel();
+                assertTrue(inMode.isMoreSpecificThan(level), name + " is at " + inMode + " in mode quiet=" + mode[0]
+                        + " json=" + mode[1] + ", " + level + " in log4j2.xml");
+            }
+            checked++;
+        }
+        assertTrue(checked >= 3, "Kafka loggers in log4j2.xml: " + checked);
+    }
+
     @Test
     void quietKeepsOnlyOurWarningsAndNoModeShowsKafkaInternalsAtInfo() {
         ServiceLogging.configure(true, false);
