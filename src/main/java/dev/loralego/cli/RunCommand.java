@@ -99,6 +99,7 @@ public final class RunCommand implements Callable<Integer> {
         int streamThreads = streamThreads(threads, partitions);
         new MergeService.Config(bootstrap == null ? "localhost:" + embeddedPort : bootstrap, appId, dataDir.resolve("streams"),
                 partitions, replication, maxRecordBytes, streamThreads, defaults, config);
+        if (httpPort != 0) requireFreePort(httpPort);
         EmbeddedKafkaBroker broker = null;
         String servers = bootstrap;
         if (servers == null) {
@@ -165,6 +166,20 @@ public final class RunCommand implements Callable<Integer> {
         System.out.flush();
         stopped.await();
         return 0;
+    }
+
+    /**
+     * Refuses an HTTP port another process listens on before the broker and the service start (their start takes
+     * seconds and writes a data directory); the bind at the end can still lose a race, and then fails as before.
+     */
+    private static void requireFreePort(int port) {
+        try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+            probe.setReuseAddress(true); // as the HTTP server binds: a port in TIME_WAIT is free
+            probe.bind(new InetSocketAddress(port));
+        } catch (IOException e) {
+            throw new IllegalStateException("could not serve HTTP on port " + port + ": " + e.getMessage()
+                    + " (--http-port PORT, or 0 for none)", e);
+        }
     }
 
     private String advertisedHost() {

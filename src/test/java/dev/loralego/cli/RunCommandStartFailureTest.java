@@ -51,6 +51,19 @@ class RunCommandStartFailureTest {
     }
 
     @Test
+    void aTakenHttpPortIsRefusedBeforeAnythingStarts(@TempDir Path tmp) throws Exception {
+        try (ServerSocket taken = new ServerSocket(0)) {
+            int port = taken.getLocalPort();
+            CommandRun run = CommandRun.of("run", "--embedded-port", "0", "--data-dir", tmp.toString(),
+                    "--http-port", Integer.toString(port), "--quiet");
+            assertEquals(1, run.exit(), run::toString);
+            assertTrue(run.err().contains("could not serve HTTP on port " + port + ": "), run::toString);
+            assertTrue(run.err().contains("(--http-port PORT, or 0 for none)"), run::toString);
+            assertTrue(!java.nio.file.Files.exists(tmp.resolve("kafka")), "no broker was started: " + run);
+        }
+    }
+
+    @Test
     void aServiceThatCannotStartStopsTheEmbeddedBrokerItStarted(@TempDir Path tmp) throws Exception {
         int port;
         try (ServerSocket s = new ServerSocket(0, 1, InetAddress.getByName("localhost"))) {
