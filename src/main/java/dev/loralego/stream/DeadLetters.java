@@ -21,13 +21,18 @@ final class DeadLetters {
     private final String topic;
     private final Serializer<DeadLetter> serializer;
     private final DeadLetterListener listener;
+    private final boolean log;
 
-    /** {@code listener} (may be null) is told about every rejection after it is forwarded. */
-    DeadLetters(String sinkName, String topic, Serializer<DeadLetter> serializer, DeadLetterListener listener) {
+    /**
+     * {@code listener} (may be null) is told about every rejection after it is forwarded; with {@code log}, each is
+     * also logged as a warning.
+     */
+    DeadLetters(String sinkName, String topic, Serializer<DeadLetter> serializer, DeadLetterListener listener, boolean log) {
         this.sinkName = sinkName;
         this.topic = topic;
         this.serializer = serializer;
         this.listener = listener == null ? dl -> { } : listener;
+        this.log = log;
     }
 
     /**
@@ -50,7 +55,7 @@ final class DeadLetters {
                 .setGroup(group)
                 .setTimestamp(input.timestamp())
                 .build();
-        LOG.warn("dead-lettered record from {}-{}@{} (group {}): {}{}", dl.getSourceTopic(), dl.getPartition(),
+        if (log) LOG.warn("dead-lettered record from {}-{}@{} (group {}): {}{}", dl.getSourceTopic(), dl.getPartition(),
                 dl.getOffset(), group, reason, field == null ? "" : " [field " + field + "]");
         String key = group != null ? group : rawKey == null ? null : new String(rawKey, StandardCharsets.UTF_8);
         context.forward(new Record<>(key, serializer.serialize(topic, dl), input.timestamp()), sinkName);

@@ -61,10 +61,12 @@ public final class MergeTopology {
      * @param serviceVersion  recorded in every manifest
      * @param listener        told about every emitted version (may be null)
      * @param deadLetterListener told about every dead-lettered record (may be null)
+     * @param replay          a replay of the log ({@code audit}): rejections are not logged, since the service logged
+     *                        them when it processed the records, and a replay's record locations are not the log's
      */
     public record Settings(ServiceTopics topics, TopologySerdes serdes, VersionParameters parametersOf,
                            int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener,
-                           DeadLetterListener deadLetterListener) {
+                           DeadLetterListener deadLetterListener, boolean replay) {
         public Settings {
             Objects.requireNonNull(topics, "topics");
             Objects.requireNonNull(serdes, "serdes");
@@ -72,7 +74,14 @@ public final class MergeTopology {
             Objects.requireNonNull(serviceVersion, "serviceVersion");
         }
 
-        /** Settings without a dead-letter listener. */
+        /** Settings of the service (not a replay). */
+        public Settings(ServiceTopics topics, TopologySerdes serdes, VersionParameters parametersOf,
+                        int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener,
+                        DeadLetterListener deadLetterListener) {
+            this(topics, serdes, parametersOf, maxStoredRecordBytes, serviceVersion, listener, deadLetterListener, false);
+        }
+
+        /** Settings of the service without a dead-letter listener. */
         public Settings(ServiceTopics topics, TopologySerdes serdes, VersionParameters parametersOf,
                         int maxStoredRecordBytes, String serviceVersion, VersionAssembler.VersionListener listener) {
             this(topics, serdes, parametersOf, maxStoredRecordBytes, serviceVersion, listener, null);
@@ -126,7 +135,7 @@ public final class MergeTopology {
 
     private static DeadLetters deadLetters(Settings settings) {
         return new DeadLetters(DEAD_LETTER_SINK, settings.topics().deadLetter(), settings.serdes().deadLetter().serializer(),
-                settings.deadLetterListener());
+                settings.deadLetterListener(), !settings.replay());
     }
 
     private static StoreBuilder<KeyValueStore<String, byte[]>> store(String name, Map<String, String> changelogConfig) {

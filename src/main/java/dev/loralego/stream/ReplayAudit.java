@@ -216,7 +216,7 @@ public final class ReplayAudit {
         }
         TreeMap<Long, MergedVersionManifest> out = new TreeMap<>();
         MergeTopology.Settings settings = new MergeTopology.Settings(topics, serdes, params, maxRecordBytes,
-                ServiceVersion.get(), null);
+                ServiceVersion.get(), null, null, true);
         try (TopologyTestDriver driver = privateTopology(settings, "lora-lego-audit", stateDir)) {
             ByteArraySerializer bytes = new ByteArraySerializer();
             TestInputTopic<byte[], byte[]> layers = driver.createInputTopic(topics.adapterLayers(), bytes, bytes);

@@ -57,7 +57,7 @@ class LayerWaitsTest {
         context.addStateStore(states);
         merger = new ModuleMerger("buffer", "states", LAYERS, serdes.adapterLayer().deserializer(), "lora.merged.layers",
                 serdes.mergedLayer().serializer(), "merged-sink", "assembly-sink",
-                new DeadLetters("dead-letter-sink", "lora.deadletter", serdes.deadLetter().serializer(), null));
+                new DeadLetters("dead-letter-sink", "lora.deadletter", serdes.deadLetter().serializer(), null, true));
         merger.init(context);
         mergers.add(merger);
     }
