@@ -46,7 +46,7 @@ public final class WithdrawCommand implements Callable<Integer> {
         long version = v == null ? -1 : v;
         AdapterEvent e = new AdapterPublisher(client.connect()).withdraw(group, adapterId, version);
         PrintWriter out = spec.commandLine().getOut();
-        out.printf(Locale.ROOT, "withdrew %s (%s) from group %s, event %s%n", e.getAdapterId(),
+        out.printf(Locale.ROOT, "sent the withdrawal of %s (%s) from group %s, event %s%n", e.getAdapterId(),
                 version < 0 ? "the live version" : "version " + version, e.getGroup(), e.getEventId());
         out.println(PublishCommand.rejectionHint(e.getGroup()));
         out.flush();

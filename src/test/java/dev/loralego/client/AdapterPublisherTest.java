@@ -463,7 +463,7 @@ class AdapterPublisherTest {
         cl.setOut(new PrintWriter(withdrawOut));
         assertEquals(0, cl.execute("withdraw", "--group", group, "--adapter-id", "tig", "--bootstrap-servers",
                 kafka.broker.bootstrapServers()), err.toString());
-        assertTrue(withdrawOut.toString().contains("withdrew tig (the live version) from group " + group), withdrawOut.toString());
+        assertTrue(withdrawOut.toString().contains("sent the withdrawal of tig (the live version) from group " + group), withdrawOut.toString());
         assertTrue(withdrawOut.toString().contains("dead-letters --group " + group), withdrawOut.toString());
         assertEquals(2, kafka.read(kafka.topics.adapterEvents(), group, true).size());
     }
