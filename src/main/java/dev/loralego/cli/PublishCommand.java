@@ -14,6 +14,12 @@ import java.util.concurrent.Callable;
 
 /** {@code publish}: sends a PEFT adapter into a merge group, layers and event in one Kafka transaction. */
 @Command(name = "publish", versionProvider = VersionProvider.class,
+        // written out: --group and ADAPTER_DIR are required, but checked in call() (--version takes an optional value)
+        customSynopsis = {"lora-lego publish --group=<group> [--adapter-id=<adapterId>]",
+                "                         [--version[=V]] [--weight=<weight>] [--team=<team>]",
+                "                         [--bootstrap-servers=HOST:PORT[,...]] [--config=FILE]",
+                "                         [--max-record-bytes=BYTES] [--timeout=SECONDS] [-hV]",
+                "                         ADAPTER_DIR"},
         description = {"Publishes a PEFT LoRA adapter into a merge group.",
                 "Writes one record per module on the layers topic and the publish event, in one Kafka transaction"
                 + " (the service sees all of it or nothing).",

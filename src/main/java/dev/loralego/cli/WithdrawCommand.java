@@ -13,6 +13,11 @@ import java.util.concurrent.Callable;
 
 /** {@code withdraw}: takes an adapter out of a merge group (the service emits a version without it). */
 @Command(name = "withdraw", versionProvider = VersionProvider.class,
+        // written out: --group and --adapter-id are required, but checked in call() (--version takes an optional value)
+        customSynopsis = {"lora-lego withdraw --group=<group> --adapter-id=<adapterId>",
+                "                          [--version[=V]] [--bootstrap-servers=HOST:PORT[,...]]",
+                "                          [--config=FILE]",
+                "                          [--max-record-bytes=BYTES] [--timeout=SECONDS] [-hV]"},
         description = {"Withdraws an adapter from a merge group.",
                 "Example: withdraw --group gpt2 --adapter-id tigrinya"})
 public final class WithdrawCommand implements Callable<Integer> {

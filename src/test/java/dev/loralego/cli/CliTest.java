@@ -5,6 +5,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -127,6 +128,40 @@ class CliTest {
             }
         }
         assertTrue(checked >= 14, "subcommands checked: " + checked);
+    }
+
+    /**
+     * A written-out synopsis (commands whose required options are checked in code) names every option of the command
+     * and shows the required ones without brackets, within 80 columns.
+     */
+    @Test
+    void everyCustomSynopsisNamesEveryOptionAndShowsTheRequiredOnes() {
+        Map<String, List<String>> required = Map.of("publish", List.of("--group=<group>", "ADAPTER_DIR"),
+                "withdraw", List.of("--group=<group>", "--adapter-id=<adapterId>"));
+        int checked = 0;
+        for (picocli.CommandLine sub : LoraLegoCommand.commandLine().getSubcommands().values()) {
+            String[] custom = sub.getCommandSpec().usageMessage().customSynopsis();
+            if (custom.length == 0) continue;
+            String name = sub.getCommandName();
+            String synopsis = String.join("\n", custom);
+            assertTrue(custom[0].startsWith("lora-lego " + name + " "), custom[0]);
+            for (int i = 0; i < custom.length; i++) {
+                String printed = (i == 0 ? "Usage: " : "") + custom[i]; // picocli prints continuation lines as written
+                assertTrue(printed.length() <= 80, name + ": '" + printed + "'");
+            }
+            assertTrue(synopsis.contains("[-hV]"), name + ": -h/-V missing from\n" + synopsis);
+            for (picocli.CommandLine.Model.OptionSpec o : sub.getCommandSpec().options()) {
+                if (o.usageHelp() || o.versionHelp()) continue;
+                assertTrue(synopsis.contains(o.longestName()), name + ": " + o.longestName() + " missing from\n" + synopsis);
+            }
+            List<String> mustShow = required.get(name);
+            assertTrue(mustShow != null, name + " has a custom synopsis: say here which of its arguments are required");
+            for (String r : mustShow) {
+                assertTrue(synopsis.contains(" " + r) && !synopsis.contains("[" + r), name + ": " + r + " shown as optional");
+            }
+            checked++;
+        }
+        assertEquals(2, checked, "commands with a written-out synopsis");
     }
 
     @Test
