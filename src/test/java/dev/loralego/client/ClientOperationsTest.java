@@ -1,12 +1,8 @@
 package dev.loralego.client;
 
-import dev.loralego.avro.AdapterEventType;
 import dev.loralego.avro.AdapterRef;
-import dev.loralego.avro.MergedLayer;
 import dev.loralego.avro.MergedVersionManifest;
-import dev.loralego.avro.ModuleRef;
 import dev.loralego.avro.TensorDType;
-import dev.loralego.avro.VersionTrigger;
 import dev.loralego.cli.LoraLegoCommand;
 import dev.loralego.registry.EmbeddedSchemaResolver;
 import org.apache.avro.Schema;
@@ -26,7 +22,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -35,14 +30,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
-import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -83,9 +76,9 @@ class ClientOperationsTest {
         int versions = 80;
         for (int s = 1; s <= versions; s++) {
             // Two modules, both re-merged by every version: 2 layer records + 2 manifest records per version.
-            Layer q = Layer.of(group, "l.q", 2, 8, 8, s, rnd);
-            Layer v = Layer.of(group, "l.v", 2, 8, 8, s, rnd);
-            publishVersion(manifest(group, s, List.of(q, v)), List.of(q, v));
+            PlantedLayer q = PlantedLayer.of(group, "l.q", 2, 8, 8, s, TensorDType.F32, rnd);
+            PlantedLayer v = PlantedLayer.of(group, "l.v", 2, 8, 8, s, TensorDType.F32, rnd);
+            kafka.plant(manifest(group, s, List.of(q, v)), List.of(q, v));
         }
         Path root = dir.resolve("serving-catchup");
         Path envFile = dir.resolve("catchup-env.txt");
@@ -138,18 +131,18 @@ class ClientOperationsTest {
     void runningWatchFollowsVersionsWrittenWithANewerSchema() throws Exception {
         String group = "upgrade-watch";
         SplittableRandom rnd = new SplittableRandom(12);
-        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
-        publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
+        PlantedLayer l1 = PlantedLayer.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
+        kafka.plant(manifest(group, 1, List.of(l1)), List.of(l1));
         try (BackgroundWatch watch = BackgroundWatch.start(group, dir.resolve("serving-upgrade"))) {
             VersionWatcher.Swap s1 = watch.swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
             assertNotNull(s1, "version 1 installed");
             // The upgraded service: publishes its schemas, then writes version 2 with the new one.
             Schema evolved = evolvedManifestSchema("newFieldWatch");
             publishSchema(evolved);
-            Layer l2 = Layer.of(group, "l.q", 2, 4, 4, 2, rnd);
+            PlantedLayer l2 = PlantedLayer.of(group, "l.q", 2, 4, 4, 2, TensorDType.F32, rnd);
             MergedVersionManifest v2 = manifest(group, 2, List.of(l2));
-            publishLayers(List.of(l2));
-            publishManifest(v2, encodeWith(evolved, v2, "newFieldWatch"));
+            kafka.plantLayers(List.of(l2));
+            kafka.plantManifest(v2, encodeWith(evolved, v2, "newFieldWatch"));
             VersionWatcher.Swap s2 = watch.swaps.poll(30, TimeUnit.SECONDS);
             assertNotNull(s2, "version 2 (newer schema, published on the schemas topic) was never installed");
             assertEquals(2, s2.sequence());
@@ -164,10 +157,10 @@ class ClientOperationsTest {
         SplittableRandom rnd = new SplittableRandom(13);
         Schema evolved = evolvedManifestSchema("newFieldVersions");
         publishSchema(evolved);
-        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
+        PlantedLayer l1 = PlantedLayer.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
         MergedVersionManifest v1 = manifest(group, 1, List.of(l1));
-        publishLayers(List.of(l1));
-        publishManifest(v1, encodeWith(evolved, v1, "newFieldVersions"));
+        kafka.plantLayers(List.of(l1));
+        kafka.plantManifest(v1, encodeWith(evolved, v1, "newFieldVersions"));
 
         StringWriter out = new StringWriter();
         StringWriter err = new StringWriter();
@@ -188,8 +181,8 @@ class ClientOperationsTest {
     void execTimeoutZeroDoesNotKillTheHookAtOnce() throws Exception {
         String group = "exec-zero";
         SplittableRandom rnd = new SplittableRandom(15);
-        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
-        publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
+        PlantedLayer l1 = PlantedLayer.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
+        kafka.plant(manifest(group, 1, List.of(l1)), List.of(l1));
         Path root = dir.resolve("serving-exec-zero");
         Path marker = dir.resolve("exec-zero-ran.txt");
         StringWriter out = new StringWriter();
@@ -242,8 +235,8 @@ class ClientOperationsTest {
     void secondWatchOnTheSameDirectoryAndGroupIsRefused() throws Exception {
         String group = "twin";
         SplittableRandom rnd = new SplittableRandom(16);
-        Layer l1 = Layer.of(group, "l.q", 2, 4, 4, 1, rnd);
-        publishVersion(manifest(group, 1, List.of(l1)), List.of(l1));
+        PlantedLayer l1 = PlantedLayer.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
+        kafka.plant(manifest(group, 1, List.of(l1)), List.of(l1));
         Path root = dir.resolve("serving-twin");
         try (BackgroundWatch first = BackgroundWatch.start(group, root)) {
             assertNotNull(first.swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS), "version 1 installed by the first watch");
@@ -252,8 +245,8 @@ class ClientOperationsTest {
                     "--max-wait", "30", "--bootstrap-servers", kafka.broker.bootstrapServers()), err.toString());
             assertTrue(err.toString().contains("another watch"), err.toString());
             // Another group on the same DIR is independent.
-            Layer o1 = Layer.of("twin-other", "l.q", 2, 4, 4, 1, rnd);
-            publishVersion(manifest("twin-other", 1, List.of(o1)), List.of(o1));
+            PlantedLayer o1 = PlantedLayer.of("twin-other", "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
+            kafka.plant(manifest("twin-other", 1, List.of(o1)), List.of(o1));
             StringWriter err2 = new StringWriter();
             assertEquals(0, cli(new StringWriter(), err2).execute("watch", "--group", "twin-other", "--out", root.toString(),
                     "--once", "--max-wait", "30", "--bootstrap-servers", kafka.broker.bootstrapServers()), err2.toString());
@@ -293,57 +286,9 @@ class ClientOperationsTest {
         }
     }
 
-    /** A merged layer: F32 values, bytes little-endian, digest SHA-256 of A then B (computed here). */
-    record Layer(String group, String module, int rank, int dIn, int dOut, long sequence, byte[] a, byte[] b, String digest) {
-        static Layer of(String group, String module, int rank, int dIn, int dOut, long sequence, SplittableRandom rnd) {
-            float[] a = new float[rank * dIn];
-            float[] b = new float[dOut * rank];
-            for (int i = 0; i < a.length; i++) a[i] = (float) (rnd.nextDouble() * 2 - 1);
-            for (int i = 0; i < b.length; i++) b[i] = (float) (rnd.nextDouble() * 2 - 1);
-            byte[] ab = NaiveReference.f32Bytes(a);
-            byte[] bb = NaiveReference.f32Bytes(b);
-            return new Layer(group, module, rank, dIn, dOut, sequence, ab, bb, NaiveReference.sha256(ab, bb));
-        }
-
-        MergedLayer record() {
-            return MergedLayer.newBuilder().setGroup(group).setModule(module).setSequence(sequence).setDtype(TensorDType.F32)
-                    .setRank(rank).setDIn(dIn).setDOut(dOut).setA(ByteBuffer.wrap(a)).setB(ByteBuffer.wrap(b))
-                    .setDigest(digest).setInertia(0.25).setLiveAdapters(1).build();
-        }
-    }
-
-    static MergedVersionManifest manifest(String group, long sequence, List<Layer> modules) {
-        List<Layer> sorted = new ArrayList<>(modules);
-        sorted.sort((x, y) -> x.module().compareTo(y.module()));
-        List<ModuleRef> refs = new ArrayList<>();
-        for (Layer p : sorted) refs.add(new ModuleRef(p.module(), p.rank(), p.dIn(), p.dOut(), p.digest()));
-        return MergedVersionManifest.newBuilder().setGroup(group).setSequence(sequence).setBaseModel("tiny-base")
-                .setTrigger(new VersionTrigger("event-" + sequence, AdapterEventType.PUBLISH, "a", sequence))
-                .setAdapters(modules.isEmpty() ? List.of() : List.of(new AdapterRef("a", sequence, 1.0, null, "d" + sequence)))
-                .setModules(refs)
-                .setDigest(NaiveReference.wholeDigest(refs.stream().map(ModuleRef::getModule).toList(),
-                        refs.stream().map(ModuleRef::getDigest).toList()))
-                .setFanInFanOut(false).setTaskType("CAUSAL_LM").setParameters(new TreeMap<>(Map.of("k", "0")))
-                .setEventTimestamp(1_700_000_000_000L + sequence).setServiceVersion("lora-lego test").build();
-    }
-
-    static void publishLayers(List<Layer> layers) throws Exception {
-        List<Map.Entry<String, byte[]>> records = new ArrayList<>();
-        for (Layer p : layers) {
-            records.add(Map.entry(p.group() + "|" + p.module(),
-                    kafka.serdes.mergedLayer().serializer().serialize(kafka.topics.mergedLayers(), p.record())));
-        }
-        if (!records.isEmpty()) kafka.produce(kafka.topics.mergedLayers(), records);
-    }
-
-    static void publishManifest(MergedVersionManifest m, byte[] value) throws Exception {
-        kafka.produce(kafka.topics.mergedVersions(), List.of(Map.entry(m.getGroup() + "@" + m.getSequence(), value),
-                Map.entry(m.getGroup(), value)));
-    }
-
-    static void publishVersion(MergedVersionManifest m, List<Layer> layers) throws Exception {
-        publishLayers(layers);
-        publishManifest(m, kafka.serdes.mergedVersion().serializer().serialize(kafka.topics.mergedVersions(), m));
+    /** Version {@code sequence} of {@code group} over {@code modules}, triggered by a publish of adapter "a". */
+    static MergedVersionManifest manifest(String group, long sequence, List<PlantedLayer> modules) {
+        return PlantedLayer.manifest(group, sequence, modules, List.of(new AdapterRef("a", sequence, 1.0, null, "d" + sequence)));
     }
 
     static CommandLine cli(StringWriter out, StringWriter err) {

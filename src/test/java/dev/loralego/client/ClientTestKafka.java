@@ -1,5 +1,6 @@
 package dev.loralego.client;
 
+import dev.loralego.avro.MergedVersionManifest;
 import dev.loralego.kafka.EmbeddedKafkaBroker;
 import dev.loralego.kafka.TopicAdmin;
 import dev.loralego.kafka.TopicNames;
@@ -77,6 +78,26 @@ final class ClientTestKafka implements AutoCloseable {
                         .get(TIMEOUT.toSeconds(), TimeUnit.SECONDS);
             }
         }
+    }
+
+    /** Writes {@code layers} to the merged-layers topic, keyed {@code group|module}, as the service does. */
+    void plantLayers(List<PlantedLayer> layers) throws Exception {
+        List<Map.Entry<String, byte[]>> records = new ArrayList<>();
+        for (PlantedLayer p : layers) {
+            records.add(Map.entry(p.group + "|" + p.module, serdes.mergedLayer().serializer().serialize(topics.mergedLayers(), p.record())));
+        }
+        if (!records.isEmpty()) produce(topics.mergedLayers(), records);
+    }
+
+    /** Writes a manifest's encoded {@code value} under its history key {@code group@sequence} and its latest key {@code group}. */
+    void plantManifest(MergedVersionManifest m, byte[] value) throws Exception {
+        produce(topics.mergedVersions(), List.of(Map.entry(m.getGroup() + "@" + m.getSequence(), value), Map.entry(m.getGroup(), value)));
+    }
+
+    /** Writes {@code layers}, then {@code m} (may be null: layers only) with the service's serde. */
+    void plant(MergedVersionManifest m, List<PlantedLayer> layers) throws Exception {
+        plantLayers(layers);
+        if (m != null) plantManifest(m, serdes.mergedVersion().serializer().serialize(topics.mergedVersions(), m));
     }
 
     /** Creates {@code topic} (one partition) with {@code configs}. */

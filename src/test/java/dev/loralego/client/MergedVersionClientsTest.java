@@ -12,7 +12,6 @@ import dev.loralego.avro.VersionTrigger;
 import dev.loralego.cli.LoraLegoCommand;
 import dev.loralego.peft.AdapterConfig;
 import dev.loralego.peft.DType;
-import dev.loralego.peft.DTypeCodec;
 import dev.loralego.peft.PeftAdapter;
 import dev.loralego.peft.SafetensorsWriter;
 import dev.loralego.peft.TensorData;
@@ -25,8 +24,6 @@ import picocli.CommandLine;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -83,16 +80,16 @@ class MergedVersionClientsTest {
     void exportLatestAndEarlierVersionsAsVerifiedPeftDirectories() throws Exception {
         String group = "exp";
         SplittableRandom rnd = new SplittableRandom(1);
-        Planted a1 = Planted.of(group, "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
-        Planted b1 = Planted.of(group, "model.layers.0.v_proj", 3, 5, 2, 1, TensorDType.F32, rnd);
-        MergedVersionManifest v1 = manifest(group, 1, List.of(a1, b1), List.of(new AdapterRef("alpha", 1L, 1.0, "team-x", "da")));
-        publishVersion(v1, List.of(a1, b1));
+        PlantedLayer a1 = PlantedLayer.of(group, "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
+        PlantedLayer b1 = PlantedLayer.of(group, "model.layers.0.v_proj", 3, 5, 2, 1, TensorDType.F32, rnd);
+        MergedVersionManifest v1 = PlantedLayer.manifest(group, 1, List.of(a1, b1), List.of(new AdapterRef("alpha", 1L, 1.0, "team-x", "da")));
+        kafka.plant(v1, List.of(a1, b1));
         // Version 2: q_proj re-merged in BF16, v_proj unchanged (its layer stays the sequence-1 one), o_proj new.
-        Planted a2 = Planted.of(group, "model.layers.0.q_proj", 4, 4, 3, 2, TensorDType.BF16, rnd);
-        Planted c2 = Planted.of(group, "model.layers.0.o_proj", 2, 6, 6, 2, TensorDType.BF16, rnd);
-        MergedVersionManifest v2 = manifest(group, 2, List.of(a2, b1, c2), List.of(new AdapterRef("alpha", 1L, 1.0, "team-x", "da"),
+        PlantedLayer a2 = PlantedLayer.of(group, "model.layers.0.q_proj", 4, 4, 3, 2, TensorDType.BF16, rnd);
+        PlantedLayer c2 = PlantedLayer.of(group, "model.layers.0.o_proj", 2, 6, 6, 2, TensorDType.BF16, rnd);
+        MergedVersionManifest v2 = PlantedLayer.manifest(group, 2, List.of(a2, b1, c2), List.of(new AdapterRef("alpha", 1L, 1.0, "team-x", "da"),
                 new AdapterRef("beta", 2L, 0.5, null, "db")));
-        publishVersion(v2, List.of(a2, c2));
+        kafka.plant(v2, List.of(a2, c2));
 
         // Latest through the command line.
         Path latest = dir.resolve("export-latest");
@@ -111,7 +108,7 @@ class MergedVersionClientsTest {
             assertTrue(c.fanInFanOut());
             assertEquals("tiny-base", c.baseModel());
             assertEquals("CAUSAL_LM", c.taskType());
-            for (Planted p : List.of(a2, b1, c2)) assertEquals(1.0, c.scalingFor(p.module), 0.0, "merged layers have scaling 1");
+            for (PlantedLayer p : List.of(a2, b1, c2)) assertEquals(1.0, c.scalingFor(p.module), 0.0, "merged layers have scaling 1");
         }
         assertManifestJson(latest.resolve(ManifestJson.FILE_NAME), v2);
 
@@ -121,7 +118,7 @@ class MergedVersionClientsTest {
                 "--bootstrap-servers", kafka.broker.bootstrapServers()), err.toString());
         assertAdapterHolds(first, List.of(a1, b1));
         Path weights = first.resolve(PeftAdapter.WEIGHTS_FILE);
-        for (Planted p : List.of(a1, b1)) {
+        for (PlantedLayer p : List.of(a1, b1)) {
             // Uniform F32: the file holds exactly the bytes that travelled, so the digest is reproduced.
             byte[] a = NaiveReference.rawTensor(weights, "base_model.model." + p.module + ".lora_A.weight");
             byte[] b = NaiveReference.rawTensor(weights, "base_model.model." + p.module + ".lora_B.weight");
@@ -143,9 +140,9 @@ class MergedVersionClientsTest {
     void exportOfHalfPrecisionVersionKeepsTheStoredBytes() throws Exception {
         String group = "exp-half";
         SplittableRandom rnd = new SplittableRandom(2);
-        Planted a = Planted.of(group, "h.0.attn.c_attn", 3, 8, 24, 1, TensorDType.F16, rnd);
-        MergedVersionManifest v1 = manifest(group, 1, List.of(a), List.of(new AdapterRef("h", 1L, 1.0, null, "d")));
-        publishVersion(v1, List.of(a));
+        PlantedLayer a = PlantedLayer.of(group, "h.0.attn.c_attn", 3, 8, 24, 1, TensorDType.F16, rnd);
+        MergedVersionManifest v1 = PlantedLayer.manifest(group, 1, List.of(a), List.of(new AdapterRef("h", 1L, 1.0, null, "d")));
+        kafka.plant(v1, List.of(a));
         MergedVersionReader reader = new MergedVersionReader(kafka.connection());
         MergedVersionManifest read = reader.manifest(group, null);
         assertEquals(v1, read);
@@ -164,14 +161,14 @@ class MergedVersionClientsTest {
     void exportFailsWhenTheLayerOfAModuleIsGone() throws Exception {
         String group = "exp-gone";
         SplittableRandom rnd = new SplittableRandom(3);
-        Planted kept = Planted.of(group, "m.keep", 2, 3, 3, 1, TensorDType.F32, rnd);
-        Planted gone = Planted.of(group, "m.gone", 2, 3, 3, 1, TensorDType.F32, rnd);
-        Planted later = Planted.of(group, "m.gone", 2, 3, 3, 2, TensorDType.F32, rnd);
-        MergedVersionManifest v1 = manifest(group, 1, List.of(kept, gone), List.of(new AdapterRef("x", 1L, 1.0, null, "d")));
-        MergedVersionManifest v2 = manifest(group, 2, List.of(kept, later), List.of(new AdapterRef("x", 2L, 1.0, null, "d")));
+        PlantedLayer kept = PlantedLayer.of(group, "m.keep", 2, 3, 3, 1, TensorDType.F32, rnd);
+        PlantedLayer gone = PlantedLayer.of(group, "m.gone", 2, 3, 3, 1, TensorDType.F32, rnd);
+        PlantedLayer later = PlantedLayer.of(group, "m.gone", 2, 3, 3, 2, TensorDType.F32, rnd);
+        MergedVersionManifest v1 = PlantedLayer.manifest(group, 1, List.of(kept, gone), List.of(new AdapterRef("x", 1L, 1.0, null, "d")));
+        MergedVersionManifest v2 = PlantedLayer.manifest(group, 2, List.of(kept, later), List.of(new AdapterRef("x", 2L, 1.0, null, "d")));
         // As after compaction: only the latest layer of m.gone is left, both manifests are.
-        publishVersion(v1, List.of(kept));
-        publishVersion(v2, List.of(later));
+        kafka.plant(v1, List.of(kept));
+        kafka.plant(v2, List.of(later));
         StringWriter err = new StringWriter();
         int code = cli(new StringWriter(), err).execute("export", "--group", group, "--version", "1", "--out",
                 dir.resolve("export-gone").toString(), "--bootstrap-servers", kafka.broker.bootstrapServers());
@@ -190,15 +187,15 @@ class MergedVersionClientsTest {
     void exportRefusesALayerWhoseBytesDoNotMatchItsDigest() throws Exception {
         String group = "exp-planted";
         SplittableRandom rnd = new SplittableRandom(4);
-        Planted honest = Planted.of(group, "m.one", 2, 3, 4, 1, TensorDType.F32, rnd);
-        Planted other = Planted.of(group, "m.one", 2, 3, 4, 1, TensorDType.F32, rnd);
-        MergedVersionManifest v1 = manifest(group, 1, List.of(honest), List.of(new AdapterRef("x", 1L, 1.0, null, "d")));
+        PlantedLayer honest = PlantedLayer.of(group, "m.one", 2, 3, 4, 1, TensorDType.F32, rnd);
+        PlantedLayer other = PlantedLayer.of(group, "m.one", 2, 3, 4, 1, TensorDType.F32, rnd);
+        MergedVersionManifest v1 = PlantedLayer.manifest(group, 1, List.of(honest), List.of(new AdapterRef("x", 1L, 1.0, null, "d")));
         // A layer that claims the manifest's digest but carries other bytes.
         MergedLayer lying = other.record();
         lying.setDigest(honest.digest);
         kafka.produce(kafka.topics.mergedLayers(), List.of(Map.entry(group + "|m.one",
                 kafka.serdes.mergedLayer().serializer().serialize(kafka.topics.mergedLayers(), lying))));
-        publishVersion(v1, List.of());
+        kafka.plant(v1, List.of());
         MergedVersionReader reader = new MergedVersionReader(kafka.connection());
         Map<String, MergedLayer> layers = reader.layers(v1);
         Path out = dir.resolve("export-planted");
@@ -211,9 +208,9 @@ class MergedVersionClientsTest {
     @Test
     void verificationCatchesATamperedFile() throws Exception {
         SplittableRandom rnd = new SplittableRandom(5);
-        Planted a = Planted.of("tamper", "m.x", 2, 3, 4, 1, TensorDType.F32, rnd);
-        Planted b = Planted.of("tamper", "m.y", 2, 4, 3, 1, TensorDType.F32, rnd);
-        MergedVersionManifest v1 = manifest("tamper", 1, List.of(a, b), List.of(new AdapterRef("x", 1L, 1.0, null, "d")));
+        PlantedLayer a = PlantedLayer.of("tamper", "m.x", 2, 3, 4, 1, TensorDType.F32, rnd);
+        PlantedLayer b = PlantedLayer.of("tamper", "m.y", 2, 4, 3, 1, TensorDType.F32, rnd);
+        MergedVersionManifest v1 = PlantedLayer.manifest("tamper", 1, List.of(a, b), List.of(new AdapterRef("x", 1L, 1.0, null, "d")));
         Path out = dir.resolve("tampered");
         PeftExport.write(out, v1, Map.of(a.module, a.record(), b.module, b.record()));
         PeftExport.verify(out, v1, null);
@@ -237,21 +234,21 @@ class MergedVersionClientsTest {
     @Test
     void versionsListsEveryGroupsLatestAndOneGroupsHistory() throws Exception {
         SplittableRandom rnd = new SplittableRandom(11);
-        Planted q1 = Planted.of("hist-a", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
-        Planted q2 = Planted.of("hist-a", "model.layers.0.q_proj", 3, 4, 3, 2, TensorDType.F32, rnd);
-        Planted v2 = Planted.of("hist-a", "model.layers.0.v_proj", 2, 4, 3, 2, TensorDType.F32, rnd);
+        PlantedLayer q1 = PlantedLayer.of("hist-a", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
+        PlantedLayer q2 = PlantedLayer.of("hist-a", "model.layers.0.q_proj", 3, 4, 3, 2, TensorDType.F32, rnd);
+        PlantedLayer v2 = PlantedLayer.of("hist-a", "model.layers.0.v_proj", 2, 4, 3, 2, TensorDType.F32, rnd);
         AdapterRef alpha = new AdapterRef("alpha", 1L, 1.0, null, "da"), beta = new AdapterRef("beta", 4L, 1.0, null, "db");
         List<MergedVersionManifest> a = List.of(
-                manifest("hist-a", 1, List.of(q1), List.of(alpha)),
-                manifest("hist-a", 2, List.of(q2, v2), List.of(alpha, beta)),
-                MergedVersionManifest.newBuilder(manifest("hist-a", 3, List.of(v2), List.of(beta)))
+                PlantedLayer.manifest("hist-a", 1, List.of(q1), List.of(alpha)),
+                PlantedLayer.manifest("hist-a", 2, List.of(q2, v2), List.of(alpha, beta)),
+                MergedVersionManifest.newBuilder(PlantedLayer.manifest("hist-a", 3, List.of(v2), List.of(beta)))
                         .setTrigger(new VersionTrigger("event-w", AdapterEventType.WITHDRAW, "alpha", 1L)).build());
-        publishVersion(a.get(0), List.of(q1));
-        publishVersion(a.get(1), List.of(q2, v2));
-        publishVersion(a.get(2), List.of());
-        Planted b1 = Planted.of("hist-b", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
-        MergedVersionManifest b = manifest("hist-b", 1, List.of(b1), List.of(alpha));
-        publishVersion(b, List.of(b1));
+        kafka.plant(a.get(0), List.of(q1));
+        kafka.plant(a.get(1), List.of(q2, v2));
+        kafka.plant(a.get(2), List.of());
+        PlantedLayer b1 = PlantedLayer.of("hist-b", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
+        MergedVersionManifest b = PlantedLayer.manifest("hist-b", 1, List.of(b1), List.of(alpha));
+        kafka.plant(b, List.of(b1));
         String bootstrap = kafka.broker.bootstrapServers();
 
         StringWriter out = new StringWriter(), err = new StringWriter();
@@ -286,11 +283,11 @@ class MergedVersionClientsTest {
         assertEquals(a, parsed, "one manifest per line, oldest first");
 
         // A deleted version (tombstone on its history key) is gone from the history and the count.
-        Planted c1 = Planted.of("hist-c", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
-        Planted c2 = Planted.of("hist-c", "model.layers.0.q_proj", 2, 4, 3, 2, TensorDType.F32, rnd);
-        publishVersion(manifest("hist-c", 1, List.of(c1), List.of(alpha)), List.of(c1));
-        MergedVersionManifest cLatest = manifest("hist-c", 2, List.of(c2), List.of(alpha));
-        publishVersion(cLatest, List.of(c2));
+        PlantedLayer c1 = PlantedLayer.of("hist-c", "model.layers.0.q_proj", 2, 4, 3, 1, TensorDType.F32, rnd);
+        PlantedLayer c2 = PlantedLayer.of("hist-c", "model.layers.0.q_proj", 2, 4, 3, 2, TensorDType.F32, rnd);
+        kafka.plant(PlantedLayer.manifest("hist-c", 1, List.of(c1), List.of(alpha)), List.of(c1));
+        MergedVersionManifest cLatest = PlantedLayer.manifest("hist-c", 2, List.of(c2), List.of(alpha));
+        kafka.plant(cLatest, List.of(c2));
         kafka.produce(kafka.topics.mergedVersions(), List.of(new java.util.AbstractMap.SimpleEntry<>("hist-c@1", null)));
         out = new StringWriter();
         assertEquals(0, cli(out, err).execute("versions", "--group", "hist-c", "--json", "--bootstrap-servers", bootstrap), err.toString());
@@ -315,10 +312,10 @@ class MergedVersionClientsTest {
         Path envFile = dir.resolve("watch-env.txt");
         String exec = "printf '%s %s %s %s %s\\n' \"$LORA_GROUP\" \"$LORA_SEQUENCE\" \"$LORA_DIR\" \"$LORA_DIGEST\" \"$LORA_MODULES\" >> '" + envFile + "'";
         SplittableRandom rnd = new SplittableRandom(6);
-        Planted q1 = Planted.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
-        Planted v1l = Planted.of(group, "l.v", 2, 4, 4, 1, TensorDType.F32, rnd);
-        MergedVersionManifest v1 = manifest(group, 1, List.of(q1, v1l), List.of(new AdapterRef("a", 1L, 1.0, null, "d")));
-        publishVersion(v1, List.of(q1, v1l));
+        PlantedLayer q1 = PlantedLayer.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
+        PlantedLayer v1l = PlantedLayer.of(group, "l.v", 2, 4, 4, 1, TensorDType.F32, rnd);
+        MergedVersionManifest v1 = PlantedLayer.manifest(group, 1, List.of(q1, v1l), List.of(new AdapterRef("a", 1L, 1.0, null, "d")));
+        kafka.plant(v1, List.of(q1, v1l));
 
         Path link = root.resolve(group);
         StringWriter out = new StringWriter();
@@ -330,9 +327,9 @@ class MergedVersionClientsTest {
         assertTrue(out.toString().contains("version 1 in place"), out.toString());
 
         // Restart after version 2 appeared.
-        Planted q2 = Planted.of(group, "l.q", 3, 4, 4, 2, TensorDType.F32, rnd);
-        MergedVersionManifest v2 = manifest(group, 2, List.of(q2, v1l), List.of(new AdapterRef("a", 2L, 1.0, null, "d")));
-        publishVersion(v2, List.of(q2));
+        PlantedLayer q2 = PlantedLayer.of(group, "l.q", 3, 4, 4, 2, TensorDType.F32, rnd);
+        MergedVersionManifest v2 = PlantedLayer.manifest(group, 2, List.of(q2, v1l), List.of(new AdapterRef("a", 2L, 1.0, null, "d")));
+        kafka.plant(v2, List.of(q2));
         assertEquals(0, watchOnce(group, root, exec, out, err), err.toString());
         assertEquals(Path.of(".versions", "w-2"), Files.readSymbolicLink(link));
         assertAdapterHolds(link, List.of(q2, v1l));
@@ -343,10 +340,10 @@ class MergedVersionClientsTest {
         assertEquals(Path.of(".versions", "w-2"), Files.readSymbolicLink(link));
         assertEquals(2, Files.readAllLines(envFile).size());
 
-        Planted v3l = Planted.of(group, "l.v", 2, 4, 4, 3, TensorDType.F32, rnd);
-        MergedVersionManifest v3 = manifest(group, 3, List.of(q2, v3l), List.of(new AdapterRef("a", 2L, 1.0, null, "d"),
+        PlantedLayer v3l = PlantedLayer.of(group, "l.v", 2, 4, 4, 3, TensorDType.F32, rnd);
+        MergedVersionManifest v3 = PlantedLayer.manifest(group, 3, List.of(q2, v3l), List.of(new AdapterRef("a", 2L, 1.0, null, "d"),
                 new AdapterRef("b", 1L, 2.0, null, "e")));
-        publishVersion(v3, List.of(v3l));
+        kafka.plant(v3, List.of(v3l));
         assertEquals(0, watchOnce(group, root, exec, out, err), err.toString());
         assertEquals(Path.of(".versions", "w-3"), Files.readSymbolicLink(link));
         assertAdapterHolds(link, List.of(q2, v3l));
@@ -354,8 +351,8 @@ class MergedVersionClientsTest {
 
         // Every adapter withdrawn: a version without modules. The link moves to a directory that holds only
         // manifest.json (no adapter files: there is no adapter), and the command learns it from LORA_MODULES=0.
-        MergedVersionManifest v4 = manifest(group, 4, List.of(), List.of());
-        publishVersion(v4, List.of());
+        MergedVersionManifest v4 = PlantedLayer.manifest(group, 4, List.of(), List.of());
+        kafka.plant(v4, List.of());
         assertEquals(0, watchOnce(group, root, exec, out, err), err.toString());
         assertEquals(Path.of(".versions", "w-4"), Files.readSymbolicLink(link));
         try (var files = Files.list(link)) {
@@ -380,8 +377,8 @@ class MergedVersionClientsTest {
         String group = "wb";
         Path root = dir.resolve("serving-bg");
         SplittableRandom rnd = new SplittableRandom(7);
-        Planted m1 = Planted.of(group, "k.proj", 2, 5, 3, 1, TensorDType.F32, rnd);
-        MergedVersionManifest v1 = manifest(group, 1, List.of(m1), List.of(new AdapterRef("a", 1L, 1.0, null, "d")));
+        PlantedLayer m1 = PlantedLayer.of(group, "k.proj", 2, 5, 3, 1, TensorDType.F32, rnd);
+        MergedVersionManifest v1 = PlantedLayer.manifest(group, 1, List.of(m1), List.of(new AdapterRef("a", 1L, 1.0, null, "d")));
         BlockingQueue<VersionWatcher.Swap> swaps = new LinkedBlockingQueue<>();
         VersionWatcher watcher = new VersionWatcher(kafka.connection(),
                 new VersionWatcher.Settings(group, root, "exit 3", Duration.ofSeconds(30)), swaps::add);
@@ -397,10 +394,10 @@ class MergedVersionClientsTest {
         t.start();
         try {
             // The manifest arrives before its layer: nothing may be swapped in yet.
-            publishVersion(v1, List.of());
+            kafka.plant(v1, List.of());
             assertNull(swaps.poll(3, TimeUnit.SECONDS), "no swap without the layer");
             assertFalse(Files.exists(root.resolve(group), java.nio.file.LinkOption.NOFOLLOW_LINKS));
-            publishVersion(null, List.of(m1));
+            kafka.plant(null, List.of(m1));
             VersionWatcher.Swap s1 = swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
             assertNotNull(s1, "version 1 swapped in once its layer arrived");
             assertEquals(1, s1.sequence());
@@ -408,19 +405,19 @@ class MergedVersionClientsTest {
             assertAdapterHolds(root.resolve(group), List.of(m1));
 
             // Version 2's layer carries bytes that do not give its digest: it must never be linked.
-            Planted honest = Planted.of(group, "k.proj", 2, 5, 3, 2, TensorDType.F32, rnd);
-            Planted other = Planted.of(group, "k.proj", 2, 5, 3, 2, TensorDType.F32, rnd);
+            PlantedLayer honest = PlantedLayer.of(group, "k.proj", 2, 5, 3, 2, TensorDType.F32, rnd);
+            PlantedLayer other = PlantedLayer.of(group, "k.proj", 2, 5, 3, 2, TensorDType.F32, rnd);
             MergedLayer lying = other.record();
             lying.setDigest(honest.digest);
             kafka.produce(kafka.topics.mergedLayers(), List.of(Map.entry(group + "|k.proj",
                     kafka.serdes.mergedLayer().serializer().serialize(kafka.topics.mergedLayers(), lying))));
-            publishVersion(manifest(group, 2, List.of(honest), List.of(new AdapterRef("a", 2L, 1.0, null, "d"))), List.of());
+            kafka.plant(PlantedLayer.manifest(group, 2, List.of(honest), List.of(new AdapterRef("a", 2L, 1.0, null, "d"))), List.of());
             assertNull(swaps.poll(3, TimeUnit.SECONDS), "the bad version is skipped");
             assertEquals(Path.of(".versions", "wb-1"), Files.readSymbolicLink(root.resolve(group)));
 
             // Every adapter withdrawn: a version without modules, written as manifest.json alone.
-            MergedVersionManifest v3 = manifest(group, 3, List.of(), List.of());
-            publishVersion(v3, List.of());
+            MergedVersionManifest v3 = PlantedLayer.manifest(group, 3, List.of(), List.of());
+            kafka.plant(v3, List.of());
             VersionWatcher.Swap s3 = swaps.poll(WAIT.toSeconds(), TimeUnit.SECONDS);
             assertNotNull(s3, "watching went on after the failing command and the bad version");
             assertEquals(3, s3.sequence());
@@ -438,10 +435,10 @@ class MergedVersionClientsTest {
         assertEquals(3, returned.get());
 
         // Two versions arrive while nobody watches: a restart converges to the latest.
-        Planted m4 = Planted.of(group, "k.proj", 2, 5, 3, 4, TensorDType.F32, rnd);
-        Planted m5 = Planted.of(group, "k.proj", 4, 5, 3, 5, TensorDType.F32, rnd);
-        publishVersion(manifest(group, 4, List.of(m4), List.of(new AdapterRef("a", 3L, 1.0, null, "d"))), List.of(m4));
-        publishVersion(manifest(group, 5, List.of(m5), List.of(new AdapterRef("a", 4L, 1.0, null, "d"))), List.of(m5));
+        PlantedLayer m4 = PlantedLayer.of(group, "k.proj", 2, 5, 3, 4, TensorDType.F32, rnd);
+        PlantedLayer m5 = PlantedLayer.of(group, "k.proj", 4, 5, 3, 5, TensorDType.F32, rnd);
+        kafka.plant(PlantedLayer.manifest(group, 4, List.of(m4), List.of(new AdapterRef("a", 3L, 1.0, null, "d"))), List.of(m4));
+        kafka.plant(PlantedLayer.manifest(group, 5, List.of(m5), List.of(new AdapterRef("a", 4L, 1.0, null, "d"))), List.of(m5));
         VersionWatcher again = new VersionWatcher(kafka.connection(),
                 new VersionWatcher.Settings(group, root, null, Duration.ofSeconds(30)), null);
         assertEquals(3, again.installedSequence());
@@ -499,8 +496,8 @@ class MergedVersionClientsTest {
         Path envFile = dir.resolve("owed-env.txt");
         String exec = "printf '%s %s\\n' \"$LORA_SEQUENCE\" \"$LORA_DIR\" >> '" + envFile + "'";
         SplittableRandom rnd = new SplittableRandom(8);
-        Planted q1 = Planted.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
-        publishVersion(manifest(group, 1, List.of(q1), List.of(new AdapterRef("a", 1L, 1.0, null, "d"))), List.of(q1));
+        PlantedLayer q1 = PlantedLayer.of(group, "l.q", 2, 4, 4, 1, TensorDType.F32, rnd);
+        kafka.plant(PlantedLayer.manifest(group, 1, List.of(q1), List.of(new AdapterRef("a", 1L, 1.0, null, "d"))), List.of(q1));
         StringWriter err = new StringWriter();
         assertEquals(0, watchOnce(group, root, exec, new StringWriter(), err), err.toString());
         Path pending = root.resolve("." + group + ".exec-pending");
@@ -549,40 +546,11 @@ class MergedVersionClientsTest {
     }
 
     /** Writes the layers (key group|module), then the manifest under group@sequence and group, as the service does. */
-    private static void publishVersion(MergedVersionManifest m, List<Planted> layers) throws Exception {
-        List<Map.Entry<String, byte[]>> records = new ArrayList<>();
-        for (Planted p : layers) {
-            records.add(Map.entry(p.group + "|" + p.module,
-                    kafka.serdes.mergedLayer().serializer().serialize(kafka.topics.mergedLayers(), p.record())));
-        }
-        if (!records.isEmpty()) kafka.produce(kafka.topics.mergedLayers(), records);
-        if (m != null) {
-            byte[] value = kafka.serdes.mergedVersion().serializer().serialize(kafka.topics.mergedVersions(), m);
-            kafka.produce(kafka.topics.mergedVersions(), List.of(Map.entry(m.getGroup() + "@" + m.getSequence(), value),
-                    Map.entry(m.getGroup(), value)));
-        }
-    }
-
-    private static MergedVersionManifest manifest(String group, long sequence, List<Planted> modules, List<AdapterRef> adapters) {
-        List<Planted> sorted = new ArrayList<>(modules);
-        sorted.sort((x, y) -> x.module.compareTo(y.module));
-        List<ModuleRef> refs = new ArrayList<>();
-        for (Planted p : sorted) refs.add(new ModuleRef(p.module, p.rank, p.dIn, p.dOut, p.digest));
-        Map<String, String> params = new TreeMap<>(Map.of("k", "0", "seed", "42", "canonical", "svd"));
-        return MergedVersionManifest.newBuilder().setGroup(group).setSequence(sequence).setBaseModel("tiny-base")
-                .setTrigger(new VersionTrigger("event-" + sequence, AdapterEventType.PUBLISH, "a", sequence))
-                .setAdapters(adapters).setModules(refs)
-                .setDigest(NaiveReference.wholeDigest(refs.stream().map(ModuleRef::getModule).toList(),
-                        refs.stream().map(ModuleRef::getDigest).toList()))
-                .setFanInFanOut(true).setTaskType("CAUSAL_LM").setParameters(params)
-                .setEventTimestamp(1_700_000_000_000L + sequence).setServiceVersion("lora-lego test").build();
-    }
-
     /** The written directory is a PEFT adapter with exactly these modules, shapes and values. */
-    private static void assertAdapterHolds(Path adapterDir, List<Planted> modules) throws IOException {
+    private static void assertAdapterHolds(Path adapterDir, List<PlantedLayer> modules) throws IOException {
         try (PeftAdapter adapter = PeftAdapter.open(adapterDir)) {
             assertEquals(new TreeSet<>(modules.stream().map(p -> p.module).toList()), adapter.modules().keySet());
-            for (Planted p : modules) {
+            for (PlantedLayer p : modules) {
                 assertEquals(p.rank, adapter.module(p.module).rank(), p.module);
                 assertEquals(p.dIn, adapter.module(p.module).dIn(), p.module);
                 assertEquals(p.dOut, adapter.module(p.module).dOut(), p.module);
@@ -639,75 +607,5 @@ class MergedVersionClientsTest {
         double[] d = new double[f.length];
         for (int i = 0; i < f.length; i++) d[i] = f[i];
         return d;
-    }
-
-    /** A hand-made merged layer: values exactly representable in its dtype, bytes and digest computed here. */
-    private static final class Planted {
-        final String group;
-        final String module;
-        final int rank;
-        final int dIn;
-        final int dOut;
-        final long sequence;
-        final TensorDType dtype;
-        final float[] a;
-        final float[] b;
-        final byte[] aBytes;
-        final byte[] bBytes;
-        final String digest;
-
-        private Planted(String group, String module, int rank, int dIn, int dOut, long sequence, TensorDType dtype,
-                        float[] a, float[] b) {
-            this.group = group;
-            this.module = module;
-            this.rank = rank;
-            this.dIn = dIn;
-            this.dOut = dOut;
-            this.sequence = sequence;
-            this.dtype = dtype;
-            this.a = a;
-            this.b = b;
-            this.aBytes = encode(a, dtype);
-            this.bBytes = encode(b, dtype);
-            this.digest = NaiveReference.sha256(aBytes, bBytes);
-        }
-
-        static Planted of(String group, String module, int rank, int dIn, int dOut, long sequence, TensorDType dtype,
-                          SplittableRandom rnd) {
-            return new Planted(group, module, rank, dIn, dOut, sequence, dtype, values(rank * dIn, dtype, rnd),
-                    values(dOut * rank, dtype, rnd));
-        }
-
-        MergedLayer record() {
-            return MergedLayer.newBuilder().setGroup(group).setModule(module).setSequence(sequence).setDtype(dtype)
-                    .setRank(rank).setDIn(dIn).setDOut(dOut).setA(ByteBuffer.wrap(aBytes)).setB(ByteBuffer.wrap(bBytes))
-                    .setDigest(digest).setInertia(0.25).setLiveAdapters(1).build();
-        }
-
-        private static float[] values(int n, TensorDType dtype, SplittableRandom rnd) {
-            float[] v = new float[n];
-            for (int i = 0; i < n; i++) {
-                switch (dtype) {
-                    case F32 -> v[i] = (float) (rnd.nextDouble() * 2 - 1);
-                    // Upper 16 bits of a float: exact in BF16.
-                    case BF16 -> v[i] = Float.intBitsToFloat(Float.floatToIntBits((float) (rnd.nextDouble() * 2 - 1)) & 0xffff0000);
-                    // k / 256 with |k| <= 1024: 11 significant bits at most, exact in F16.
-                    case F16 -> v[i] = (rnd.nextInt(2049) - 1024) / 256f;
-                }
-            }
-            return v;
-        }
-
-        private static byte[] encode(float[] v, TensorDType dtype) {
-            return switch (dtype) {
-                case F32 -> NaiveReference.f32Bytes(v);
-                case BF16 -> NaiveReference.bf16Bytes(v);
-                case F16 -> {
-                    ByteBuffer buf = ByteBuffer.allocate(v.length * 2).order(ByteOrder.LITTLE_ENDIAN);
-                    for (float f : v) buf.putShort(DTypeCodec.floatToHalf(f));
-                    yield buf.array();
-                }
-            };
-        }
     }
 }
