@@ -121,6 +121,24 @@ public enum ElementType {
     }
 
     /**
+     * Why the byte range {@code [begin, end)} cannot hold a tensor of this type with {@code shape} ({@code count}
+     * elements), or null if it holds exactly that: the one check of {@link SafetensorsFile} and {@link TensorInfo}.
+     */
+    String byteRangeMismatch(long[] shape, long count, long begin, long end) {
+        long needed;
+        try {
+            needed = byteLength(count);
+        } catch (ArithmeticException e) {
+            needed = -1;
+        } catch (IllegalArgumentException e) {
+            return "shape " + TensorShapes.format(shape) + ": " + e.getMessage() + ", which the format does not allow";
+        }
+        if (needed == end - begin) return null;
+        return "shape " + TensorShapes.format(shape) + " of " + name() + " needs " + count + " x " + sizeText()
+                + " but data_offsets [" + begin + ", " + end + "] span " + (end - begin);
+    }
+
+    /**
      * The element type for a safetensors header name (exact, case-sensitive, as the format defines it).
      *
      * @throws IllegalArgumentException for a name the format does not define

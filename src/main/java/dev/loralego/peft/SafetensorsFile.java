@@ -276,19 +276,9 @@ public final class SafetensorsFile implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new SafetensorsFormatException(where + ": " + e.getMessage());
         }
-        long needed;
-        try {
-            needed = type.byteLength(count);
-        } catch (ArithmeticException e) {
-            needed = -1;
-        } catch (IllegalArgumentException e) {
-            throw new SafetensorsFormatException(where + ": shape/byte-count mismatch: shape " + TensorShapes.format(shape)
-                    + ": " + e.getMessage() + ", which the format does not allow");
-        }
-        if (needed != end - begin) {
-            throw new SafetensorsFormatException(where + ": shape/byte-count mismatch: shape " + TensorShapes.format(shape)
-                    + " of " + type.safetensorsName() + " needs " + count + " x " + type.sizeText()
-                    + " but data_offsets [" + begin + ", " + end + "] span " + (end - begin));
+        String mismatch = type.byteRangeMismatch(shape, count, begin, end);
+        if (mismatch != null) {
+            throw new SafetensorsFormatException(where + ": shape/byte-count mismatch: " + mismatch);
         }
         return new TensorInfo(name, type, shape, begin, end);
     }

@@ -29,19 +29,9 @@ public record TensorInfo(String name, ElementType elementType, long[] shape, lon
             throw new IllegalArgumentException("tensor '" + name + "': invalid data offsets [" + dataStart + ", " + dataEnd + "]");
         }
         long count = TensorShapes.elementCount(name, shape);
-        long needed;
-        try {
-            needed = elementType.byteLength(count);
-        } catch (ArithmeticException e) {
-            needed = -1;
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("tensor '" + name + "': shape " + TensorShapes.format(shape) + ": "
-                    + e.getMessage(), e);
-        }
-        if (needed != dataEnd - dataStart) {
-            throw new IllegalArgumentException("tensor '" + name + "': shape " + TensorShapes.format(shape) + " of "
-                    + elementType.safetensorsName() + " needs " + count + " x " + elementType.sizeText()
-                    + " but data_offsets [" + dataStart + ", " + dataEnd + "] hold " + (dataEnd - dataStart));
+        String mismatch = elementType.byteRangeMismatch(shape, count, dataStart, dataEnd);
+        if (mismatch != null) {
+            throw new IllegalArgumentException("tensor '" + name + "': " + mismatch);
         }
     }
 
