@@ -151,13 +151,11 @@ final class PublishedSchemas {
         return List.copyOf(new TreeSet<>(missing.keySet()));
     }
 
-    /** The schema of a schemas-topic entry that a reader takes (a schema whose id is the entry's key), or null. */
+    /** The schema of a schemas-topic entry that a reader takes ({@link EmbeddedSchemaResolver#schemaOfEntry}), or null. */
     private static Schema schemaOfId(String key, byte[] value) {
-        if (value == null) return null;
         try {
-            Schema s = new Schema.Parser().parse(new String(value, StandardCharsets.UTF_8));
-            return Integer.toString(EmbeddedSchemaResolver.idOf(s)).equals(key) ? s : null;
-        } catch (RuntimeException e) {
+            return EmbeddedSchemaResolver.schemaOfEntry(key, value == null ? null : new String(value, StandardCharsets.UTF_8));
+        } catch (IllegalArgumentException e) {
             return null;
         }
     }

@@ -273,23 +273,18 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
      * @return true if the entry added a schema
      */
     public boolean addPublished(ConsumerRecord<String, String> r) {
-        if (r.value() == null) {
-            return false;
-        }
         Schema schema;
         try {
-            schema = new Schema.Parser().parse(r.value());
-        } catch (RuntimeException e) {
-            LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: not a schema ({})", r.key(), r.topic(),
-                    r.partition(), r.offset(), e.getMessage());
+            schema = schemaOfEntry(r.key(), r.value());
+        } catch (IllegalArgumentException e) {
+            LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: {}", r.key(), r.topic(), r.partition(), r.offset(),
+                    e.getMessage());
+            return false;
+        }
+        if (schema == null) {
             return false;
         }
         int id = idOf(schema);
-        if (!Integer.toString(id).equals(r.key())) {
-            LOG.warn("Skipping schemas-topic entry {} at {}-{}@{}: the schema's id is {}", r.key(),
-                    r.topic(), r.partition(), r.offset(), id);
-            return false;
-        }
         synchronized (this) {
             String known = canonical.get(id);
             if (known == null) {
@@ -304,6 +299,29 @@ public final class EmbeddedSchemaResolver implements SchemaResolver {
             }
             return false;
         }
+    }
+
+    /**
+     * The schema a schemas-topic entry holds: its value parsed, when the key is that schema's id; null for a
+     * tombstone.
+     *
+     * @throws IllegalArgumentException naming why otherwise: the value is not a schema, or its id is not the key
+     */
+    public static Schema schemaOfEntry(String key, String value) {
+        if (value == null) {
+            return null;
+        }
+        Schema schema;
+        try {
+            schema = new Schema.Parser().parse(value);
+        } catch (RuntimeException e) {
+            throw new IllegalArgumentException("not a schema (" + e.getMessage() + ")", e);
+        }
+        int id = idOf(schema);
+        if (!Integer.toString(id).equals(key)) {
+            throw new IllegalArgumentException("the schema's id is " + id);
+        }
+        return schema;
     }
 
     private static boolean reachedEnd(Consumer<String, String> consumer, List<TopicPartition> parts,
